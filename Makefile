@@ -1,0 +1,71 @@
+# Lethe. `make run` starts the local stack with demo data; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 3000
+LETHE_AWS_PORT ?= 4566
+FN ?=
+EVENT ?=
+
+.PHONY: venv run test unit integration e2e bench check lint format types cfn-lint invoke clean build-LetheLayer
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: venv
+	PORT=$(PORT) LETHE_AWS_PORT=$(LETHE_AWS_PORT) $(BIN)/python -m lethe_local
+
+test: venv
+	$(BIN)/python -m pytest tests --ignore=tests/benchmarks
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration
+
+e2e: venv
+	$(BIN)/python -m pytest tests/e2e
+
+bench: venv
+	$(BIN)/python -m pytest tests/benchmarks -m benchmark -s
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+types: venv
+	$(BIN)/mypy
+
+cfn-lint: venv
+	$(BIN)/cfn-lint template.yaml
+
+check: lint types cfn-lint test
+
+# Runs one function on the running local stack: make invoke FN=DeadlineFunction EVENT=events/deadline.json
+invoke: venv
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<file.json>"; exit 2; }
+	@test -f "$(EVENT)" || { echo "make invoke: event file '$(EVENT)' not found"; exit 2; }
+	@$(BIN)/python -m lethe_local.invoke "$(FN)" "$(EVENT)"
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+# sam build runs this for LetheLayer (BuildMethod: makefile; ContentUri is the repository root).
+build-LetheLayer:
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" -r layers/lethe/requirements.txt \
+		--platform manylinux2014_aarch64 --only-binary=:all: --implementation cp --python-version 3.11
+	cp -r layers/lethe/lethe "$(ARTIFACTS_DIR)/python/lethe"
+	mkdir -p "$(ARTIFACTS_DIR)/config"
+	cp config/inventory.yaml "$(ARTIFACTS_DIR)/config/inventory.yaml"

@@ -1,0 +1,83 @@
+"""The one place where domain errors become HTTP answers: {"error": {"code", "message"}} with a 4xx."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from lethe import errors
+
+
+class ErrorDetail(BaseModel):
+    code: Annotated[str, Field(description="Stable, machine-readable error code")]
+    message: Annotated[str, Field(description="What went wrong, for a person")]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
+    errors.RequestNotFound: HTTPStatus.NOT_FOUND,
+    errors.LegalHoldNotFound: HTTPStatus.NOT_FOUND,
+    errors.ConsentNotFound: HTTPStatus.NOT_FOUND,
+    errors.InvalidTransition: HTTPStatus.CONFLICT,
+    errors.LegalHoldActive: HTTPStatus.CONFLICT,
+    errors.ExtensionNotAllowed: HTTPStatus.CONFLICT,
+    errors.VerificationFailed: HTTPStatus.BAD_REQUEST,
+    errors.VerificationExpired: HTTPStatus.GONE,
+    errors.VerificationLocked: HTTPStatus.LOCKED,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
+    errors.InvalidToken: HTTPStatus.BAD_REQUEST,
+    errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
+}
+
+# Declared on every route, so the OpenAPI spec documents the error body fuzzers check against.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": ErrorBody}}}
+    for code in (400, 404, 409, 410, 413, 422, 423, 429)
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+    body = {"error": {"code": code, "message": message}}
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+
+
+def _describe(errors_: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors_[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def register_error_handlers(app: ApiGatewayResolver) -> None:
+    """Install the error map on a resolver. Never matches on message text."""
+
+    @app.exception_handler(errors.LetheError)
+    def _domain(exc: errors.LetheError) -> Response[str]:
+        status = STATUS_FOR.get(type(exc), HTTPStatus.BAD_REQUEST)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+        return error_response(status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        # The resolver's default 422 body is not the schema we declare; answer ours instead.
+        found = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in found):
+            return error_response(400, "malformed_json", "the body is not valid JSON")
+        return error_response(422, "invalid_request", _describe(list(found)))
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response[str]:
+        return error_response(404, "not_found", "no such route")

@@ -1,0 +1,41 @@
+"""Routes of the public API. Each route reads typed input, calls one logic function, returns typed output."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from pydantic import BaseModel, Field
+
+from lethe.api import form, public_consent, public_exports, public_requests
+from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
+from lethe.domain import Regulation, RequestType
+
+
+class Discovery(BaseModel):
+    """OpenDSR-style discovery: what this controller accepts."""
+
+    api_version: str = API_VERSION
+    supported_request_types: list[RequestType]
+    supported_identities: Annotated[list[str], Field(description="How a requester proves identity")]
+    supported_regulations: list[Regulation]
+    processor_note: str
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
+
+    @app.get("/discovery", summary="Supported request types, identities and regulations", tags=["discovery"])
+    def discovery() -> Discovery:
+        return Discovery(
+            supported_request_types=list(RequestType),
+            supported_identities=["email (one-time code)"],
+            supported_regulations=list(Regulation),
+            processor_note=(
+                "Guests of a customer: data held for that customer is processed on its behalf, "
+                "and the request is also routed to the customer."
+            ),
+        )
+
+    for module in (form, public_requests, public_consent, public_exports):
+        module.register(app)

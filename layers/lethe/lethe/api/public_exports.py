@@ -1,0 +1,9 @@
+"""Routes: public_exports (registered by lethe.api.public)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    """No routes yet."""

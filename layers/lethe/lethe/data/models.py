@@ -1,0 +1,235 @@
+"""pynamodb models of Lethe's own tables. Their keys and indexes are checked against template.yaml
+by tests/unit/test_template_models.py; the table names are bound from settings by `bind_models`."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from lethe.settings import Settings
+
+
+class RequestsByStatus(GlobalSecondaryIndex["RequestSummaryRecord"]):
+    class Meta:
+        index_name = "by_status_due"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class RequestsBySubject(GlobalSecondaryIndex["RequestSummaryRecord"]):
+    class Meta:
+        index_name = "by_subject"
+        projection = KeysOnlyProjection()
+
+    subject_ref = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RequestSummaryRecord(Model):
+    """One row per request: pk REQ#<id>, sk SUMMARY. Its events share the partition."""
+
+    class Meta:
+        table_name = "RequestsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    status = UnicodeAttribute()
+    regulation = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    due_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    subject_ref = UnicodeAttribute()
+    # Contact details are needed to answer the subject; never logged, never in the audit.
+    email = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    details = UnicodeAttribute(null=True)
+    corrections = JSONAttribute(null=True)
+    code_hash = UnicodeAttribute(null=True)
+    code_expires_at = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    extended = BooleanAttribute(default=False)
+    extension_reason = UnicodeAttribute(null=True)
+    denial_reason = UnicodeAttribute(null=True)
+    datasets_pending = UnicodeSetAttribute(null=True)
+    datasets_done = UnicodeSetAttribute(null=True)
+    datasets_failed = UnicodeSetAttribute(null=True)
+    outcome = JSONAttribute(null=True)
+    version = NumberAttribute(default=0)
+
+    by_status = RequestsByStatus()
+    by_subject = RequestsBySubject()
+
+
+class RequestEventRecord(Model):
+    """One row per transition or task outcome: pk REQ#<id>, sk EVENT#<iso time>#<n>."""
+
+    class Meta:
+        table_name = "RequestsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    from_status = UnicodeAttribute(null=True)
+    to_status = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(default="system")
+    detail = JSONAttribute(null=True)
+
+
+class GrantedPurposeIndex(GlobalSecondaryIndex["ConsentRecord"]):
+    class Meta:
+        index_name = "by_granted_purpose"
+        projection = AllProjection()
+
+    granted_purpose = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class ConsentRecord(Model):
+    """Current state: pk SUBJ#<subject_id>, sk PURPOSE#<name>. History: sk HIST#<iso time>#<name>."""
+
+    class Meta:
+        table_name = "ConsentsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    subject_id = UnicodeAttribute()
+    purpose = UnicodeAttribute()
+    granted = BooleanAttribute()
+    policy_version = UnicodeAttribute()
+    source = UnicodeAttribute()
+    at = UnicodeAttribute()
+    ip_hash = UnicodeAttribute(null=True)
+    user_agent_family = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
+    # Set only on current rows of granted purposes: makes by_granted_purpose sparse.
+    granted_purpose = UnicodeAttribute(null=True)
+    contact_ref = UnicodeAttribute(null=True)
+
+    by_granted_purpose = GrantedPurposeIndex()
+
+
+class AuditRecord(Model):
+    """Append-only, hash-chained. No raw PII: subjects appear only as HMAC references."""
+
+    class Meta:
+        table_name = "AuditTable"
+
+    chain = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    at = UnicodeAttribute()
+    action = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    request_id = UnicodeAttribute(null=True)
+    subject_ref = UnicodeAttribute(null=True)
+    dataset = UnicodeAttribute(null=True)
+    details = JSONAttribute(null=True)
+    prev_hash = UnicodeAttribute()
+    hash = UnicodeAttribute()
+
+
+class SuppressionRecord(Model):
+    class Meta:
+        table_name = "SuppressionTable"
+
+    subject_ref = UnicodeAttribute(hash_key=True)
+    reason = UnicodeAttribute()
+    at = UnicodeAttribute()
+    source = UnicodeAttribute(null=True)
+
+
+class VaultByPurgeDay(GlobalSecondaryIndex["VaultRecord"]):
+    class Meta:
+        index_name = "by_purge_day"
+        projection = KeysOnlyProjection()
+
+    purge_day = UnicodeAttribute(hash_key=True)
+    purge_at = UnicodeAttribute(range_key=True)
+
+
+class VaultBySubject(GlobalSecondaryIndex["VaultRecord"]):
+    class Meta:
+        index_name = "by_subject"
+        projection = KeysOnlyProjection()
+
+    subject_ref = UnicodeAttribute(hash_key=True)
+    vault_id = UnicodeAttribute(range_key=True)
+
+
+class VaultRecord(Model):
+    """An isolated item: out of every processing path until its purge date. Own KMS key."""
+
+    class Meta:
+        table_name = "VaultTable"
+
+    vault_id = UnicodeAttribute(hash_key=True)
+    dataset = UnicodeAttribute()
+    table = UnicodeAttribute()
+    item_key = JSONAttribute()
+    item = JSONAttribute()
+    subject_ref = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute()
+    isolated_at = UnicodeAttribute()
+    purge_at = UnicodeAttribute()
+    purge_day = UnicodeAttribute()
+    request_id = UnicodeAttribute(null=True)
+    hold_ids = ListAttribute(of=UnicodeAttribute, null=True)
+
+    by_purge_day = VaultByPurgeDay()
+    by_subject = VaultBySubject()
+
+
+class ControlRecord(Model):
+    """Legal holds (pk HOLD), policy versions (pk POLICY), rate counters (pk RATE#..., TTL)."""
+
+    class Meta:
+        table_name = "ControlTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute(null=True)
+    data = JSONAttribute(null=True)
+    count = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
+    active = BooleanAttribute(null=True)
+    lifted_at = UTCDateTimeAttribute(null=True)
+
+
+ALL_MODELS: dict[str, list[type[Model]]] = {
+    "RequestsTable": [RequestSummaryRecord, RequestEventRecord],
+    "ConsentsTable": [ConsentRecord],
+    "AuditTable": [AuditRecord],
+    "SuppressionTable": [SuppressionRecord],
+    "VaultTable": [VaultRecord],
+    "ControlTable": [ControlRecord],
+}
+
+_SETTING_FOR = {
+    "RequestsTable": "requests_table",
+    "ConsentsTable": "consents_table",
+    "AuditTable": "audit_table",
+    "SuppressionTable": "suppression_table",
+    "VaultTable": "vault_table",
+    "ControlTable": "control_table",
+}
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at the physical tables named by settings (once per cold start)."""
+    for logical_id, models in ALL_MODELS.items():
+        for model in models:
+            model.Meta.table_name = getattr(settings, _SETTING_FOR[logical_id])
+            model.Meta.region = settings.region

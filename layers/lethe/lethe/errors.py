@@ -1,0 +1,101 @@
+"""Domain errors. HTTP mapping lives in one place: lethe.api.errors."""
+
+from __future__ import annotations
+
+
+class LetheError(Exception):
+    """Base of every error Lethe raises on purpose. `code` is stable and shown to clients."""
+
+    code = "lethe_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InventoryError(LetheError):
+    """The data map is invalid. Raised at load, naming the dataset and field at fault."""
+
+    code = "invalid_inventory"
+
+    def __init__(self, message: str, *, dataset: str | None = None, field: str | None = None) -> None:
+        where = ".".join(p for p in ("datasets" if dataset else None, dataset, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.dataset = dataset
+        self.field = field
+
+
+class ConfigurationError(LetheError):
+    code = "configuration_error"
+
+
+class RequestNotFound(LetheError):
+    code = "request_not_found"
+
+
+class InvalidTransition(LetheError):
+    code = "invalid_transition"
+
+
+class VerificationFailed(LetheError):
+    code = "verification_failed"
+
+
+class VerificationLocked(LetheError):
+    code = "verification_locked"
+
+
+class VerificationExpired(LetheError):
+    code = "verification_expired"
+
+
+class RateLimited(LetheError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LegalHoldActive(LetheError):
+    code = "legal_hold_active"
+
+
+class LegalHoldNotFound(LetheError):
+    code = "legal_hold_not_found"
+
+
+class InvalidConsent(LetheError):
+    code = "invalid_consent"
+
+
+class ConsentNotFound(LetheError):
+    code = "consent_not_found"
+
+
+class InvalidToken(LetheError):
+    code = "invalid_token"
+
+
+class ExtensionNotAllowed(LetheError):
+    code = "extension_not_allowed"
+
+
+class Unauthorized(LetheError):
+    code = "unauthorized"
+
+
+class Forbidden(LetheError):
+    code = "forbidden"
+
+
+class DatasetUnavailable(LetheError):
+    """A table named in the inventory cannot be reached. The task fails and is retried."""
+
+    code = "dataset_unavailable"
+
+
+class ConflictingWrite(LetheError):
+    """An item changed between read and write; the write was refused by its condition."""
+
+    code = "conflicting_write"

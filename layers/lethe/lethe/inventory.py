@@ -1,0 +1,213 @@
+"""The data map: which datasets hold personal data and how to find, export, erase and retain them.
+
+The file is validated at load. A bad file raises InventoryError naming the dataset and field at
+fault, and nothing runs. Tables named here need not exist yet: a missing table is reported when a
+task first touches it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lethe.durations import Duration
+from lethe.errors import InventoryError
+
+_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+_CATEGORY = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+
+
+class EraseStrategy(StrEnum):
+    remove = "remove"
+    redact = "redact"
+    pseudonymize = "pseudonymize"
+    random = "random"
+    truncate_ip = "truncate_ip"
+    coarsen_date = "coarsen_date"
+
+
+class Action(StrEnum):
+    delete = "delete"
+    anonymize = "anonymize"
+    isolate = "isolate"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    category: Annotated[str, Field(pattern=_CATEGORY, description="Data category, e.g. user.contact.email")]
+    erase: EraseStrategy
+    rectifiable: Annotated[bool, Field(description="The subject may correct this field")] = False
+
+
+class SubjectLookup(_Strict):
+    attribute: Annotated[str, Field(min_length=1)]
+    index: Annotated[str | None, Field(min_length=1)] = None
+
+
+class TableKey(_Strict):
+    hash: Annotated[str, Field(min_length=1)]
+    range: Annotated[str | None, Field(min_length=1)] = None
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return (self.hash,) if self.range is None else (self.hash, self.range)
+
+
+class Retention(_Strict):
+    since: Annotated[str, Field(min_length=1, description="Attribute holding the start (ISO 8601 or epoch s)")]
+    after: Duration
+    action: Action
+    index: Annotated[str | None, Field(min_length=1, description="Sparse GSI on the expiry bucket")] = None
+    shards: Annotated[int, Field(ge=1, le=1000, description="Expiry buckets per day in the index")] = 1
+    basis: Annotated[str | None, Field(description="Why this period, e.g. a statute")] = None
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 duration string such as P30D")
+        return Duration.parse(value)
+
+
+class Dataset(_Strict):
+    name: str = ""
+    table: Annotated[str, Field(min_length=1, description="Logical id in template.yaml, or a physical name")]
+    description: Annotated[str, Field(min_length=1)]
+    controller: Literal["self", "customer"]
+    customer: Annotated[
+        str | None, Field(description="Attribute naming the customer the data is held for (controller: customer)")
+    ] = None
+    subject: SubjectLookup
+    key: Annotated[
+        TableKey | None, Field(description="Primary key; when omitted it is read from DescribeTable once")
+    ] = None
+    fields: Annotated[dict[str, FieldSpec], Field(min_length=1)]
+    purposes: Annotated[list[Annotated[str, Field(pattern=_NAME)]], Field(min_length=1)]
+    recipients: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    retention: Retention | None = None
+    on_erasure: Action
+
+    @model_validator(mode="after")
+    def _safe(self) -> Dataset:
+        if self.subject.index is None and self.key is not None and self.subject.attribute != self.key.hash:
+            # Without an index, finding a subject's items would need a Scan.
+            raise ValueError("subject.index: required unless subject.attribute is the table's hash key")
+        if self.key is not None:
+            keys = set(self.key.attributes)
+        elif self.subject.index is None:
+            keys = {self.subject.attribute}
+        else:
+            keys = set()
+        anonymizes = self.on_erasure is Action.anonymize or (
+            self.retention is not None and self.retention.action is Action.anonymize
+        )
+        if anonymizes:
+            touched = sorted(keys & set(self.fields))
+            if touched:
+                # A key attribute cannot be rewritten in place; anonymizing would have to delete.
+                raise ValueError(
+                    f"fields.{touched[0]}: key attributes cannot be anonymized in place; "
+                    "use delete or isolate, or drop the field"
+                )
+        return self
+
+    @property
+    def subject_is_key(self) -> bool:
+        return self.subject.index is None
+
+
+class Inventory(_Strict):
+    version: Literal[1]
+    datasets: Annotated[dict[Annotated[str, Field(pattern=_NAME)], Dataset], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("datasets"), dict):
+            data = dict(data)
+            data["datasets"] = {
+                name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                for name, spec in data["datasets"].items()
+            }
+        return data
+
+    def dataset(self, name: str) -> Dataset:
+        return self.datasets[name]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A duplicated key silently overwrites in YAML; in a data map it hides a mistake."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "datasets":
+        return parts[1], ".".join(parts[2:]) or None
+    return None, ".".join(parts) or None
+
+
+def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(f"{source} is not valid YAML{where}: {problem}") from exc
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{source} must be a mapping with 'version' and 'datasets'")
+    try:
+        return Inventory.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        dataset, field = _locate(tuple(first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling against the inventory contract)"
+        elif first["type"] == "missing":
+            message = "required field is missing"
+        raise InventoryError(message, dataset=dataset, field=field) from exc
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"cannot read inventory file {path}: {exc.strerror}") from exc
+    return parse_inventory(text, source=str(path))
+
+
+@lru_cache(maxsize=4)
+def cached_inventory(path: str) -> Inventory:
+    return load_inventory(path)
+
+
+def get_inventory() -> Inventory:
+    """The inventory named by settings (LETHE_INVENTORY), loaded once per cold start."""
+    from lethe.settings import get_settings
+
+    return cached_inventory(str(get_settings().inventory))

@@ -1,0 +1,71 @@
+"""Deployment settings, read from the environment once per cold start."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_INVENTORY = Path(__file__).resolve().parents[3] / "config" / "inventory.yaml"
+
+
+class Settings(BaseSettings):
+    """Everything a function needs to find its resources. Defaults suit the local stack and tests,
+    where every resource is named by its logical id in template.yaml."""
+
+    model_config = SettingsConfigDict(env_prefix="LETHE_", frozen=True, extra="ignore")
+
+    inventory: Annotated[Path, Field(description="Path of the data map (inventory.yaml)")] = _REPO_INVENTORY
+    requests_table: str = "RequestsTable"
+    consents_table: str = "ConsentsTable"
+    audit_table: str = "AuditTable"
+    suppression_table: str = "SuppressionTable"
+    vault_table: str = "VaultTable"
+    control_table: str = "ControlTable"
+    idempotency_table: str = "IdempotencyTable"
+    export_bucket: str = "lethe-exportbucket"
+    work_queue_url: str = ""
+    retention_queue_url: str = ""
+    notification_queue_url: str = ""
+    subject_key_secret: str = "SubjectKeySecret"  # noqa: S105 - the secret's name, not its value
+    sender_email: str = "privacy@example.com"
+    operator_email: str = "privacy-ops@example.com"
+    event_bus: str = "default"
+    public_base_url: Annotated[str, Field(description="Base URL of the public API, for links in emails")] = (
+        "http://127.0.0.1:3000"
+    )
+    admin_token: Annotated[
+        str, Field(description="Bearer token for /admin routes on the local stack; empty means IAM only")
+    ] = ""
+    region: Annotated[str, Field(validation_alias="AWS_REGION")] = "us-east-1"
+    dataset_tables: Annotated[
+        dict[str, str],
+        Field(description="Logical table id -> physical name, for inventory entries that name a logical id"),
+    ] = Field(default_factory=dict)
+
+    verification_code_ttl_minutes: int = 15
+    verification_max_attempts: int = 5
+    unverified_expiry_days: int = 7
+    export_link_ttl_seconds: Annotated[int, Field(le=7 * 24 * 3600, gt=0)] = 7 * 24 * 3600
+    submissions_per_email_per_hour: int = 5
+    submissions_per_ip_per_hour: int = 20
+
+    @field_validator("dataset_tables", mode="before")
+    @classmethod
+    def _parse_table_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def table_name(self, table: str) -> str:
+        """The physical name of a table named in the inventory (a logical id or already physical)."""
+        return self.dataset_tables.get(table, table)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

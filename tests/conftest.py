@@ -1,0 +1,101 @@
+"""Shared fixtures. `aws` gives a moto account with every resource of template.yaml created from
+the template itself; `invoke` runs a function's real handler in process."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS = REPO / "events"
+
+# No test may reach a real AWS account.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="Lethe",
+    POWERTOOLS_SERVICE_NAME="lethe",
+    POWERTOOLS_DEV="false",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def reset_process_caches() -> None:
+    """Forget everything a cold start would not have: settings, clients, keys, inventory, modules."""
+    from lethe.aws import reset_clients
+    from lethe.inventory import cached_inventory
+    from lethe.keys import reset_key_ring
+    from lethe.settings import get_settings
+    from lethe_local.functions import forget_modules
+
+    get_settings.cache_clear()
+    cached_inventory.cache_clear()
+    reset_clients()
+    reset_key_ring()
+    forget_modules()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh moto account holding the stack of template.yaml, with the functions' environment set."""
+    from moto import mock_aws
+
+    from lethe.data.models import bind_models
+    from lethe.settings import get_settings
+    from lethe_local.resources import create_stack
+
+    with mock_aws():
+        stack = create_stack()
+        for name, value in stack.environment.items():
+            monkeypatch.setenv(name, value)
+        reset_process_caches()
+        bind_models(get_settings())
+        yield stack
+    reset_process_caches()
+
+
+@pytest.fixture
+def invoke(aws: Any) -> Callable[..., Any]:
+    """Run a function's handler in process: invoke("PublicApiFunction", event)."""
+    from lethe_local.functions import context_for, handler
+    from lethe_local.template import functions, load_template
+
+    specs = functions(load_template())
+
+    def run(logical_id: str, event: dict[str, Any]) -> Any:
+        spec = specs[logical_id]
+        return handler(spec)(event, context_for(spec))
+
+    return run
+
+
+@pytest.fixture
+def sample_event() -> Callable[[str], dict[str, Any]]:
+    def load(name: str) -> dict[str, Any]:
+        return json.loads((EVENTS / name).read_text())  # type: ignore[no-any-return]
+
+    return load
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked by the folder it lives in (unit, integration, e2e, benchmarks)."""
+    marks = {
+        "unit": pytest.mark.unit,
+        "integration": pytest.mark.integration,
+        "e2e": pytest.mark.e2e,
+        "benchmarks": pytest.mark.benchmark,
+    }
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in marks:
+            item.add_marker(marks[parts[0]])
