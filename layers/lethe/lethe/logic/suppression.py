@@ -1,0 +1,30 @@
+"""The suppression list: HMACs of addresses that opted out of marketing or were erased,
+so that marketing never reaches them again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import PutError
+
+from lethe.data.models import SuppressionRecord
+from lethe.keys import key_ring
+
+
+def suppress(email: str, *, reason: str, source: str) -> str:
+    """Add an address (idempotent: a second call keeps the first reason and time). Returns its reference."""
+    ring = key_ring()
+    ref = ring.subject_ref(email)
+    if not is_suppressed(email):
+        try:
+            SuppressionRecord(ref, reason=reason, at=datetime.now(UTC).isoformat(), source=source).save(
+                condition=SuppressionRecord.subject_ref.does_not_exist()
+            )
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+    return ref
+
+
+def is_suppressed(email: str) -> bool:
+    return any(SuppressionRecord.count(ref) for ref in key_ring().subject_refs(email))
