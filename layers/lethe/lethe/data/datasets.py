@@ -1,0 +1,244 @@
+"""DynamoDB access to the inventory's datasets (the service tables that hold personal data).
+
+A subject's items are found by Query on the dataset's subject index, or on the table's key when the
+subject attribute is the hash key; never by Scan. Every write touches only what it must and is
+conditional, so a redelivered task or a concurrent change is refused rather than overwritten.
+Items are plain dicts (numbers as Decimal), as boto3's deserializer gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from lethe.aws import client
+from lethe.errors import ConflictingWrite, DatasetUnavailable
+from lethe.inventory import Dataset, TableKey
+from lethe.keys import KeyRing, normalize_email
+from lethe.logic.masking import anonymize
+from lethe.settings import get_settings
+
+RESTRICTED_ATTRIBUTE = "lethe_restricted"
+BATCH_SIZE = 25
+_MAX_UNPROCESSED_ROUNDS = 8
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_wire(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in value.items()}
+
+
+def from_wire(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in value.items()}
+
+
+def table_name(dataset: Dataset) -> str:
+    return get_settings().table_name(dataset.table)
+
+
+def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
+    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({_code(exc)})")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "unknown"))
+
+
+@cache
+def _described_key(physical_table: str) -> TableKey:
+    """DescribeTable once per table per process, for datasets whose inventory entry omits `key`."""
+    schema = client("dynamodb").describe_table(TableName=physical_table)["Table"]["KeySchema"]
+    parts = {entry["KeyType"]: entry["AttributeName"] for entry in schema}
+    return TableKey(hash=parts["HASH"], range=parts.get("RANGE"))
+
+
+def forget_described_keys() -> None:
+    _described_key.cache_clear()
+
+
+def table_key(dataset: Dataset) -> TableKey:
+    if dataset.key is not None:
+        return dataset.key
+    try:
+        return _described_key(table_name(dataset))
+    except ClientError as exc:
+        raise _unavailable(dataset, exc) from exc
+
+
+def key_of(dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
+    return {name: item[name] for name in table_key(dataset).attributes}
+
+
+def _subject_values(email: str) -> list[str]:
+    normalized = normalize_email(email)
+    return [normalized] if normalized == email else [normalized, email]
+
+
+def items_for_subject(dataset: Dataset, email: str, *, consistent: bool = False) -> Iterator[dict[str, Any]]:
+    """Every item of the subject, page by page (one Query per page, following LastEvaluatedKey)."""
+    attribute = dataset.subject.attribute
+    ddb = client("dynamodb")
+    for value in _subject_values(email):
+        request: dict[str, Any] = {
+            "TableName": table_name(dataset),
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": attribute},
+            "ExpressionAttributeValues": {":s": {"S": value}},
+        }
+        if dataset.subject.index is not None:
+            request["IndexName"] = dataset.subject.index
+        elif consistent:
+            request["ConsistentRead"] = True
+        while True:
+            try:
+                page = ddb.query(**request)
+            except ClientError as exc:
+                raise _unavailable(dataset, exc) from exc
+            for raw in page.get("Items", []):
+                yield from_wire(raw)
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _unchanged_condition(
+    item: dict[str, Any], attributes: Iterable[str], names: dict[str, str], values: dict[str, Any]
+) -> list[str]:
+    """Each listed attribute still holds the value we read (so a second run, which would see the
+    masked value, is refused instead of masking twice)."""
+    clauses = []
+    for i, attribute in enumerate(sorted(set(attributes))):
+        names[f"#c{i}"] = attribute
+        values[f":c{i}"] = _serializer.serialize(item[attribute])
+        clauses.append(f"#c{i} = :c{i}")
+    return clauses
+
+
+def update_item(
+    dataset: Dataset,
+    item: dict[str, Any],
+    *,
+    to_set: dict[str, Any],
+    to_remove: Iterable[str] = (),
+    condition_attribute: str,
+    condition_value: Any,
+    unchanged: Iterable[str] = (),
+) -> bool:
+    """One UpdateItem touching only `to_set` and `to_remove`, conditional on the item still having
+    `condition_attribute` = `condition_value` and the `unchanged` attributes as read.
+    A failed condition (already done, or changed meanwhile) returns False and writes nothing."""
+    to_remove = [name for name in to_remove if name not in to_set]
+    key_attributes = set(table_key(dataset).attributes)
+    touched = (set(to_set) | set(to_remove)) & key_attributes
+    if touched:
+        raise ConflictingWrite(f"dataset {dataset.name}: key attribute {sorted(touched)[0]} cannot be rewritten")
+    if not to_set and not to_remove:
+        return False
+    names: dict[str, str] = {"#subject": condition_attribute}
+    values: dict[str, Any] = {":subject": _serializer.serialize(condition_value)}
+    sets, removes = [], []
+    for i, (name, value) in enumerate(to_set.items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = _serializer.serialize(value)
+        sets.append(f"#f{i} = :f{i}")
+    for i, name in enumerate(to_remove):
+        names[f"#r{i}"] = name
+        removes.append(f"#r{i}")
+    conditions = ["#subject = :subject", *_unchanged_condition(item, unchanged, names, values)]
+    expression = " ".join(
+        part
+        for part in (f"SET {', '.join(sets)}" if sets else "", f"REMOVE {', '.join(removes)}" if removes else "")
+        if part
+    )
+    try:
+        client("dynamodb").update_item(
+            TableName=table_name(dataset),
+            Key=to_wire(key_of(dataset, item)),
+            UpdateExpression=expression,
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if _code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise _unavailable(dataset, exc) from exc
+    return True
+
+
+def anonymize_item(
+    dataset: Dataset,
+    item: dict[str, Any],
+    ring: KeyRing,
+    now: datetime,
+    *,
+    condition_attribute: str,
+    condition_value: Any,
+) -> bool:
+    """Mask the dataset's fields on one item (one UpdateItem). False when the item no longer
+    belongs to the subject or changed since it was read: nothing is overwritten."""
+    to_set, to_remove = anonymize(dataset, item, ring, now)
+    return update_item(
+        dataset,
+        item,
+        to_set=to_set,
+        to_remove=to_remove,
+        condition_attribute=condition_attribute,
+        condition_value=condition_value,
+        unchanged=[*to_set, *to_remove],
+    )
+
+
+def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]]) -> int:
+    """BatchWriteItem, 25 keys at a time, retrying UnprocessedItems. Returns how many were sent."""
+    name = table_name(dataset)
+    ddb = client("dynamodb")
+    batch: list[dict[str, Any]] = []
+    sent = 0
+
+    def flush() -> None:
+        pending = {name: [{"DeleteRequest": {"Key": to_wire(key)}} for key in batch]}
+        for _ in range(_MAX_UNPROCESSED_ROUNDS):
+            try:
+                response = ddb.batch_write_item(RequestItems=pending)
+            except ClientError as exc:
+                raise _unavailable(dataset, exc) from exc
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+        raise DatasetUnavailable(f"dataset {dataset.name}: deletes stayed unprocessed after retries")
+
+    for key in keys:
+        batch.append(key)
+        if len(batch) == BATCH_SIZE:
+            flush()
+            sent += len(batch)
+            batch = []
+    if batch:
+        flush()
+        sent += len(batch)
+    return sent
+
+
+def delete_item(dataset: Dataset, item: dict[str, Any], *, condition_attribute: str, condition_value: Any) -> bool:
+    """One conditional DeleteItem (the item must still belong to the subject). False if it did not."""
+    try:
+        client("dynamodb").delete_item(
+            TableName=table_name(dataset),
+            Key=to_wire(key_of(dataset, item)),
+            ConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": condition_attribute},
+            ExpressionAttributeValues={":s": _serializer.serialize(condition_value)},
+        )
+    except ClientError as exc:
+        if _code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise _unavailable(dataset, exc) from exc
+    return True
