@@ -43,11 +43,13 @@ class Duration:
         return start.replace(year=year, month=month, day=day) + timedelta(days=self.days, seconds=self.seconds)
 
     def before(self, end: datetime) -> datetime:
-        """`end` minus this duration (the cutoff: items older than this are due)."""
+        """`end` minus this duration, undoing `after` in reverse order (days, then months), so that
+        `before(after(t)) <= t` always holds."""
+        end = end - timedelta(days=self.days, seconds=self.seconds)
         month_index = end.month - 1 - self.months - 12 * self.years
         year, month = end.year + month_index // 12, month_index % 12 + 1
         day = min(end.day, calendar.monthrange(year, month)[1])
-        return end.replace(year=year, month=month, day=day) - timedelta(days=self.days, seconds=self.seconds)
+        return end.replace(year=year, month=month, day=day)
 
     def __str__(self) -> str:
         return self.text

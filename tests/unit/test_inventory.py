@@ -1,0 +1,156 @@
+"""The inventory loader: the default data map loads, and each kind of bad file fails at load with
+a message naming the dataset and field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lethe.errors import InventoryError
+from lethe.inventory import Action, EraseStrategy, load_inventory, parse_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = {
+    "version": 1,
+    "datasets": {
+        "accounts": {
+            "table": "AccountsTable",
+            "description": "Account holders",
+            "controller": "self",
+            "subject": {"attribute": "email", "index": "by_email"},
+            "fields": {
+                "email": {"category": "user.contact.email", "erase": "pseudonymize"},
+                "ip": {"category": "user.device.ip_address", "erase": "truncate_ip"},
+            },
+            "purposes": ["account_management"],
+            "recipients": ["Amazon Web Services (hosting)"],
+            "retention": {"since": "last_active_at", "after": "P2Y", "action": "anonymize", "index": "by_expiry"},
+            "on_erasure": "anonymize",
+        }
+    },
+}
+
+
+def _with(path: str, value: object) -> str:
+    """GOOD with one value replaced (or removed when value is ...), as YAML text."""
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, leaf = path.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return yaml.safe_dump(data)
+
+
+def test_the_default_inventory_describes_the_policies_datasets() -> None:
+    # Given the repository's data map
+    inventory = load_inventory(REPO / "config" / "inventory.yaml")
+    # Then it holds every dataset the two policies describe
+    assert set(inventory.datasets) == {
+        "accounts",
+        "guest_sessions",
+        "diagnostics",
+        "feedback",
+        "marketing_contacts",
+        "invoices",
+    }
+    # And every dataset has purposes, recipients and a retention rule
+    for name, dataset in inventory.datasets.items():
+        assert dataset.purposes and dataset.recipients, name
+        assert dataset.retention is not None, name
+    # And guests are processed for a customer, invoices are isolated on erasure (statutory)
+    assert inventory.datasets["guest_sessions"].controller == "customer"
+    assert inventory.datasets["invoices"].on_erasure is Action.isolate
+    assert inventory.datasets["feedback"].fields["console_log"].erase is EraseStrategy.remove
+
+
+def test_a_minimal_file_in_the_contract_shape_loads() -> None:
+    inventory = parse_inventory(yaml.safe_dump(GOOD))
+    accounts = inventory.datasets["accounts"]
+    assert accounts.name == "accounts"
+    assert accounts.retention is not None and accounts.retention.after.years == 2
+    assert accounts.key is None  # read from DescribeTable when first needed
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("version: 1\ndatasets: [oops", "not valid YAML at line", id="not-yaml"),
+        pytest.param("- just\n- a list\n", "must be a mapping", id="not-a-mapping"),
+        pytest.param(_with("version", 2), "version", id="unsupported-version"),
+        pytest.param(
+            _with("datasets.accounts.table", ...),
+            "datasets.accounts.table: required field is missing",
+            id="missing-table",
+        ),
+        pytest.param(
+            _with("datasets.accounts.controller", "partner"), "datasets.accounts.controller", id="bad-controller"
+        ),
+        pytest.param(
+            _with("datasets.accounts.fields.ip.erase", "shred"),
+            "datasets.accounts.fields.ip.erase",
+            id="unknown-erase-strategy",
+        ),
+        pytest.param(
+            _with("datasets.accounts.retention.after", "2 years"),
+            "datasets.accounts.retention.after: '2 years' is not an ISO 8601 duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            _with("datasets.accounts.retention.action", "forget"),
+            "datasets.accounts.retention.action",
+            id="bad-retention-action",
+        ),
+        pytest.param(
+            _with("datasets.accounts.on_erasure", "burn"), "datasets.accounts.on_erasure", id="bad-on-erasure"
+        ),
+        pytest.param(
+            _with("datasets.accounts.retain_for", "P1Y"),
+            "datasets.accounts.retain_for: unknown field",
+            id="unknown-field",
+        ),
+        pytest.param(_with("datasets.accounts.purposes", []), "datasets.accounts.purposes", id="no-purposes"),
+        pytest.param(
+            _with("datasets.accounts.fields.ip.category", "IP Address"),
+            "datasets.accounts.fields.ip.category",
+            id="bad-category",
+        ),
+        pytest.param(
+            _with("datasets.accounts.subject", {"attribute": "email"}).replace(
+                "on_erasure: anonymize", "on_erasure: anonymize\n    key: {hash: account_id}"
+            ),
+            "datasets.accounts: subject.index: required unless",
+            id="scan-to-find-subject",
+        ),
+        pytest.param(
+            _with("datasets.accounts.key", {"hash": "email"}),
+            "key attributes cannot be anonymized in place",
+            id="anonymize-a-key",
+        ),
+        pytest.param("version: 1\ndatasets:\n  a: {}\n  a: {}\n", "duplicate key 'a'", id="duplicate-dataset"),
+        pytest.param(
+            _with("datasets", {"Bad-Name": GOOD["datasets"]["accounts"]}), "datasets.Bad-Name", id="bad-dataset-name"
+        ),
+        pytest.param(
+            _with("datasets.accounts.retention.shards", 0), "datasets.accounts.retention.shards", id="zero-shards"
+        ),
+    ],
+)
+def test_a_bad_file_fails_at_load_naming_dataset_and_field(text: str, expected: str) -> None:
+    # When a broken data map is loaded
+    with pytest.raises(InventoryError) as caught:
+        parse_inventory(text, source="inventory.yaml")
+    # Then the one-line message says where the fault is
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="cannot read inventory file"):
+        load_inventory(tmp_path / "nope.yaml")
