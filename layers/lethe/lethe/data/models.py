@@ -99,7 +99,8 @@ class GrantedPurposeIndex(GlobalSecondaryIndex["ConsentRecord"]):
 
 
 class ConsentRecord(Model):
-    """Current state: pk SUBJ#<subject_id>, sk PURPOSE#<name>. History: sk HIST#<iso time>#<name>."""
+    """Current state: pk SUBJ#<subject_id>, sk PURPOSE#<name>. History (append-only):
+    sk HIST#<iso time>#<seq>#<name>."""
 
     class Meta:
         table_name = "ConsentsTable"
@@ -118,8 +119,25 @@ class ConsentRecord(Model):
     # Set only on current rows of granted purposes: makes by_granted_purpose sparse.
     granted_purpose = UnicodeAttribute(null=True)
     contact_ref = UnicodeAttribute(null=True)
+    # The subscriber's address, only on current rows of granted marketing_email / policy_updates;
+    # never on history rows, never logged.
+    contact = UnicodeAttribute(null=True)
 
     by_granted_purpose = GrantedPurposeIndex()
+
+
+class ConsentLinkRecord(Model):
+    """A guest device linked to an account: pk SUBJ#<id>, sk LINK#<other id>, one row on each side."""
+
+    class Meta:
+        table_name = "ConsentsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    subject_id = UnicodeAttribute()
+    linked_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    at = UnicodeAttribute()
 
 
 class AuditRecord(Model):
@@ -210,7 +228,7 @@ class ControlRecord(Model):
 
 ALL_MODELS: dict[str, list[type[Model]]] = {
     "RequestsTable": [RequestSummaryRecord, RequestEventRecord],
-    "ConsentsTable": [ConsentRecord],
+    "ConsentsTable": [ConsentRecord, ConsentLinkRecord],
     "AuditTable": [AuditRecord],
     "SuppressionTable": [SuppressionRecord],
     "VaultTable": [VaultRecord],
