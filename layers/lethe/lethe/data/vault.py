@@ -1,0 +1,310 @@
+"""The vault: items isolated from every processing path (legal hold, statutory retention) until
+their purge date.
+
+Items handed to this module are Python values as boto3's TypeDeserializer returns them (Decimal,
+set, Binary). In the vault they are kept losslessly, as DynamoDB-typed JSON.
+
+Isolation is one DynamoDB transaction: the vault record is put (only if its id is free) and the
+live item is deleted (only if it is unchanged since it was read). Either both happen or neither,
+so an item is never lost between the two tables and never left in both.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from lethe.aws import client
+from lethe.errors import ConflictingWrite, DatasetUnavailable
+from lethe.inventory import Dataset
+from lethe.settings import get_settings
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+class VaultEntry(BaseModel):
+    """One isolated item, as the purger and the exporter see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vault_id: str
+    dataset: str
+    table: str
+    item_key: dict[str, Any]
+    item: dict[str, Any]
+    subject_ref: str | None = None
+    reason: str
+    isolated_at: str
+    purge_at: str
+    purge_day: str
+    request_id: str | None = None
+    hold_ids: list[str] = []
+
+
+class DueRecord(BaseModel):
+    """A key of the by_purge_day index: enough to fetch and purge one record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vault_id: str
+    purge_at: str
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    return _SERIALIZER.serialize(value)  # type: ignore[no-any-return]
+
+
+def _json_safe(av: Any) -> Any:
+    """DynamoDB-typed value → JSON-safe (binary as base64)."""
+    if isinstance(av, dict):
+        return {k: _json_safe(v) for k, v in av.items()}
+    if isinstance(av, list):
+        return [_json_safe(v) for v in av]
+    if isinstance(av, Binary):
+        return base64.b64encode(av.value).decode()
+    if isinstance(av, bytes | bytearray):
+        return base64.b64encode(bytes(av)).decode()
+    return av
+
+
+def _from_json_safe(av: dict[str, Any]) -> Any:
+    """JSON-safe DynamoDB-typed value → Python value."""
+    ((kind, inner),) = av.items()
+    if kind == "B":
+        return _DESERIALIZER.deserialize({"B": base64.b64decode(inner)})
+    if kind == "BS":
+        return _DESERIALIZER.deserialize({"BS": [base64.b64decode(v) for v in inner]})
+    if kind == "M":
+        return {k: _from_json_safe(v) for k, v in inner.items()}
+    if kind == "L":
+        return [_from_json_safe(v) for v in inner]
+    return _DESERIALIZER.deserialize(av)
+
+
+def encode_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _json_safe(_typed(value)) for name, value in item.items()}
+
+
+def decode_item(encoded: dict[str, Any]) -> dict[str, Any]:
+    return {name: _from_json_safe(value) for name, value in encoded.items()}
+
+
+def vault_id_for(dataset: str, key: dict[str, Any], item: dict[str, Any]) -> str:
+    """Deterministic: the same item of the same dataset always gets the same id, so a redelivered
+    isolation finds its own record. The item's content is part of it, so an item re-created later
+    under the same key and isolated again gets a record of its own."""
+    canonical = json.dumps(
+        {"dataset": dataset, "key": encode_item(key), "item": encode_item(item)}, sort_keys=True, default=str
+    )
+    return "V" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def unchanged_condition(item: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the stored item still has every attribute as read."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    parts: list[str] = []
+    for i, (name, value) in enumerate(sorted(item.items())):
+        names[f"#u{i}"] = name
+        values[f":u{i}"] = _typed(value)
+        parts.append(f"#u{i} = :u{i}")
+    if not parts:
+        raise ValueError("an item without attributes cannot be isolated")
+    return " AND ".join(parts), names, values
+
+
+# ---------------------------------------------------------------- isolation
+
+
+def isolate_item(
+    dataset: Dataset,
+    key: dict[str, Any],
+    item: dict[str, Any],
+    *,
+    reason: str,
+    purge_at: datetime,
+    subject_ref: str | None,
+    request_id: str | None,
+    hold_ids: list[str] | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Move one live item into the vault. True if it was isolated now, False if this very item was
+    already isolated (a redelivery). Raises ConflictingWrite if the live item changed or vanished
+    since it was read (nothing is written then), DatasetUnavailable if its table cannot be reached.
+
+    `purge_at` is when the vault may delete it; a hold still covering it then keeps it. The record
+    is filed under the later of the purge day and the isolation day, so the daily purge, which
+    walks forward from its last day, never misses a record filed in the past."""
+    settings = get_settings()
+    isolated_at = (now or datetime.now(UTC)).astimezone(UTC)
+    purge_at = purge_at.astimezone(UTC)
+    vault_id = vault_id_for(dataset.name, key, item)
+    record: dict[str, Any] = {
+        "vault_id": {"S": vault_id},
+        "dataset": {"S": dataset.name},
+        "table": {"S": dataset.table},
+        "item_key": {"S": json.dumps(encode_item(key), sort_keys=True)},
+        "item": {"S": json.dumps(encode_item(item), sort_keys=True)},
+        "reason": {"S": reason},
+        "isolated_at": {"S": isolated_at.isoformat()},
+        "purge_at": {"S": purge_at.isoformat()},
+        "purge_day": {"S": max(purge_at, isolated_at).date().isoformat()},
+    }
+    if subject_ref:
+        record["subject_ref"] = {"S": subject_ref}
+    if request_id:
+        record["request_id"] = {"S": request_id}
+    if hold_ids:
+        record["hold_ids"] = {"L": [{"S": h} for h in hold_ids]}
+    condition, names, values = unchanged_condition(item)
+    try:
+        client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": settings.vault_table,
+                        "Item": record,
+                        "ConditionExpression": "attribute_not_exists(vault_id)",
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": settings.table_name(dataset.table),
+                        "Key": {k: _typed(v) for k, v in key.items()},
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+            ]
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "ResourceNotFoundException":
+            raise DatasetUnavailable(f"dataset {dataset.name}: its table cannot be reached") from exc
+        if code != "TransactionCanceledException":
+            raise
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return False
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise ConflictingWrite(f"dataset {dataset.name}: an item changed since it was read") from exc
+        raise
+    return True
+
+
+# ---------------------------------------------------------------- reading and purging
+
+
+def _entry(raw: dict[str, Any]) -> VaultEntry:
+    plain = {k: _DESERIALIZER.deserialize(v) for k, v in raw.items()}
+    return VaultEntry(
+        vault_id=plain["vault_id"],
+        dataset=plain["dataset"],
+        table=plain["table"],
+        item_key=decode_item(json.loads(plain["item_key"])),
+        item=decode_item(json.loads(plain["item"])),
+        subject_ref=plain.get("subject_ref"),
+        reason=plain["reason"],
+        isolated_at=plain["isolated_at"],
+        purge_at=plain["purge_at"],
+        purge_day=plain["purge_day"],
+        request_id=plain.get("request_id"),
+        hold_ids=list(plain.get("hold_ids") or []),
+    )
+
+
+def get_entry(vault_id: str) -> VaultEntry | None:
+    raw = client("dynamodb").get_item(
+        TableName=get_settings().vault_table, Key={"vault_id": {"S": vault_id}}, ConsistentRead=True
+    )
+    return _entry(raw["Item"]) if "Item" in raw else None
+
+
+def entries_for_subject(subject_refs: list[str]) -> Iterator[VaultEntry]:
+    """Every isolated item of a subject (under any of its references), for exports."""
+    ddb = client("dynamodb")
+    table = get_settings().vault_table
+    for ref in subject_refs:
+        for page in ddb.get_paginator("query").paginate(
+            TableName=table,
+            IndexName="by_subject",
+            KeyConditionExpression="subject_ref = :r",
+            ExpressionAttributeValues={":r": {"S": ref}},
+        ):
+            for key in page.get("Items", []):
+                entry = get_entry(key["vault_id"]["S"])
+                if entry is not None:
+                    yield entry
+
+
+def due_on(day: str, now: datetime) -> Iterator[DueRecord]:
+    """Records filed under `day` whose purge time has passed (a Query of by_purge_day, never a Scan)."""
+    paginator = client("dynamodb").get_paginator("query")
+    for page in paginator.paginate(
+        TableName=get_settings().vault_table,
+        IndexName="by_purge_day",
+        KeyConditionExpression="purge_day = :d AND purge_at <= :now",
+        ExpressionAttributeValues={":d": {"S": day}, ":now": {"S": now.astimezone(UTC).isoformat()}},
+    ):
+        for key in page.get("Items", []):
+            yield DueRecord(vault_id=key["vault_id"]["S"], purge_at=key["purge_at"]["S"])
+
+
+def purge(entry: VaultEntry) -> bool:
+    """Delete a record, only if it is still as it was read (same purge date, day and holds).
+    False if it was already gone or changed (e.g. a hold was added meanwhile)."""
+    values: dict[str, Any] = {":p": {"S": entry.purge_at}, ":d": {"S": entry.purge_day}}
+    condition = "purge_at = :p AND purge_day = :d"
+    if entry.hold_ids:
+        values[":h"] = {"L": [{"S": h} for h in entry.hold_ids]}
+        condition += " AND hold_ids = :h"
+    else:
+        condition += " AND attribute_not_exists(hold_ids)"
+    try:
+        client("dynamodb").delete_item(
+            TableName=get_settings().vault_table,
+            Key={"vault_id": {"S": entry.vault_id}},
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def defer(entry: VaultEntry, *, until: datetime, hold_ids: list[str]) -> bool:
+    """Re-file a record a hold still covers under a later purge day, so the purge looks at it again
+    then (without a Scan), and note the holds that kept it. Its purge date stays as it was.
+    False if it changed meanwhile."""
+    try:
+        client("dynamodb").update_item(
+            TableName=get_settings().vault_table,
+            Key={"vault_id": {"S": entry.vault_id}},
+            UpdateExpression="SET purge_day = :day, hold_ids = :h",
+            ConditionExpression="purge_day = :old",
+            ExpressionAttributeValues={
+                ":day": {"S": until.astimezone(UTC).date().isoformat()},
+                ":h": {"L": [{"S": h} for h in hold_ids]},
+                ":old": {"S": entry.purge_day},
+            },
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
