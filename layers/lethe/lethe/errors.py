@@ -77,6 +77,10 @@ class InvalidToken(LetheError):
     code = "invalid_token"
 
 
+class PolicyVersionExists(LetheError):
+    code = "policy_version_exists"
+
+
 class ExtensionNotAllowed(LetheError):
     code = "extension_not_allowed"
 

@@ -37,6 +37,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
     errors.InvalidToken: HTTPStatus.BAD_REQUEST,
+    errors.PolicyVersionExists: HTTPStatus.CONFLICT,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.Forbidden: HTTPStatus.FORBIDDEN,
 }
