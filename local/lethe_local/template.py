@@ -63,7 +63,7 @@ for _short, _long in {
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506 - SafeLoader subclass
     except OSError as exc:
         raise TemplateError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

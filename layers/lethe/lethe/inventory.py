@@ -171,7 +171,7 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
 
 def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  # nosec B506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
