@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     submissions_per_email_per_hour: int = 5
     submissions_per_ip_per_hour: int = 20
 
+    # Retention sweep (see lethe.logic.retention): how far back the first sweep of a dataset's
+    # retention index looks, how many recent days every sweep re-reads, and how work is split.
+    retention_first_run_lookback_days: Annotated[int, Field(ge=1, le=36500)] = 400
+    retention_overlap_days: Annotated[int, Field(ge=0, le=366)] = 7
+    retention_days_per_task: Annotated[int, Field(ge=1, le=366)] = 31
+    retention_scan_segments: Annotated[int, Field(ge=1, le=1000)] = 4
+    retention_isolation_days: Annotated[
+        int, Field(ge=0, description="Days an item isolated by a retention rule stays in the vault")
+    ] = 30
+    vault_hold_recheck_days: Annotated[int, Field(ge=1, le=366)] = 1
+
     @field_validator("dataset_tables", mode="before")
     @classmethod
     def _parse_table_map(cls, value: object) -> object:
