@@ -1,0 +1,1 @@
+"""The `lethe` operator CLI: the admin API's verbs for a person at a terminal."""

@@ -1,0 +1,367 @@
+"""`lethe`: the admin API's verbs for an operator at a terminal.
+
+Targets the local stack by default (LETHE_API_URL, token from LETHE_ADMIN_TOKEN or .local/admin-token),
+or a deployed stack with --stack NAME (API URL from its ApiUrl output, calls signed with SigV4)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from lethe_cli import render
+from lethe_cli.client import ApiClient, CliError, Target
+
+app = typer.Typer(help="Operate Lethe: requests, legal holds, policy versions, suppression, retention, audit.")
+requests_app = typer.Typer(help="Data-subject requests.")
+holds_app = typer.Typer(help="Legal holds: data under hold is isolated, never erased.")
+policy_app = typer.Typer(help="Privacy policy versions.")
+suppressions_app = typer.Typer(help="The marketing suppression list.")
+retention_app = typer.Typer(help="Scheduled retention: report and sweep.")
+audit_app = typer.Typer(help="The append-only, hash-chained audit.")
+app.add_typer(requests_app, name="requests")
+app.add_typer(holds_app, name="holds")
+app.add_typer(policy_app, name="policy")
+app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(retention_app, name="retention")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+errors = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer, for scripts.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; told to the subject where the API says so.")]
+
+
+class State:
+    stack: str | None = None
+    region: str | None = None
+    api_url: str | None = None
+    json: bool = False
+
+
+state = State()
+
+
+@app.callback()
+def main(
+    stack: Annotated[str | None, typer.Option(help="Deployed CloudFormation stack (default: the local stack).")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of --stack.")] = None,
+    api_url: Annotated[str | None, typer.Option(envvar="LETHE_API_URL", help="Base URL of the local stack.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    state.stack, state.region, state.api_url, state.json = stack, region, api_url, json_out
+
+
+def target() -> Target:
+    return Target.deployed(state.stack, state.region) if state.stack else Target.local(state.api_url)
+
+
+def client() -> ApiClient:
+    return ApiClient(target())
+
+
+def run(action: Any, *, as_json: bool, title: str | None = None) -> Any:
+    """Do one API call and show its answer; a CliError becomes one red line and exit code 1."""
+    try:
+        answer = action()
+    except CliError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    render.show(console, answer, as_json=as_json or state.json, title=title)
+    return answer
+
+
+def quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+# ---------------------------------------------------------------- requests
+NEXT_KEYS = ("next_token", "next", "cursor", "nextToken")
+
+
+def _next_cursor(page: Any) -> tuple[str, str] | None:
+    if isinstance(page, dict):
+        for key in NEXT_KEYS:
+            if page.get(key):
+                return key, str(page[key])
+    return None
+
+
+@requests_app.command("list")
+def requests_list(
+    status: Annotated[str | None, typer.Option(help="Only requests in this status.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Page size.")] = None,
+    cursor: Annotated[str | None, typer.Option(help="Continue from a previous page's cursor.")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List requests, optionally by status."""
+
+    def fetch() -> Any:
+        api = client()
+        query: dict[str, Any] = {"status": status, "limit": limit}
+        if cursor:
+            query["next_token"] = cursor
+        page = api.get("/admin/requests", **query)
+        if not all_pages:
+            return page
+        collected = list(render.rows_of(page) or [])
+        while (nxt := _next_cursor(page)) is not None:
+            page = api.get("/admin/requests", **{"status": status, "limit": limit, nxt[0]: nxt[1]})
+            collected.extend(render.rows_of(page) or [])
+        return {"items": collected}
+
+    answer = run(fetch, as_json=json_out, title="requests")
+    nxt = _next_cursor(answer)
+    if nxt and not (json_out or state.json):
+        console.print(f"[dim]more: --cursor {nxt[1]}[/dim]")
+
+
+@requests_app.command("show")
+def requests_show(request_id: str, json_out: JsonOpt = False) -> None:
+    """One request with its events."""
+    run(lambda: client().get(f"/admin/requests/{quoted(request_id)}"), as_json=json_out, title="request")
+
+
+@requests_app.command("approve")
+def requests_approve(request_id: str, json_out: JsonOpt = False) -> None:
+    """Approve a request that awaits approval."""
+    run(lambda: client().post(f"/admin/requests/{quoted(request_id)}/approve"), as_json=json_out)
+
+
+@requests_app.command("deny")
+def requests_deny(request_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+    """Deny a request; the reason is emailed to the subject."""
+    run(lambda: client().post(f"/admin/requests/{quoted(request_id)}/deny", {"reason": reason}), as_json=json_out)
+
+
+@requests_app.command("extend")
+def requests_extend(request_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+    """Extend the deadline within the regulation's limit; the reason is sent to the subject."""
+    run(lambda: client().post(f"/admin/requests/{quoted(request_id)}/extend", {"reason": reason}), as_json=json_out)
+
+
+@requests_app.command("retry")
+def requests_retry(request_id: str, json_out: JsonOpt = False) -> None:
+    """Retry a failed request from where it stopped."""
+    run(lambda: client().post(f"/admin/requests/{quoted(request_id)}/retry"), as_json=json_out)
+
+
+# ---------------------------------------------------------------- legal holds
+@holds_app.command("place")
+def holds_place(
+    reason: ReasonOpt,
+    email: Annotated[str | None, typer.Option(help="Hold one subject's data.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Hold a whole dataset.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Place a legal hold on a subject (--email) or a dataset (--dataset)."""
+    if not email and not dataset:
+        errors.print("[red]error:[/red] give --email or --dataset")
+        raise typer.Exit(2)
+    body = {k: v for k, v in {"email": email, "dataset": dataset, "reason": reason}.items() if v}
+    run(lambda: client().post("/admin/legal-holds", body), as_json=json_out, title="legal hold")
+
+
+@holds_app.command("lift")
+def holds_lift(hold_id: str, json_out: JsonOpt = False) -> None:
+    """Lift a legal hold."""
+    run(lambda: client().delete(f"/admin/legal-holds/{quoted(hold_id)}"), as_json=json_out)
+
+
+@holds_app.command("list")
+def holds_list(json_out: JsonOpt = False) -> None:
+    """List legal holds."""
+    run(lambda: client().get("/admin/legal-holds"), as_json=json_out, title="legal holds")
+
+
+# ---------------------------------------------------------------- consent side
+@policy_app.command("publish")
+def policy_publish(
+    version: str,
+    summary: Annotated[str, typer.Option(help="What changed, in plain words; sent to subscribers.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish a privacy policy version (subscribers are notified)."""
+    body = {"version": version, "summary": summary}
+    run(lambda: client().post("/admin/policy-versions", body), as_json=json_out, title="policy version")
+
+
+@app.command("unsubscribe-link")
+def unsubscribe_link(email: str, json_out: JsonOpt = False) -> None:
+    """The signed one-click unsubscribe link and List-Unsubscribe headers for an address."""
+    run(lambda: client().post("/admin/unsubscribe-links", {"email": email}), as_json=json_out, title="unsubscribe")
+
+
+@suppressions_app.command("check")
+def suppressions_check(email: str, json_out: JsonOpt = False) -> None:
+    """Whether an address is on the suppression list."""
+    run(lambda: client().get("/admin/suppressions", email=email), as_json=json_out, title="suppression")
+
+
+# ---------------------------------------------------------------- retention
+ACTION_KEYS = frozenset(
+    {"delete", "anonymize", "isolate", "would_delete", "would_anonymize", "would_isolate", "deleted", "isolated"}
+)
+
+
+def due_count(report: Any) -> int | None:
+    """How many items the retention report says are due now: a top-level total ("due", "total_due") if
+    the report gives one, else the sum of its per-action counts at any depth. None when it has neither."""
+    if isinstance(report, dict):
+        for key in ("total_due", "due", "items_due"):
+            if isinstance(report.get(key), int):
+                return int(report[key])
+    found: list[int] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ACTION_KEYS and isinstance(value, int) and not isinstance(value, bool):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(report)
+    return sum(found) if found else None
+
+
+@retention_app.command("report")
+def retention_report(json_out: JsonOpt = False) -> None:
+    """Dry run: what each dataset would delete, anonymize or isolate now."""
+    run(lambda: client().get("/admin/retention/report"), as_json=json_out, title="retention report")
+
+
+def scheduled_event(at: datetime) -> dict[str, Any]:
+    """The EventBridge event the daily schedule sends; the sweep treats its `time` as now."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/lethe-retention-manual"],
+        "detail": {},
+    }
+
+
+def parse_at(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _invoke_sweep(tgt: Target, api: ApiClient, event: dict[str, Any]) -> Any:
+    if tgt.is_local:
+        return api.post("/_local/invoke/RetentionFunction", event)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        result = tgt.session.client("lambda").invoke(
+            FunctionName=tgt.function_name("RetentionFunction"), Payload=json.dumps(event).encode()
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(f"cannot invoke the retention sweep: {exc}") from exc
+    payload = result["Payload"].read()
+    if result.get("FunctionError"):
+        raise CliError(f"the retention sweep failed: {payload.decode(errors='replace')[:300]}")
+    return json.loads(payload or b"{}")
+
+
+def _report_due(api: ApiClient) -> int | None:
+    try:
+        return due_count(api.get("/admin/retention/report"))
+    except CliError:
+        return None
+
+
+def _follow(api: ApiClient, sweep: threading.Thread, before: int | None, timeout: float, poll: float) -> int | None:
+    """Show a progress bar until the sweep returns and the report shows nothing due (or time runs out)."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    deadline = time.monotonic() + timeout
+    remaining = before
+    with Progress(*columns, TimeElapsedColumn(), console=errors, transient=False) as progress:
+        task = progress.add_task("retention sweep", total=before or None)
+        while time.monotonic() < deadline:
+            sweep.join(poll)
+            remaining = _report_due(api)
+            if before is not None and remaining is not None:
+                progress.update(task, completed=max(before - remaining, 0))
+            if not sweep.is_alive() and (remaining in (0, None) or api.target.is_local):
+                break
+        if remaining == 0 and before:
+            progress.update(task, completed=before)
+    return remaining
+
+
+@retention_app.command("run")
+def retention_run(
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the sweep to its end with a progress bar.")] = False,
+    at: Annotated[str | None, typer.Option(help="Run as if now were this ISO 8601 time.")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 600.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the retention sweep now (or as if at --at)."""
+    event = scheduled_event(parse_at(at))
+    try:
+        tgt = target()
+    except CliError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    api = ApiClient(tgt, timeout=timeout)
+    if not wait:
+        run(lambda: _invoke_sweep(tgt, api, event), as_json=json_out, title="retention sweep")
+        return
+
+    outcome: dict[str, Any] = {}
+
+    def sweep() -> None:
+        try:
+            outcome["result"] = _invoke_sweep(tgt, api, event)
+        except CliError as exc:
+            outcome["error"] = exc
+
+    before = _report_due(api)
+    worker = threading.Thread(target=sweep, name="retention-sweep", daemon=True)
+    worker.start()
+    remaining = _follow(api, worker, before, timeout, poll=0.5)
+    worker.join(1)
+    if "error" in outcome:
+        errors.print(f"[red]error:[/red] {outcome['error']}", highlight=False)
+        raise typer.Exit(1)
+    if worker.is_alive():
+        errors.print(f"[red]error:[/red] the sweep did not finish within {timeout:.0f}s")
+        raise typer.Exit(1)
+    answer = {"time": event["time"], "due_before": before, "due_after": remaining, "result": outcome.get("result")}
+    render.show(console, answer, as_json=json_out or state.json, title="retention sweep")
+
+
+# ---------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify(json_out: JsonOpt = False) -> None:
+    """Verify the audit hash chain; exits 1 if it is broken."""
+    answer = run(lambda: client().get("/admin/audit/verify"), as_json=json_out, title="audit")
+    if isinstance(answer, dict) and answer.get("ok") is False:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
