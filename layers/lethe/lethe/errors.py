@@ -57,6 +57,10 @@ class RateLimited(LetheError):
         self.retry_after = retry_after
 
 
+class PayloadTooLarge(LetheError):
+    code = "payload_too_large"
+
+
 class LegalHoldActive(LetheError):
     code = "legal_hold_active"
 

@@ -35,6 +35,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.VerificationExpired: HTTPStatus.GONE,
     errors.VerificationLocked: HTTPStatus.LOCKED,
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
     errors.InvalidToken: HTTPStatus.BAD_REQUEST,
     errors.PolicyVersionExists: HTTPStatus.CONFLICT,
@@ -47,6 +48,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": ErrorBody}}}
     for code in (400, 404, 409, 410, 413, 422, 423, 429)
 }
+
+
+# Request bodies larger than this are refused with 413 (an invalid one here; a valid one by its route).
+MAX_BODY_BYTES = 16 * 1024
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
@@ -75,6 +80,8 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
     def _invalid(exc: RequestValidationError) -> Response[str]:
         # The resolver's default 422 body is not the schema we declare; answer ours instead.
         found = exc.errors()
+        if len((app.current_event.decoded_body or "").encode()) > MAX_BODY_BYTES:
+            return error_response(413, errors.PayloadTooLarge.code, f"the body exceeds {MAX_BODY_BYTES} bytes")
         if any(e.get("type") == "json_invalid" for e in found):
             return error_response(400, "malformed_json", "the body is not valid JSON")
         return error_response(422, "invalid_request", _describe(list(found)))
