@@ -1,0 +1,278 @@
+"""`python -m lethe_local` (`make run`): the whole of Lethe on one machine, with no AWS account.
+
+moto's server is the AWS endpoint (LETHE_AWS_PORT, default 4566); every resource of template.yaml
+is created there from the template's own properties; demo data is seeded; the API is served on
+PORT (default 3000); the SQS queues are polled; every email lands in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from lethe_local.outbox import local_dir
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+
+
+class StartupError(Exception):
+    """Something the user must fix before the stack can start; the message says what."""
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The gateway prints its own one-line access log."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@dataclass
+class LocalStack:
+    port: int
+    aws_port: int
+    directory: Path
+    servers: list[BaseWSGIServer] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    poller: Any = None
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        for server in reversed(self.servers):
+            server.shutdown()
+            server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StartupError(f"{name}={raw!r} is not a port number; set {name} to a free port, e.g. {default}") from None
+    if not 0 < value < 65536:
+        raise StartupError(f"{name}={value} is out of range; set {name} to a free port, e.g. {default}")
+    return value
+
+
+def _bind(app: Any, port: int, variable: str, what: str, handler: type[WSGIRequestHandler]) -> BaseWSGIServer:
+    try:
+        return make_server(HOST, port, app, threaded=True, request_handler=handler)
+    except OSError as exc:
+        raise StartupError(
+            f"port {port} ({what}) is already in use or unavailable ({exc.strerror}); "
+            f"choose another with {variable}=<port>, e.g. {variable}={port + 1} make run"
+        ) from None
+
+
+def _check_free(port: int, variable: str, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise StartupError(
+                f"port {port} ({what}) is already in use or unavailable ({exc.strerror}); "
+                f"choose another with {variable}=<port>, e.g. {variable}={port + 1} make run"
+            ) from None
+
+
+def _serve(stack: LocalStack, server: BaseWSGIServer, name: str) -> None:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
+    thread.start()
+    stack.servers.append(server)
+    stack.threads.append(thread)
+
+
+def _environment(aws_port: int, port: int) -> None:
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://{HOST}:{aws_port}",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        LETHE_PUBLIC_BASE_URL=f"http://{HOST}:{port}",
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+def _admin_token(directory: Path) -> tuple[str, Path | None]:
+    """LETHE_ADMIN_TOKEN if set; otherwise a new token, written to <local dir>/admin-token."""
+    given = os.environ.get("LETHE_ADMIN_TOKEN")
+    if given:
+        return given, None
+    token = secrets.token_urlsafe(24)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "admin-token"
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    os.environ["LETHE_ADMIN_TOKEN"] = token
+    return token, path
+
+
+def start() -> LocalStack:
+    """Start everything; raise StartupError with a one-line message when the user must fix something."""
+    from lethe.errors import InventoryError
+    from lethe_local.template import TemplateError, functions, load_template
+
+    port, aws_port = _port("PORT", 3000), _port("LETHE_AWS_PORT", 4566)
+    if port == aws_port:
+        raise StartupError(f"PORT and LETHE_AWS_PORT are both {port}; give them different values")
+    _check_free(aws_port, "LETHE_AWS_PORT", "AWS endpoint")
+    _check_free(port, "PORT", "API")
+    try:
+        template = load_template()
+        specs = functions(template)
+        _validate_inventory()
+    except TemplateError as exc:
+        raise StartupError(f"template.yaml: {exc}" if "template.yaml" not in str(exc) else str(exc)) from None
+    except InventoryError as exc:
+        raise StartupError(f"inventory: {exc}") from None
+
+    directory = local_dir()
+    stack = LocalStack(port=port, aws_port=aws_port, directory=directory)
+    _environment(aws_port, port)
+    try:
+        _start_aws(stack)
+        _start_services(stack, template, specs)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _validate_inventory() -> None:
+    from lethe.inventory import cached_inventory, get_inventory
+    from lethe.settings import get_settings
+
+    get_settings.cache_clear()
+    cached_inventory.cache_clear()
+    get_inventory()
+
+
+def _start_aws(stack: LocalStack) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = DomainDispatcherApplication(create_backend_app)
+    _serve(stack, _bind(app, stack.aws_port, "LETHE_AWS_PORT", "AWS endpoint", MotoRequestHandler), "moto")
+
+
+def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str, Any]) -> None:
+    import boto3
+
+    from lethe.data.models import bind_models
+    from lethe.settings import get_settings
+    from lethe_local.outbox import Outbox
+    from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
+    from lethe_local.resources import create_stack
+    from lethe_local.seed import seed_demo_data
+    from lethe_local.server import LocalGateway, Runtime
+
+    created = create_stack(template, region=REGION)
+    os.environ.update(created.environment)
+    token, token_file = _admin_token(stack.directory)
+    _validate_inventory()  # settings now see the stack's environment
+    settings = get_settings()
+    bind_models(settings)
+    seeded = seed_demo_data()
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    arns = {
+        name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for name, url in created.queue_urls.items()
+    }
+    sizes = batch_sizes(template)
+    sources = [
+        Source(spec.logical_id, queue, created.queue_urls[queue], arns[queue], sizes.get((spec.logical_id, queue), 10))
+        for spec in specs.values()
+        for queue in spec.queues
+        if queue in created.queue_urls
+    ]
+    urls = list(created.queue_urls.values())
+    runtime = Runtime(
+        specs,
+        outbox=Outbox(stack.directory / "outbox", region=REGION),
+        drained=lambda timeout: wait_drained(sqs, urls, timeout),
+    )
+    _serve(stack, _bind(LocalGateway(runtime), stack.port, "PORT", "API", _QuietHandler), "gateway")
+    stack.poller = QueuePoller(sqs, sources, runtime.invoke)
+    stack.poller.start()
+    _banner(stack, specs, token, token_file, seeded, sources)
+
+
+def _banner(
+    stack: LocalStack,
+    specs: dict[str, Any],
+    token: str,
+    token_file: Path | None,
+    seeded: dict[str, int],
+    sources: list[Any],
+) -> None:
+    from lethe_local.seed import DEMO_SUBJECTS, FILLER_SUBJECTS
+
+    base = f"http://{HOST}:{stack.port}"
+    scheduled = sorted(s.logical_id for s in specs.values() if s.schedules)
+    token_line = f"{token}  (saved in {token_file})" if token_file else "from LETHE_ADMIN_TOKEN"
+    lines = [
+        "",
+        "  Lethe local stack is running",
+        f"  API          {base}/            (form)  {base}/swagger  {base}/openapi.json",
+        f"  Admin token  {token_line}",
+        f"               curl -H 'Authorization: Bearer <token>' {base}/admin/requests",
+        f"  Outbox       {stack.directory / 'outbox'}/  (every email sent is printed here too)",
+        f"  AWS (moto)   http://{HOST}:{stack.aws_port}  ({len(sources)} queue pollers)",
+        f"  Demo data    {sum(seeded.values())} items written; subjects:",
+        *(f"                 {s.email:20} {s.name:15} {s.story}" for s in DEMO_SUBJECTS),
+        f"                 user001..user{FILLER_SUBJECTS:03d}@example.net (filler, some past retention)",
+        f"  Scheduled    {', '.join(scheduled)}; run one now with",
+        "               make invoke FN=RetentionFunction EVENT=events/retention.json",
+        "  Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> int:
+    from lethe.errors import InventoryError
+    from lethe_local.template import TemplateError
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    # Installed first, so a stop requested while starting is honoured once the start completes.
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack = start()
+    except StartupError as exc:
+        print(f"lethe_local: {exc}", file=sys.stderr)
+        return 2
+    except (TemplateError, InventoryError) as exc:
+        print(f"lethe_local: {exc}", file=sys.stderr)
+        return 2
+    while not stopping.wait(0.5):
+        pass
+    print("\n  stopping the local stack…", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

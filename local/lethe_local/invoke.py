@@ -1,0 +1,65 @@
+"""`python -m lethe_local.invoke FN EVENT` (`make invoke`): run one function on the running local
+stack with an event file, wait until the queues are drained, and print the function's result."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+USAGE = "usage: python -m lethe_local.invoke <LogicalId> <event.json>"
+
+
+def invoke(base_url: str, logical_id: str, event: bytes, *, timeout: float = 300) -> tuple[int, str]:
+    request = urllib.request.Request(  # noqa: S310 - a local http URL built from PORT
+        f"{base_url}/_local/invoke/{logical_id}",
+        data=event,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print(USAGE, file=sys.stderr)
+        return 2
+    logical_id, event_path = args
+    try:
+        event = Path(event_path).read_bytes()
+        json.loads(event)
+    except OSError as exc:
+        print(f"lethe_local.invoke: cannot read {event_path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"lethe_local.invoke: {event_path} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    port = os.environ.get("PORT") or "3000"
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        status, body = invoke(base_url, logical_id, event)
+    except (urllib.error.URLError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(
+            f"lethe_local.invoke: no local stack answers on {base_url} ({reason}); start it with `make run` "
+            "(or set PORT to the port it uses)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        print(json.dumps(json.loads(body), indent=2))
+    except ValueError:
+        print(body)
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The local event source mapping: polls each SQS queue a function listens to and invokes it.
+
+As Lambda does with ReportBatchItemFailures: the messages not listed in `batchItemFailures` are
+deleted; the listed ones become visible again (after a short timeout here, for speed) and the
+queue's RedrivePolicy moves them to the dead-letter queue after maxReceiveCount receives. A handler
+that raises fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lethe_local.events import sqs_event
+
+RETRY_VISIBILITY_SECONDS = 2
+IDLE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Source:
+    """One SQS event source of one function."""
+
+    function: str
+    queue: str
+    url: str
+    arn: str
+    batch_size: int = 10
+
+
+def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(function logical id, queue logical id) -> BatchSize, as declared in template.yaml."""
+    sizes: dict[tuple[str, str], int] = {}
+    for logical_id, resource in template["Resources"].items():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            props = event.get("Properties", {})
+            queue = props.get("Queue")
+            name = queue["Fn::GetAtt"][0] if isinstance(queue, dict) else str(queue)
+            sizes[(logical_id, name)] = max(1, min(10, int(props.get("BatchSize", 10))))
+    return sizes
+
+
+class QueuePoller(threading.Thread):
+    """Polls every source in turn until `stop()`; `invoke(function, event)` runs the function."""
+
+    def __init__(self, sqs: Any, sources: list[Source], invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+        super().__init__(name="lethe-sqs-poller", daemon=True)
+        self.sqs = sqs
+        self.sources = sources
+        self.invoke = invoke
+        self._stop_event = threading.Event()
+        self.errors = 0
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            busy = False
+            for source in self.sources:
+                if self._stop_event.is_set():
+                    return
+                try:
+                    busy = self.poll_once(source) or busy
+                except Exception as exc:  # the endpoint went away or a call failed: report and keep polling
+                    self.errors += 1
+                    if not self._stop_event.is_set():
+                        print(f"  ! poller: {source.queue}: {type(exc).__name__}: {exc}", flush=True)
+                        time.sleep(1)
+            if not busy:
+                self._stop_event.wait(IDLE_SECONDS)
+
+    def poll_once(self, source: Source) -> bool:
+        """Receive one batch from the source's queue and hand it to its function; False if it was empty."""
+        received = self.sqs.receive_message(
+            QueueUrl=source.url,
+            MaxNumberOfMessages=source.batch_size,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            return False
+        try:
+            result = self.invoke(source.function, sqs_event(received, source.arn))
+        except Exception as exc:  # like Lambda: an exception fails the whole batch
+            print(f"  ! {source.function} raised {type(exc).__name__}; the batch will be retried", flush=True)
+            failed = {m["MessageId"] for m in received}
+        else:
+            failed = _failed_ids(result)
+        for message in received:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(
+                    QueueUrl=source.url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=RETRY_VISIBILITY_SECONDS,
+                )
+            else:
+                self.sqs.delete_message(QueueUrl=source.url, ReceiptHandle=message["ReceiptHandle"])
+        return True
+
+
+def _failed_ids(result: Any) -> set[str]:
+    if not isinstance(result, dict):
+        return set()
+    failures = result.get("batchItemFailures") or []
+    return {str(f.get("itemIdentifier")) for f in failures if isinstance(f, dict)}
+
+
+def queues_drained(sqs: Any, urls: list[str]) -> bool:
+    """True when no queue holds a visible, in-flight or delayed message."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    for url in urls:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        if any(int(attributes.get(name, 0)) for name in names):
+            return False
+    return True
+
+
+def wait_drained(sqs: Any, urls: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if queues_drained(sqs, urls):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(IDLE_SECONDS)

@@ -1,0 +1,251 @@
+"""Demo data for the service tables of the default inventory (local stack and tests).
+
+Four named subjects show each part of Lethe (the README documents them), and twenty filler subjects
+keep the tables from being trivial. Times are relative to the start of today (UTC), so every item's
+key is stable within a day and seeding twice writes nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from lethe.inventory import Inventory, get_inventory
+from lethe.logic.expiry import expiry_attributes
+from lethe.settings import get_settings
+
+
+@dataclass(frozen=True)
+class DemoSubject:
+    email: str
+    name: str
+    story: str
+
+
+DEMO_SUBJECTS = (
+    DemoSubject(
+        "ada@example.com",
+        "Ada Lovelace",
+        "account holder: 2 invoices (one past its 7-year statutory end), feedback, diagnostics, marketing",
+    ),
+    DemoSubject(
+        "grace@example.com",
+        "Grace Hopper",
+        "guest of customer acme-corp: 3 guest sessions (two past 30 days), 1 diagnostics row",
+    ),
+    DemoSubject("linus@example.com", "Linus Torvalds", "account holder: 1 recent invoice, marketing contact"),
+    DemoSubject(
+        "alan@example.com", "Alan Turing", "account inactive for 3 years (past the 2-year retention), old feedback"
+    ),
+)
+FILLER_SUBJECTS = 20
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def demo_items(today: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(dataset name, item) for every demo item, with times counted back from `today` (midnight UTC)."""
+
+    def ago(days: int, hours: int = 9) -> str:
+        return _iso(today - timedelta(days=days) + timedelta(hours=hours))
+
+    # Ada: a customer of long standing.
+    yield (
+        "accounts",
+        _account(
+            "acct-ada",
+            "ada@example.com",
+            "Ada Lovelace",
+            "Analytical Engines Ltd",
+            last_ip="203.0.113.24",
+            created_at=ago(3200),
+            last_active_at=ago(2),
+        ),
+    )
+    yield "invoices", _invoice("inv-ada-2018", "ada@example.com", "Ada Lovelace", ago(8 * 365 + 10), 12_000)
+    yield "invoices", _invoice("inv-ada-recent", "ada@example.com", "Ada Lovelace", ago(20), 4_800)
+    yield "feedback", _feedback("fb-ada-old", "ada@example.com", ago(240), "Firefox 128")
+    yield "feedback", _feedback("fb-ada-new", "ada@example.com", ago(12), "Firefox 133")
+    for days, system in ((120, "Windows 11"), (30, "macOS 14"), (1, "macOS 15")):
+        yield "diagnostics", _diagnostics("ada@example.com", ago(days), "203.0.113.24", system)
+    yield "marketing_contacts", _marketing("ada@example.com", "Ada Lovelace", ago(900), ago(14))
+
+    # Grace: a guest invited by a customer; the customer is the controller of her session data.
+    for number, days in enumerate((75, 40, 3), start=1):
+        yield "guest_sessions", _guest_session(f"gs-grace-{number}", "grace@example.com", "Grace Hopper", ago(days))
+    yield "diagnostics", _diagnostics("grace@example.com", ago(3), "198.51.100.7", "Linux")
+
+    # Linus: a recent account holder who reads the newsletter.
+    yield (
+        "accounts",
+        _account(
+            "acct-linus",
+            "linus@example.com",
+            "Linus Torvalds",
+            "Kernel Co-op",
+            last_ip="192.0.2.91",
+            created_at=ago(400),
+            last_active_at=ago(5),
+        ),
+    )
+    yield "invoices", _invoice("inv-linus-recent", "linus@example.com", "Linus Torvalds", ago(35), 2_400)
+    yield "marketing_contacts", _marketing("linus@example.com", "Linus Torvalds", ago(380), ago(40))
+
+    # Alan: gone quiet three years ago.
+    yield (
+        "accounts",
+        _account(
+            "acct-alan",
+            "alan@example.com",
+            "Alan Turing",
+            "Bletchley Computing",
+            last_ip="198.51.100.200",
+            created_at=ago(2000),
+            last_active_at=ago(3 * 365 + 20),
+        ),
+    )
+    yield "feedback", _feedback("fb-alan-old", "alan@example.com", ago(3 * 365 + 30), "Chrome 96")
+
+    yield from _filler(ago)
+
+
+def _filler(ago: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Subjects user001..user020@example.net; about a third of each kind of item is past retention."""
+    for n in range(1, FILLER_SUBJECTS + 1):
+        email = f"user{n:03d}@example.net"
+        name = f"Demo User {n:03d}"
+        yield (
+            "accounts",
+            _account(
+                f"acct-user{n:03d}",
+                email,
+                name,
+                f"Filler Company {n % 5}",
+                last_ip=f"203.0.113.{n + 100}",
+                created_at=ago(1000 + n * 10),
+                last_active_at=ago(n * 55),  # n >= 14 is past two years
+            ),
+        )
+        system = ("Linux", "Windows 11", "macOS 15")[n % 3]
+        yield "diagnostics", _diagnostics(email, ago(n * 7), f"198.51.100.{n}", system)
+        if n % 2 == 0:
+            yield "feedback", _feedback(f"fb-user{n:03d}", email, ago(n * 15), "Edge 130")
+        if n % 3 == 0:
+            yield "guest_sessions", _guest_session(f"gs-user{n:03d}", email, name, ago(n * 3))
+        if n % 4 == 0:
+            yield "invoices", _invoice(f"inv-user{n:03d}", email, name, ago(n * 160), 1_000 + n)
+        if n % 5 == 0:
+            yield "marketing_contacts", _marketing(email, name, ago(n * 60), ago(n * 55))
+
+
+def _account(
+    account_id: str,
+    email: str,
+    name: str,
+    company: str,
+    *,
+    last_ip: str,
+    created_at: str,
+    last_active_at: str,
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "email": email,
+        "name": name,
+        "company": company,
+        # A placeholder in the shape of an argon2id hash: sensitive, never a real credential.
+        "password_hash": f"$argon2id$v=19$m=65536,t=3,p=4${account_id}$ZGVtby1vbmx5",
+        "last_ip": last_ip,
+        "created_at": created_at,
+        "last_active_at": last_active_at,
+    }
+
+
+def _marketing(email: str, name: str, opted_in_at: str, last_engaged_at: str) -> dict[str, Any]:
+    return {"email": email, "name": name, "opted_in_at": opted_in_at, "last_engaged_at": last_engaged_at}
+
+
+def _invoice(invoice_id: str, email: str, name: str, issued_at: str, amount_cents: int) -> dict[str, Any]:
+    return {
+        "invoice_id": invoice_id,
+        "billing_email": email,
+        "billing_name": name,
+        "billing_address": "1 Example Street, London, UK",
+        "issued_at": issued_at,
+        "amount_cents": amount_cents,
+        "currency": "GBP",
+    }
+
+
+def _feedback(feedback_id: str, email: str, submitted_at: str, browser: str) -> dict[str, Any]:
+    return {
+        "feedback_id": feedback_id,
+        "reporter_email": email,
+        "submitted_at": submitted_at,
+        "console_log": "[chat] Can everyone hear me? / [warn] ICE candidate timeout / [chat] Audio drops again",
+        "ip_address": "203.0.113.55",
+        "browser": browser,
+    }
+
+
+def _diagnostics(email: str, recorded_at: str, ip: str, system: str) -> dict[str, Any]:
+    return {
+        "user_email": email,
+        "recorded_at": recorded_at,
+        "ip_address": ip,
+        "operating_system": system,
+        "browser": "Chrome 131",
+        "packet_loss_pct": 2,
+    }
+
+
+def _guest_session(session_id: str, email: str, name: str, started_at: str) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "guest_email": email,
+        "display_name": name,
+        "customer_id": "acme-corp",
+        "meeting_id": f"mtg-{session_id}",
+        "ip_address": "198.51.100.7",
+        "cookie_token": f"ck_{session_id.replace('-', '')}_local",
+        "started_at": started_at,
+    }
+
+
+def seed_demo_data(
+    inventory: Inventory | None = None, *, now: datetime | None = None, dynamodb: Any = None
+) -> dict[str, int]:
+    """Write the demo items into the tables the inventory names; returns items written per dataset.
+
+    Datasets missing from the inventory are skipped. An item whose key already exists is left as it
+    is, so seeding twice writes nothing the second time.
+    """
+    inventory = inventory or get_inventory()
+    settings = get_settings()
+    moment = now or datetime.now(UTC)
+    today = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    dynamodb = dynamodb or boto3.resource("dynamodb", region_name=settings.region)
+    written: dict[str, int] = {}
+    for dataset_name, item in demo_items(today):
+        dataset = inventory.datasets.get(dataset_name)
+        if dataset is None:
+            continue
+        table = dynamodb.Table(settings.table_name(dataset.table))
+        key_names = [k["AttributeName"] for k in table.key_schema]
+        full = {**item, **expiry_attributes(dataset, item)}
+        try:
+            table.put_item(
+                Item=full,
+                ConditionExpression=" AND ".join(f"attribute_not_exists(#k{i})" for i in range(len(key_names))),
+                ExpressionAttributeNames={f"#k{i}": name for i, name in enumerate(key_names)},
+            )
+        except table.meta.client.exceptions.ConditionalCheckFailedException:
+            continue
+        written[dataset_name] = written.get(dataset_name, 0) + 1
+    return written

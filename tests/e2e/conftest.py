@@ -1,0 +1,102 @@
+"""The local stack as a running process: `local_stack` starts `python -m lethe_local` once per session
+on free ports, with its files in a temporary directory, and stops it with SIGTERM at the end."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    base_url: str
+    admin_token: str
+    outbox: Path
+    aws_endpoint: str
+    port: int
+    aws_port: int
+    process: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def stack_environment(port: int, aws_port: int, local_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LETHE_"))}
+    env.update(PORT=str(port), LETHE_AWS_PORT=str(aws_port), LETHE_LOCAL_DIR=str(local_dir), PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def run_stack(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    with log.open("w", encoding="utf-8") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lethe_local"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+
+
+def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    pytest.fail(f"the local stack did not answer within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local_dir = tmp_path_factory.mktemp("lethe-local")
+    port, aws_port = free_port(), free_port()
+    token = secrets.token_urlsafe(16)
+    log = local_dir / "stack.log"
+    process = run_stack(stack_environment(port, aws_port, local_dir, LETHE_ADMIN_TOKEN=token), log)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, base_url, log)
+        yield LocalStack(
+            base_url=base_url,
+            admin_token=token,
+            outbox=local_dir / "outbox",
+            aws_endpoint=f"http://127.0.0.1:{aws_port}",
+            port=port,
+            aws_port=aws_port,
+            process=process,
+            log=log,
+        )
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{log.read_text()}"

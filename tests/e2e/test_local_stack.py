@@ -1,0 +1,206 @@
+"""The local stack over HTTP: routing from template.yaml, the local invoke route, the SQS poller,
+and the one-line errors for a busy port or a broken inventory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import requests
+import yaml
+
+from tests.e2e.conftest import REPO, LocalStack, free_port, stack_environment
+
+EVENTS = REPO / "events"
+
+
+def test_openapi_is_served_as_openapi_3_1(local_stack: LocalStack) -> None:
+    # When
+    response = requests.get(f"{local_stack.base_url}/openapi.json", timeout=30)
+
+    # Then
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["openapi"].startswith("3.1")
+
+
+def test_root_serves_an_html_page(local_stack: LocalStack) -> None:
+    response = requests.get(f"{local_stack.base_url}/", timeout=30)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<html" in response.text.lower()
+
+
+def test_discovery_answers(local_stack: LocalStack) -> None:
+    response = requests.get(f"{local_stack.base_url}/discovery", timeout=30)
+
+    assert response.status_code == 200
+    assert isinstance(response.json(), dict)
+
+
+def test_unknown_route_is_a_json_404(local_stack: LocalStack) -> None:
+    # Given a path no function in template.yaml declares
+    path = f"/no-such-route-{uuid.uuid4().hex[:8]}"
+
+    # When
+    response = requests.get(f"{local_stack.base_url}{path}", timeout=30)
+
+    # Then
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_admin_route_without_token_is_refused(local_stack: LocalStack) -> None:
+    response = requests.get(f"{local_stack.base_url}/admin/requests", timeout=30)
+
+    assert response.status_code in (401, 403)
+    assert "error" in response.json()
+
+
+def test_local_invoke_runs_the_deadline_function(local_stack: LocalStack) -> None:
+    # Given the sample scheduled event
+    event = (EVENTS / "deadline.json").read_bytes()
+
+    # When
+    response = requests.post(f"{local_stack.base_url}/_local/invoke/DeadlineFunction", data=event, timeout=180)
+
+    # Then
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Lethe-Queues-Drained"] == "true"
+    json.loads(response.text)
+
+
+def test_local_invoke_of_an_unknown_function_is_404(local_stack: LocalStack) -> None:
+    response = requests.post(f"{local_stack.base_url}/_local/invoke/NoSuchFunction", data=b"{}", timeout=30)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_function"
+
+
+def test_invoke_cli_prints_the_result(local_stack: LocalStack) -> None:
+    # When
+    done = subprocess.run(
+        [sys.executable, "-m", "lethe_local.invoke", "DeadlineFunction", str(EVENTS / "deadline.json")],
+        env=stack_environment(local_stack.port, local_stack.aws_port, local_stack.outbox.parent),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    # Then
+    assert done.returncode == 0, done.stderr
+    json.loads(done.stdout)
+
+
+def test_invoke_cli_says_when_no_stack_runs(tmp_path: Path) -> None:
+    # Given a port nothing listens on
+    port = free_port()
+
+    # When
+    done = subprocess.run(
+        [sys.executable, "-m", "lethe_local.invoke", "DeadlineFunction", str(EVENTS / "deadline.json")],
+        env=stack_environment(port, free_port(), tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then
+    assert done.returncode == 1
+    assert f"no local stack answers on http://127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_work_queue_messages_are_consumed_by_the_poller(local_stack: LocalStack) -> None:
+    # Given a task sent straight to the work queue
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=local_stack.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    url = sqs.get_queue_url(QueueName="WorkQueue")["QueueUrl"]
+    body = {"kind": "dataset_task", "request_id": f"req_e2e_{uuid.uuid4().hex}", "dataset": "accounts", "attempt": 1}
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+    # When the poller has had time to run the worker (failures are redriven to the DLQ after 5 tries)
+    deadline = time.monotonic() + 60
+    counts = {}
+    while time.monotonic() < deadline:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        counts = {k: int(v) for k, v in attrs.items()}
+        if not any(counts.values()):
+            break
+        time.sleep(0.3)
+
+    # Then the queue is empty
+    assert not any(counts.values()), counts
+    assert "FulfilmentWorkerFunction" in local_stack.output()
+
+
+def start_and_expect_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lethe_local"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_second_stack_on_a_busy_port_exits_2_with_one_line(local_stack: LocalStack, tmp_path: Path) -> None:
+    # Given the API port is taken by the running stack
+    env = stack_environment(local_stack.port, free_port(), tmp_path)
+
+    # When
+    done = start_and_expect_exit(env)
+
+    # Then
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {local_stack.port}" in lines[0]
+    assert "PORT=" in lines[0]
+
+
+def test_a_busy_aws_port_names_lethe_aws_port(local_stack: LocalStack, tmp_path: Path) -> None:
+    env = stack_environment(free_port(), local_stack.aws_port, tmp_path)
+
+    done = start_and_expect_exit(env)
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "LETHE_AWS_PORT=" in done.stderr
+
+
+def test_a_broken_inventory_exits_2_naming_the_dataset(tmp_path: Path) -> None:
+    # Given an inventory whose feedback retention period is not an ISO 8601 duration
+    inventory = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())
+    inventory["datasets"]["feedback"]["retention"]["after"] = "six months"
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text(yaml.safe_dump(inventory))
+    env = stack_environment(free_port(), free_port(), tmp_path, LETHE_INVENTORY=str(bad))
+
+    # When
+    done = start_and_expect_exit(env)
+
+    # Then
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "feedback" in lines[0]
+    assert "retention" in lines[0]
+    assert "Traceback" not in done.stderr
