@@ -107,3 +107,9 @@ class ConflictingWrite(LetheError):
     """An item changed between read and write; the write was refused by its condition."""
 
     code = "conflicting_write"
+
+
+class ExportLinkExpired(LetheError):
+    """An export link that was genuine but is no longer valid (or its export is gone)."""
+
+    code = "export_link_expired"

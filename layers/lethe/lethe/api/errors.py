@@ -33,6 +33,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.ExtensionNotAllowed: HTTPStatus.CONFLICT,
     errors.VerificationFailed: HTTPStatus.BAD_REQUEST,
     errors.VerificationExpired: HTTPStatus.GONE,
+    errors.ExportLinkExpired: HTTPStatus.GONE,
     errors.VerificationLocked: HTTPStatus.LOCKED,
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
