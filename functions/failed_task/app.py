@@ -9,12 +9,17 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lethe.logic import fulfilment
+from lethe.logic.fulfilment import DatasetTask
+
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    logger.info("task received", extra={"message_id": record.message_id})
+    task = DatasetTask.model_validate_json(record.body)
+    logger.info("dead task", extra={"message_id": record.message_id, "request_id": task.request_id})
+    fulfilment.mark_failed(task.request_id, task.dataset)
 
 
 @logger.inject_lambda_context

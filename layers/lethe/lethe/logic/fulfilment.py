@@ -1,7 +1,481 @@
-"""Fulfilment: carries a verified request out across every dataset of the inventory."""
+"""Fulfilment: carries a verified request out across every dataset of the inventory.
+
+- `start` moves a pending request to in_progress, records every dataset as pending and queues one
+  SQS task per dataset.
+- `run_task` does one dataset's part (export, erase, rectify, restrict). Its effects are conditional
+  writes, so a redelivered task applies nothing twice; it records its completion with a conditional
+  update (ADD datasets_done, DELETE datasets_pending) and the task that empties datasets_pending
+  finalizes the request.
+- `mark_failed` (from the dead-letter queue) and `retry` (an operator) resume from where it stopped.
+
+Task results are kept as rows of the request's partition (sk TASK#<dataset>), so the finalizer can
+build the export and the erasure certificate from them. No personal data reaches the logs or the audit.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, Field
+from pynamodb.exceptions import UpdateError
+
+from lethe.aws import client
+from lethe.data import audit, datasets, vault
+from lethe.data.models import RequestEventRecord, RequestSummaryRecord
+from lethe.data.requests import SUMMARY, pk_of
+from lethe.domain import RequestType, Status
+from lethe.errors import ConflictingWrite, InvalidTransition
+from lethe.inventory import Action, Dataset, Inventory, get_inventory
+from lethe.keys import KeyRing, key_ring
+from lethe.logic import certificates, exports, legal_holds, suppression
+from lethe.logic.expiry import parse_instant
+from lethe.logic.requests import DataSubjectRequest, add_event, get_request, transition
+from lethe.settings import get_settings
+
+logger = Logger(child=True)
+
+TASK_KIND = "dataset_task"
+TASK_PREFIX = "TASK#"
+CUSTOMER_EVENT = "DataSubjectRequestForCustomer"
+
+EXPORT_TYPES = frozenset({RequestType.access, RequestType.portability})
+ERASURE_TYPES = frozenset({RequestType.erasure, RequestType.child_data_report})
+# Types that touch each dataset; the others are settled once, when the request is finalized.
+DATASET_TYPES = EXPORT_TYPES | ERASURE_TYPES | {RequestType.rectification, RequestType.restriction}
+
+
+class DatasetTask(BaseModel):
+    """The body of one work-queue message."""
+
+    kind: str = TASK_KIND
+    request_id: str = Field(min_length=1, max_length=64)
+    dataset: str = Field(min_length=1, max_length=63)
+    attempt: int = Field(default=1, ge=1)
+
+
+# ------------------------------------------------------------------ fan-out
+
+
+def datasets_for(request: DataSubjectRequest, inventory: Inventory) -> list[str]:
+    return sorted(inventory.datasets) if request.type in DATASET_TYPES else []
+
 
 def start(request_id: str, *, actor: str = "system") -> None:
-    """Move a pending request to in_progress and queue one task per dataset."""
+    """Move a pending request to in_progress and queue one task per dataset. A request already in
+    progress is left alone (a second start is a no-op)."""
+    request = get_request(request_id)
+    if request.status is Status.in_progress:
+        return
+    names = datasets_for(request, get_inventory())
+    transition(
+        request_id,
+        Status.in_progress,
+        allowed_from={Status.pending},
+        actor=actor,
+        detail={"datasets": len(names)},
+        datasets_pending=set(names) or None,
+        datasets_done=None,
+        datasets_failed=None,
+    )
+    if names:
+        queue_tasks(request_id, names, attempt=1)
+    else:
+        finalize(request_id)
+
+
+def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
+    """One message per dataset on the work queue (SendMessageBatch, 10 at a time)."""
+    sqs = client("sqs")
+    url = get_settings().work_queue_url
+    names = list(names)
+    for start_at in range(0, len(names), 10):
+        chunk = names[start_at : start_at + 10]
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": DatasetTask(request_id=request_id, dataset=name, attempt=attempt).model_dump_json(),
+            }
+            for i, name in enumerate(chunk)
+        ]
+        for _ in range(5):
+            failed = sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed") or []
+            if not failed:
+                break
+            retry_ids = {f["Id"] for f in failed}
+            entries = [e for e in entries if e["Id"] in retry_ids]
+        else:
+            raise RuntimeError("the work queue refused some tasks")
+    return len(names)
+
+
+# ------------------------------------------------------------------ one task
+
+
+def run_task(request_id: str, dataset_name: str, *, attempt: int = 1) -> dict[str, Any]:
+    """Carry out one dataset's part of a request. Idempotent: a dataset already done is a no-op,
+    and every effect is conditional on the item still being as read."""
+    request = get_request(request_id)
+    if dataset_name in request.datasets_done:
+        _finalize_if_last(request)
+        return {"dataset": dataset_name, "skipped": "already done"}
+    if dataset_name not in request.datasets_pending or request.status not in (Status.in_progress, Status.failed):
+        return {"dataset": dataset_name, "skipped": f"request is {request.status.value}"}
+    inventory = get_inventory()
+    if dataset_name not in inventory.datasets:
+        result: dict[str, Any] = {"action": "none", "note": "dataset no longer in the inventory"}
+    else:
+        work = _WORK[request.type]
+        result = work(request, inventory.dataset(dataset_name), key_ring(), datetime.now(UTC))
+    _save_task_result(request_id, dataset_name, result, attempt=attempt)
+    updated = _record_done(request_id, dataset_name)
+    if updated is None:
+        return {"dataset": dataset_name, "skipped": "already done"}
+    audit.append(
+        "request.dataset_done",
+        request_id=request_id,
+        subject_ref=request.subject_ref,
+        dataset=dataset_name,
+        details={k: v for k, v in result.items() if k != "changes"},
+    )
+    logger.info("dataset task done", request_id=request_id, dataset=dataset_name, action=result.get("action"))
+    if not updated.datasets_pending and updated.status == Status.in_progress.value:
+        finalize(request_id)
+    return {"dataset": dataset_name, **{k: v for k, v in result.items() if k != "changes"}}
+
+
+def _record_done(request_id: str, dataset_name: str) -> RequestSummaryRecord | None:
+    """ADD datasets_done, DELETE datasets_pending, only if the dataset is still pending: exactly one
+    delivery of a task records it. Returns the summary as updated, or None if it was already done."""
+    record = RequestSummaryRecord(pk_of(request_id), SUMMARY)
+    try:
+        record.update(
+            actions=[
+                RequestSummaryRecord.datasets_done.add({dataset_name}),
+                RequestSummaryRecord.datasets_pending.delete({dataset_name}),
+            ],
+            condition=RequestSummaryRecord.datasets_pending.contains(dataset_name),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return record
+
+
+def _save_task_result(request_id: str, dataset_name: str, result: dict[str, Any], *, attempt: int) -> None:
+    RequestEventRecord(
+        pk_of(request_id),
+        f"{TASK_PREFIX}{dataset_name}",
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        kind=TASK_KIND,
+        actor="system",
+        detail={"dataset": dataset_name, "attempt": attempt, **{k: v for k, v in result.items() if k != "changes"}},
+    ).save()
+
+
+def task_results(request_id: str) -> dict[str, dict[str, Any]]:
+    rows = RequestEventRecord.query(
+        pk_of(request_id), RequestEventRecord.sk.startswith(TASK_PREFIX), consistent_read=True
+    )
+    return {row.sk.removeprefix(TASK_PREFIX): dict(row.detail or {}) for row in rows}
+
+
+# ------------------------------------------------------------------ per type
+
+
+def _subject_items(dataset: Dataset, request: DataSubjectRequest) -> Iterator[dict[str, Any]]:
+    assert request.email is not None  # a verified request always has its contact address
+    yield from datasets.items_for_subject(dataset, request.email)
+
+
+def _customers_of(dataset: Dataset, items: Iterable[dict[str, Any]], found: set[str]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        if dataset.customer and item.get(dataset.customer) is not None:
+            found.add(str(item[dataset.customer]))
+        yield item
+
+
+def _tell_customers(request: DataSubjectRequest, dataset: Dataset, customers: set[str]) -> int:
+    """Data held for a customer: the request is routed to it as an event (no raw email in it)."""
+    if dataset.controller != "customer" or not customers:
+        return 0
+    detail = {
+        "request_id": request.request_id,
+        "type": request.type.value,
+        "dataset": dataset.name,
+        "customer_ids": sorted(customers),
+        "subject_ref": request.subject_ref,
+    }
+    client("events").put_events(
+        Entries=[
+            {
+                "Source": "lethe",
+                "DetailType": CUSTOMER_EVENT,
+                "Detail": json.dumps(detail),
+                "EventBusName": get_settings().event_bus,
+            }
+        ]
+    )
+    return len(customers)
+
+
+def _export(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+    customers: set[str] = set()
+    count = exports.write_part(
+        request.request_id, dataset, _customers_of(dataset, _subject_items(dataset, request), customers)
+    )
+    routed = _tell_customers(request, dataset, customers)
+    return {"action": "export", "items": count, "customers_told": routed}
+
+
+def _purge_at(dataset: Dataset, item: dict[str, Any], now: datetime) -> datetime:
+    """The end of the item's retention (never before now): when the vault may let it go."""
+    rule = dataset.retention
+    since = parse_instant(item.get(rule.since)) if rule is not None else None
+    if rule is None or since is None:
+        return now
+    return max(rule.after.after(since), now)
+
+
+def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+    assert request.email is not None
+    holds = legal_holds.holds_for_email(request.email, dataset.name)
+    action = dataset.on_erasure
+    kept_because = None
+    if holds:
+        # A legal hold wins over erasure: the items are isolated, never deleted or altered.
+        action = Action.isolate
+        kept_because = "legal hold: " + "; ".join(h.reason for h in holds)
+    elif action is Action.isolate:
+        kept_because = (dataset.retention.basis if dataset.retention and dataset.retention.basis else None) or (
+            "kept until the end of its statutory retention"
+        )
+    customers: set[str] = set()
+    items = _customers_of(dataset, _subject_items(dataset, request), customers)
+    counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0}
+    attribute = dataset.subject.attribute
+    if action is Action.delete:
+        keys = []
+        for item in items:
+            counts["found"] += 1
+            keys.append(datasets.key_of(dataset, item))
+        counts["deleted"] = datasets.delete_items(dataset, keys)
+    elif action is Action.anonymize:
+        for item in list(items):
+            counts["found"] += 1
+            done = datasets.anonymize_item(
+                dataset, item, ring, now, condition_attribute=attribute, condition_value=item[attribute]
+            )
+            counts["anonymized" if done else "unchanged"] += 1
+    else:
+        subject_ref = ring.subject_ref(request.email)
+        for item in list(items):
+            counts["found"] += 1
+            done = vault.isolate_item(
+                dataset,
+                datasets.key_of(dataset, item),
+                item,
+                reason="legal_hold" if holds else "statutory_retention",
+                purge_at=_purge_at(dataset, item, now),
+                subject_ref=subject_ref,
+                request_id=request.request_id,
+                hold_ids=[h.hold_id for h in holds] or None,
+                now=now,
+            )
+            counts["isolated" if done else "unchanged"] += 1
+    routed = _tell_customers(request, dataset, customers)
+    return {
+        "action": action.value,
+        **counts,
+        "kept_because": kept_because if counts["isolated"] else None,
+        "hold_ids": [h.hold_id for h in holds],
+        "customers_told": routed,
+        "controller": dataset.controller,
+    }
+
+
+def _rectify(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+    """Apply corrections to the fields this dataset marks rectifiable. Old and new values go to the
+    request's events (never the audit)."""
+    corrections = dict(request.corrections or {})
+    key_attributes = set(datasets.table_key(dataset).attributes)
+    allowed = {
+        name: value
+        for name, value in corrections.items()
+        if name in dataset.fields and dataset.fields[name].rectifiable and name not in key_attributes
+    }
+    if not allowed:
+        return {"action": "rectify", "found": 0, "rectified": 0, "fields": []}
+    attribute = dataset.subject.attribute
+    found = rectified = 0
+    for item in list(_subject_items(dataset, request)):
+        found += 1
+        to_set = {name: value for name, value in allowed.items() if item.get(name) != value}
+        if not to_set:
+            continue
+        done = datasets.update_item(
+            dataset,
+            item,
+            to_set=to_set,
+            condition_attribute=attribute,
+            condition_value=item[attribute],
+            unchanged=[name for name in to_set if name in item],
+        )
+        if done:
+            rectified += 1
+            add_event(
+                request.request_id,
+                "rectified",
+                detail={
+                    "dataset": dataset.name,
+                    "key": {k: str(v) for k, v in datasets.key_of(dataset, item).items()},
+                    "changes": {name: {"old": _plain(item.get(name)), "new": value} for name, value in to_set.items()},
+                },
+            )
+    return {"action": "rectify", "found": found, "rectified": rectified, "fields": sorted(allowed)}
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(exports.dumps(value)) if value is not None else None
+
+
+def _restrict(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+    """Mark each item restricted: retention and marketing skip items carrying the attribute."""
+    attribute = dataset.subject.attribute
+    found = marked = 0
+    for item in list(_subject_items(dataset, request)):
+        found += 1
+        if item.get(datasets.RESTRICTED_ATTRIBUTE) == request.request_id:
+            continue
+        if datasets.update_item(
+            dataset,
+            item,
+            to_set={datasets.RESTRICTED_ATTRIBUTE: request.request_id},
+            condition_attribute=attribute,
+            condition_value=item[attribute],
+        ):
+            marked += 1
+    return {"action": "restrict", "found": found, "restricted": marked}
+
+
+def _nothing(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+    return {"action": "none"}
+
+
+_WORK: dict[RequestType, Callable[[DataSubjectRequest, Dataset, KeyRing, datetime], dict[str, Any]]] = {
+    RequestType.access: _export,
+    RequestType.portability: _export,
+    RequestType.erasure: _erase,
+    RequestType.child_data_report: _erase,
+    RequestType.rectification: _rectify,
+    RequestType.restriction: _restrict,
+    RequestType.objection: _nothing,
+    RequestType.marketing_opt_out: _nothing,
+    RequestType.consent_withdrawal: _nothing,
+    RequestType.complaint: _nothing,
+}
+
+
+# ------------------------------------------------------------------ finalize
+
+
+def _finalize_if_last(request: DataSubjectRequest) -> None:
+    if request.status is Status.in_progress and not request.datasets_pending:
+        finalize(request.request_id)
+
+
+def finalize(request_id: str) -> None:
+    """Settle the request once every dataset is done: the export and its link, the erasure
+    certificate, suppression and consent, then completed. Safe to run again after a crash."""
+    request = get_request(request_id)
+    if request.status is not Status.in_progress or request.datasets_pending:
+        return
+    results = task_results(request_id)
+    now = datetime.now(UTC)
+    outcome: dict[str, Any] = {"datasets": {name: _summary(result) for name, result in results.items()}}
+    email = request.email
+    if request.type in EXPORT_TYPES:
+        counts = exports.assemble(request_id, get_inventory(), request_type=request.type.value, now=now)
+        link = exports.export_link(request_id)
+        outcome["export"] = {"items": sum(counts.values()), "link_ttl_seconds": get_settings().export_link_ttl_seconds}
+        if email:
+            certificates.send_export_link(email, request, link, results)
+    elif request.type in ERASURE_TYPES:
+        if email:
+            suppression.suppress(email, reason="erasure", source=request_id)
+            certificates.send_erasure_certificate(email, request, results, now=now)
+    elif request.type in (RequestType.objection, RequestType.marketing_opt_out, RequestType.consent_withdrawal):
+        if email:
+            _withdraw_marketing(email, request_id)
+        add_event(request_id, "consent_withdrawn", detail={"type": request.type.value, "purposes": ["marketing_email"]})
+    elif request.type in (RequestType.rectification, RequestType.restriction) and email:
+        certificates.send_completion(email, request, results)
+    try:
+        transition(request_id, Status.completed, allowed_from={Status.in_progress}, actor="system", outcome=outcome)
+    except (InvalidTransition, ConflictingWrite):
+        logger.info("request already finalized", request_id=request_id)
+
+
+def _withdraw_marketing(email: str, request_id: str) -> None:
+    from lethe.logic import consent
+
+    consent.withdraw_marketing(email, source=request_id)
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("action", "items", "found", "deleted", "anonymized", "isolated", "rectified", "restricted", "kept_because")
+    return {k: result[k] for k in keep if result.get(k) is not None}
+
+
+# ------------------------------------------------------------------ failure and retry
+
+
+def mark_failed(request_id: str, dataset_name: str) -> None:
+    """A task reached the dead-letter queue: the request becomes failed, naming the dataset."""
+    request = get_request(request_id)
+    if dataset_name in request.datasets_done:
+        return
+    if request.status is Status.in_progress:
+        try:
+            transition(
+                request_id,
+                Status.failed,
+                allowed_from={Status.in_progress},
+                actor="system",
+                detail={"dataset": dataset_name},
+                datasets_failed=set(request.datasets_failed) | {dataset_name},
+            )
+            return
+        except (InvalidTransition, ConflictingWrite):
+            request = get_request(request_id)
+    if request.status is Status.failed:
+        RequestSummaryRecord(pk_of(request_id), SUMMARY).update(
+            actions=[RequestSummaryRecord.datasets_failed.add({dataset_name})]
+        )
+        add_event(request_id, "dataset_failed", detail={"dataset": dataset_name})
+
+
+def retry(request_id: str, *, actor: str) -> list[str]:
+    """Resume a failed request: re-queue only the datasets that are not done."""
+    request = get_request(request_id)
+    if request.status is not Status.failed:
+        raise InvalidTransition(f"only a failed request can be retried; this one is {request.status.value}")
+    names = [n for n in datasets_for(request, get_inventory()) if n not in request.datasets_done]
+    transition(
+        request_id,
+        Status.in_progress,
+        allowed_from={Status.failed},
+        actor=actor,
+        detail={"retry": names},
+        datasets_pending=set(names) or None,
+        datasets_failed=None,
+    )
+    if names:
+        queue_tasks(request_id, names, attempt=2)
+    else:
+        finalize(request_id)
+    return names

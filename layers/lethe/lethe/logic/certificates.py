@@ -1,0 +1,131 @@
+"""What the subject is told when a request is carried out: the export link, the erasure certificate
+(per dataset what was deleted, anonymized or isolated, and why anything was kept), a confirmation."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any
+
+from lethe.data.mail import send_email
+from lethe.data.requests import DataSubjectRequest
+from lethe.inventory import get_inventory
+from lethe.settings import get_settings
+
+_CUSTOMER_NOTE = (
+    "Some of this data is held for a customer of ours who invited you (we process it on their behalf). "
+    "We have passed your request on to them as well; they may contact you about it."
+)
+
+
+def _description(name: str) -> str:
+    dataset = get_inventory().datasets.get(name)
+    return dataset.description if dataset is not None else name
+
+
+def _customer_told(results: dict[str, dict[str, Any]]) -> bool:
+    return any(int(r.get("customers_told") or 0) > 0 for r in results.values())
+
+
+def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name in sorted(results):
+        result = results[name]
+        parts = [
+            f"{result[k]} {label}"
+            for k, label in (("deleted", "deleted"), ("anonymized", "anonymized"), ("isolated", "isolated"))
+            if int(result.get(k) or 0)
+        ]
+        line = f"- {_description(name)}: " + (", ".join(parts) if parts else "nothing held about you")
+        if result.get("kept_because"):
+            line += f". Kept (isolated, out of all processing) because: {result['kept_because']}"
+        lines.append(line)
+    return lines
+
+
+def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, now: datetime) -> str:
+    text = [
+        "Erasure certificate",
+        "",
+        f"Request: {request.request_id}",
+        f"Completed: {now.isoformat(timespec='seconds')}",
+        "",
+        "What we did, per place where we held your data:",
+        *erasure_lines(results),
+        "",
+        "Isolated data is kept apart from every processing activity and deleted when its retention ends "
+        "(or when the legal hold on it is lifted and its retention has ended).",
+        "Your address is now on our suppression list (stored only as a keyed hash), "
+        "so you will not receive marketing from us again.",
+    ]
+    if _customer_told(results):
+        text += ["", _CUSTOMER_NOTE]
+    return "\n".join(text) + "\n"
+
+
+def send_erasure_certificate(
+    email: str, request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, now: datetime
+) -> str:
+    body = erasure_certificate(request, results, now=now)
+    return send_email(
+        email,
+        "Your erasure request is complete",
+        body,
+        html=f"<pre>{html.escape(body)}</pre>",
+    )
+
+
+def send_export_link(email: str, request: DataSubjectRequest, link: str, results: dict[str, dict[str, Any]]) -> str:
+    days = max(1, get_settings().export_link_ttl_seconds // 86400)
+    text = [
+        "Your personal data is ready.",
+        "",
+        f"Download it here (valid for {days} day(s)): {link}",
+        "",
+        "It holds, for each place where we keep data about you: the data itself, the kind of data "
+        "in each field, why we hold it, who receives it and how long we keep it. "
+        f"Add ?format=json to the link for a machine-readable copy (request {request.request_id}).",
+    ]
+    if _customer_told(results):
+        text += ["", _CUSTOMER_NOTE]
+    body = "\n".join(text) + "\n"
+    return send_email(email, "Your personal data export", body)
+
+
+def send_completion(email: str, request: DataSubjectRequest, results: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name in sorted(results):
+        result = results[name]
+        count = int(result.get("rectified") or result.get("restricted") or 0)
+        if count:
+            lines.append(f"- {_description(name)}: {count} record(s)")
+    what = "corrected" if request.type.value == "rectification" else "restricted (kept, but no longer processed)"
+    body = "\n".join(
+        [
+            f"Your {request.type.value} request {request.request_id} is complete.",
+            "",
+            f"Records {what}:" if lines else "We found nothing to change.",
+            *lines,
+        ]
+    )
+    if _customer_told(results):
+        body += "\n\n" + _CUSTOMER_NOTE
+    return send_email(email, f"Your {request.type.value} request is complete", body + "\n")
+
+
+def send_denial(email: str, request: DataSubjectRequest, reason: str) -> str:
+    body = (
+        f"We cannot carry out your {request.type.value} request {request.request_id}.\n\n"
+        f"Reason: {reason}\n\n"
+        "If you disagree, you may lodge a complaint with your data protection authority.\n"
+    )
+    return send_email(email, "About your privacy request", body)
+
+
+def send_extension(email: str, request: DataSubjectRequest, reason: str, due_at: datetime) -> str:
+    body = (
+        f"We need more time for your {request.type.value} request {request.request_id}.\n\n"
+        f"Reason: {reason}\n"
+        f"We will answer by {due_at.strftime('%d %B %Y')}.\n"
+    )
+    return send_email(email, "Your privacy request: more time needed", body)

@@ -1,0 +1,277 @@
+"""Access and portability exports: each dataset's items are streamed to a part file under
+exports/<request_id>/, then assembled into export.json (machine-readable) and export.html (for a
+person). Everything streams through S3 multipart uploads, so memory stays flat however many items
+a subject has. The subject receives a signed link that expires (7 days at most)."""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lethe.aws import client
+from lethe.errors import ExportLinkExpired, InvalidToken
+from lethe.inventory import Dataset, Inventory
+from lethe.keys import key_ring
+from lethe.settings import get_settings
+
+PART_SIZE = 8 * 1024 * 1024  # S3 parts must be at least 5 MiB, except the last
+CONTROLLER = {
+    "name": "CaféX Communications Inc.",
+    "contact": "privacy@cafex.com",
+}
+
+
+def prefix(request_id: str) -> str:
+    return f"exports/{request_id}/"
+
+
+def part_key(request_id: str, dataset: str) -> str:
+    return f"{prefix(request_id)}parts/{dataset}.jsonl"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+class S3Writer:
+    """Writes one object from chunks of text: a single PutObject when small, else a multipart
+    upload with bounded buffers. SSE-KMS is the bucket default and is asked for explicitly too."""
+
+    def __init__(self, key: str, content_type: str) -> None:
+        self.bucket = get_settings().export_bucket
+        self.key = key
+        self.content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, text: str) -> None:
+        self._buffer += text.encode("utf-8")
+        if len(self._buffer) >= PART_SIZE:
+            self._flush_part()
+
+    def _flush_part(self) -> None:
+        s3 = client("s3")
+        if self._upload_id is None:
+            self._upload_id = s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, ServerSideEncryption="aws:kms"
+            )["UploadId"]
+        number = len(self._parts) + 1
+        etag = s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer)
+        )["ETag"]
+        self._parts.append({"PartNumber": number, "ETag": etag})
+        self._buffer = bytearray()
+
+    def close(self) -> None:
+        s3 = client("s3")
+        if self._upload_id is None:
+            s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=bytes(self._buffer),
+                ContentType=self.content_type,
+                ServerSideEncryption="aws:kms",
+            )
+            return
+        if self._buffer:
+            self._flush_part()
+        s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+        )
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            client("s3").abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+
+
+def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]]) -> int:
+    """Stream one dataset's items (one JSON object a line) to its part file. Rewriting it on a
+    redelivery gives the same file. Returns the number of items."""
+    writer = S3Writer(part_key(request_id, dataset.name), "application/x-ndjson")
+    count = 0
+    try:
+        for item in items:
+            writer.write(dumps(item) + "\n")
+            count += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return count
+
+
+def _part_lines(request_id: str, dataset: str) -> Iterator[dict[str, Any]]:
+    try:
+        body = client("s3").get_object(Bucket=get_settings().export_bucket, Key=part_key(request_id, dataset))["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return
+        raise
+    for line in body.iter_lines():
+        if line:
+            yield json.loads(line)
+
+
+def dataset_header(dataset: Dataset) -> dict[str, Any]:
+    retention = None
+    if dataset.retention is not None:
+        retention = {
+            "kept_for": str(dataset.retention.after),
+            "counted_from": dataset.retention.since,
+            "then": dataset.retention.action.value,
+            "basis": dataset.retention.basis,
+        }
+    return {
+        "description": dataset.description,
+        "controller": "us" if dataset.controller == "self" else "the customer who invited you (we act for it)",
+        "purposes": list(dataset.purposes),
+        "recipients": list(dataset.recipients),
+        "retention": retention,
+        "categories": {name: spec.category for name, spec in dataset.fields.items()},
+    }
+
+
+def assemble(request_id: str, inventory: Inventory, *, request_type: str, now: datetime) -> dict[str, int]:
+    """Write export.json and export.html from the part files, streaming. Returns item counts."""
+    counts: dict[str, int] = {}
+    as_json = S3Writer(f"{prefix(request_id)}export.json", "application/json")
+    as_html = S3Writer(f"{prefix(request_id)}export.html", "text/html; charset=utf-8")
+    try:
+        as_json.write(
+            "{"
+            + f'"request_id": {dumps(request_id)}, "type": {dumps(request_type)}, '
+            + f'"generated_at": {dumps(now.isoformat())}, "controller": {dumps(CONTROLLER)}, "datasets": {{'
+        )
+        as_html.write(_html_head(request_id, now))
+        for index, (name, dataset) in enumerate(inventory.datasets.items()):
+            header = dataset_header(dataset)
+            header_json = dumps(header)[:-1]  # reopen the object to append "items"
+            as_json.write(("," if index else "") + f"{dumps(name)}: {header_json}, " + '"items": [')
+            as_html.write(_html_dataset(name, header))
+            count = 0
+            for item in _part_lines(request_id, name):
+                as_json.write(("," if count else "") + dumps(item))
+                as_html.write(_html_item(item, header["categories"]))
+                count += 1
+            as_json.write("]}")
+            as_html.write(f"<p class=count>{count} item(s).</p></section>\n" if count else _html_none())
+            counts[name] = count
+        as_json.write("}}")
+        as_html.write("</main></body></html>\n")
+        as_json.close()
+        as_html.close()
+    except BaseException:
+        as_json.abort()
+        as_html.abort()
+        raise
+    return counts
+
+
+def _html_head(request_id: str, now: datetime) -> str:
+    e = html.escape
+    return (
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        "<title>Your personal data</title>"
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}</style></head><body><main>"
+        f"<h1>Your personal data</h1><p>Request {e(request_id)}, prepared {e(now.strftime('%d %B %Y'))}. "
+        f"Controller: {e(CONTROLLER['name'])} ({e(CONTROLLER['contact'])}).</p>\n"
+    )
+
+
+def _html_dataset(name: str, header: dict[str, Any]) -> str:
+    e = html.escape
+    retention = header["retention"]
+    kept = (
+        f"Kept for {e(retention['kept_for'])} from {e(retention['counted_from'])}, then {e(retention['then'])}."
+        + (f" Why: {e(retention['basis'])}." if retention.get("basis") else "")
+        if retention
+        else "No fixed retention period."
+    )
+    return (
+        f"<section><h2>{e(header['description'])}</h2><p><small>{e(name)}</small></p>"
+        f"<p>Controller: {e(header['controller'])}.</p>"
+        f"<p>Why we hold it: {e(', '.join(header['purposes']))}.</p>"
+        f"<p>Who receives it: {e(', '.join(header['recipients']) or 'nobody')}.</p>"
+        f"<p>{kept}</p>\n"
+    )
+
+
+def _html_item(item: dict[str, Any], categories: dict[str, str]) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><th>{e(str(k))}</th><td>{e(_text(v))}</td><td>{e(categories.get(k, ''))}</td></tr>"
+        for k, v in sorted(item.items())
+    )
+    return f"<table><tr><th>field</th><th>value</th><th>category</th></tr>{rows}</table>\n"
+
+
+def _html_none() -> str:
+    return "<p>We hold nothing about you here.</p></section>\n"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else dumps(value)
+
+
+# ------------------------------------------------------------------ links
+
+
+def link_token(request_id: str, *, now: float | None = None) -> str:
+    """A signed token naming the request and the moment the link expires."""
+    expires = int((now if now is not None else time.time()) + get_settings().export_link_ttl_seconds)
+    ring = key_ring()
+    mac = ring.mac("export", f"{request_id}.{expires}")[:40]
+    return f"{request_id}.{expires}.{ring.current}.{mac}"
+
+
+def export_link(request_id: str) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}/exports/{link_token(request_id)}"
+
+
+def resolve_link(token: str, *, fmt: str = "html", now: float | None = None) -> str:
+    """A presigned URL for a valid token (valid no longer than the link itself).
+    Raises InvalidToken for a forged token and ExportLinkExpired for an expired one."""
+    parts = token.split(".")
+    if len(parts) != 4 or not parts[1].isdigit():
+        raise InvalidToken("this export link is not valid")
+    request_id, expires_text, key_id, mac = parts
+    ring = key_ring()
+    if key_id not in ring.keys:
+        raise InvalidToken("this export link is not valid")
+    expected = ring.mac("export", f"{request_id}.{expires_text}", key_id)[:40]
+    if not hmac.compare_digest(expected, mac):
+        raise InvalidToken("this export link is not valid")
+    remaining = int(expires_text) - int(now if now is not None else time.time())
+    if remaining <= 0:
+        raise ExportLinkExpired("this export link has expired")
+    key = f"{prefix(request_id)}export.{'json' if fmt == 'json' else 'html'}"
+    bucket = get_settings().export_bucket
+    try:
+        client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise ExportLinkExpired("this export link has expired") from exc
+    return str(
+        client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=min(remaining, 3600)
+        )
+    )

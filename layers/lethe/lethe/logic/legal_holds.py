@@ -1,0 +1,113 @@
+"""Legal holds: a subject's data, or a whole dataset, that must be kept whatever else is asked.
+
+Under a hold, erasure and retention isolate (move to the vault), never delete. Holds live in the
+ControlTable (pk HOLD, sk <hold id>). A hold on a subject stores only the subject's HMAC reference.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from pynamodb.exceptions import UpdateError
+
+from lethe.data import audit
+from lethe.data.models import ControlRecord
+from lethe.errors import LegalHoldNotFound
+from lethe.keys import key_ring
+
+PARTITION = "HOLD"
+
+
+class Hold(BaseModel):
+    hold_id: str
+    subject_ref: str | None = None
+    dataset: str | None = None
+    reason: str
+    placed_at: str
+    active: bool = True
+    lifted_at: str | None = None
+
+
+def _to_hold(record: ControlRecord) -> Hold:
+    data = dict(record.data or {})
+    return Hold(
+        hold_id=record.sk,
+        subject_ref=data.get("subject_ref"),
+        dataset=data.get("dataset"),
+        reason=data.get("reason", ""),
+        placed_at=data.get("placed_at", record.at or ""),
+        active=bool(record.active),
+        lifted_at=record.lifted_at.isoformat() if record.lifted_at else None,
+    )
+
+
+def place(*, reason: str, email: str | None = None, dataset: str | None = None, actor: str = "operator") -> Hold:
+    """Place a hold on a subject (by email, stored only as an HMAC), a dataset, or both."""
+    if not email and not dataset:
+        raise ValueError("a legal hold needs an email, a dataset or both")
+    subject_ref = key_ring().subject_ref(email) if email else None
+    now = datetime.now(UTC).isoformat()
+    hold_id = f"hold_{uuid.uuid4().hex[:16]}"
+    data = {"subject_ref": subject_ref, "dataset": dataset, "reason": reason, "placed_at": now}
+    ControlRecord(PARTITION, hold_id, at=now, data=data, active=True).save(condition=ControlRecord.sk.does_not_exist())
+    audit.append(
+        "legal_hold.placed",
+        actor=actor,
+        subject_ref=subject_ref,
+        dataset=dataset,
+        details={"hold_id": hold_id, "reason": reason},
+    )
+    return Hold(hold_id=hold_id, subject_ref=subject_ref, dataset=dataset, reason=reason, placed_at=now)
+
+
+def lift(hold_id: str, *, actor: str = "operator") -> Hold:
+    record = ControlRecord(PARTITION, hold_id)
+    try:
+        record.update(
+            actions=[ControlRecord.active.set(False), ControlRecord.lifted_at.set(datetime.now(UTC))],
+            condition=ControlRecord.sk.exists() & (ControlRecord.active == True),  # noqa: E712 - pynamodb condition
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise LegalHoldNotFound(f"no active legal hold {hold_id}") from exc
+        raise
+    hold = _to_hold(record)
+    audit.append(
+        "legal_hold.lifted",
+        actor=actor,
+        subject_ref=hold.subject_ref,
+        dataset=hold.dataset,
+        details={"hold_id": hold_id},
+    )
+    return hold
+
+
+def list_holds(*, active_only: bool = False) -> list[Hold]:
+    holds = [_to_hold(r) for r in ControlRecord.query(PARTITION, consistent_read=True)]
+    return [h for h in holds if h.active] if active_only else holds
+
+
+def holds_for(subject_ref: str | None, dataset: str) -> list[Hold]:
+    """Active holds covering this subject's items in this dataset (or the dataset as a whole).
+    A hold naming both a subject and a dataset covers only that subject in that dataset.
+    With subject_ref None (e.g. a retention sweep that does not know the subject), only holds
+    that do not name a subject apply."""
+    found = []
+    for hold in list_holds(active_only=True):
+        if hold.dataset is not None and hold.dataset != dataset:
+            continue
+        if hold.subject_ref is not None and hold.subject_ref != subject_ref:
+            continue
+        found.append(hold)
+    return found
+
+
+def holds_for_email(email: str, dataset: str) -> list[Hold]:
+    """Active holds for a subject under any key id of the ring (survives a key rotation)."""
+    seen: dict[str, Hold] = {}
+    for ref in key_ring().subject_refs(email):
+        for hold in holds_for(ref, dataset):
+            seen[hold.hold_id] = hold
+    return list(seen.values())

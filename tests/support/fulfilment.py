@@ -1,0 +1,121 @@
+"""Helpers for fulfilment tests: store a request in a given status, put dataset items, and drain the
+work queue through the real FulfilmentWorkerFunction handler, as Lambda's event source mapping would."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lethe.domain import Regulation, RequestType, Status
+
+WORKER = "FulfilmentWorkerFunction"
+
+
+def unique_email(tag: str = "subject") -> str:
+    return f"{tag}.{uuid.uuid4().hex[:10]}@example.org"
+
+
+def new_request(
+    kind: RequestType | str,
+    email: str,
+    *,
+    status: Status = Status.pending,
+    corrections: dict[str, str] | None = None,
+    regulation: Regulation = Regulation.gdpr,
+) -> str:
+    from lethe.data import requests as repository
+    from lethe.keys import key_ring
+
+    now = datetime.now(UTC)
+    request_id = f"req_{uuid.uuid4().hex[:16]}"
+    repository.create(
+        repository.DataSubjectRequest(
+            request_id=request_id,
+            type=RequestType(kind),
+            status=status,
+            regulation=regulation,
+            created_at=now,
+            due_at=now + timedelta(days=30),
+            updated_at=now,
+            subject_ref=key_ring().subject_ref(email),
+            email=email,
+            corrections=corrections,
+        )
+    )
+    return request_id
+
+
+def put_items(table: str, items: list[dict[str, Any]]) -> None:
+    from boto3.dynamodb.types import TypeSerializer
+
+    from lethe.aws import client
+    from lethe.settings import get_settings
+
+    serializer = TypeSerializer()
+    ddb = client("dynamodb")
+    for item in items:
+        ddb.put_item(
+            TableName=get_settings().table_name(table), Item={k: serializer.serialize(v) for k, v in item.items()}
+        )
+
+
+def get_item(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    from lethe.aws import client
+    from lethe.settings import get_settings
+
+    raw = client("dynamodb").get_item(
+        TableName=get_settings().table_name(table),
+        Key={k: TypeSerializer().serialize(v) for k, v in key.items()},
+        ConsistentRead=True,
+    )
+    if "Item" not in raw:
+        return None
+    return {k: TypeDeserializer().deserialize(v) for k, v in raw["Item"].items()}
+
+
+def receive(queue_url: str) -> list[dict[str, Any]]:
+    from lethe.aws import client
+
+    return list(
+        client("sqs")
+        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=0)
+        .get("Messages", [])
+    )
+
+
+def drain(
+    invoke: Callable[..., Any], *, keep: list[dict[str, Any]] | None = None, rounds: int = 50
+) -> list[dict[str, Any]]:
+    """Deliver every message of the work queue to the worker until it is empty. Failed records are
+    returned (not deleted). `keep` collects each delivered event, to redeliver it later."""
+    from lethe.aws import client
+    from lethe.settings import get_settings
+    from lethe_local.events import sqs_event
+
+    url = get_settings().work_queue_url
+    sqs = client("sqs")
+    failures: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return failures
+        event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:WorkQueue")
+        if keep is not None:
+            keep.append(event)
+        result = invoke(WORKER, event)
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] in failed:
+                failures.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    raise AssertionError("the work queue did not drain")
+
+
+def sent_mail() -> list[Any]:
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends["123456789012"]["us-east-1"].sent_messages)
