@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO_INVENTORY = Path(__file__).resolve().parents[3] / "config" / "inventory.yaml"
 
@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     region: Annotated[str, Field(validation_alias="AWS_REGION")] = "us-east-1"
     dataset_tables: Annotated[
         dict[str, str],
+        NoDecode,  # parsed by _parse_table_map, so an empty value means no mapping
         Field(description="Logical table id -> physical name, for inventory entries that name a logical id"),
     ] = Field(default_factory=dict)
 
