@@ -119,3 +119,57 @@ def sent_mail() -> list[Any]:
     from moto.ses.models import ses_backends
 
     return list(ses_backends["123456789012"]["us-east-1"].sent_messages)
+
+
+ADMIN_TOKEN = "fulfilment-tests-token"
+
+
+def admin_call(
+    invoke: Callable[..., Any],
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    path_parameters: dict[str, str] | None = None,
+    body: Any = None,
+    query: dict[str, list[str]] | None = None,
+) -> tuple[int, Any]:
+    """One admin API call through the real handler (needs LETHE_ADMIN_TOKEN = ADMIN_TOKEN)."""
+    import json
+
+    from lethe_local.events import api_event
+
+    event = api_event(
+        method,
+        path,
+        resource=resource,
+        path_parameters=path_parameters,
+        query=query,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        body=None if body is None else json.dumps(body),
+    )
+    result = invoke("AdminApiFunction", event)
+    text = result.get("body") or "null"
+    return result["statusCode"], json.loads(text)
+
+
+def audit_dump() -> str:
+    """Every audit record as text, to look for personal data in it."""
+    from lethe.aws import client
+    from lethe.settings import get_settings
+
+    pages = client("dynamodb").get_paginator("scan").paginate(TableName=get_settings().audit_table)
+    return "\n".join(str(item) for page in pages for item in page.get("Items", []))
+
+
+def mails_to(address: str) -> list[tuple[str, str]]:
+    """(subject, whole decoded text) of every email sent to an address."""
+    from email import message_from_string, policy
+
+    found = []
+    for raw in sent_mail():
+        message = message_from_string(raw.raw_data, policy=policy.default)
+        if address in str(message["To"]):
+            text = "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+            found.append((str(message["Subject"]), text))
+    return found

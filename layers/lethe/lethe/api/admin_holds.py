@@ -1,9 +1,57 @@
-"""Routes: admin_holds (registered by lethe.api.admin)."""
+"""Routes: legal holds (registered by lethe.api.admin)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lethe.api.admin_requests import actor_of
+from lethe.api.errors import ERROR_RESPONSES
+from lethe.logic import legal_holds
+from lethe.logic.consent import EMAIL_PATTERN
+from lethe.logic.legal_holds import Hold
+
+TAGS = ["legal holds"]
+
+
+class HoldBody(BaseModel):
+    """At least one of email and dataset. The email is stored only as an HMAC reference."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Annotated[str | None, Field(max_length=254, pattern=EMAIL_PATTERN)] = None
+    dataset: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why the data must be kept")]
+
+    @model_validator(mode="after")
+    def _target(self) -> HoldBody:
+        if not self.email and not self.dataset:
+            raise ValueError("name an email, a dataset or both")
+        return self
+
+
+class HoldList(BaseModel):
+    holds: list[Hold]
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    """No routes yet."""
+    @app.post(
+        "/admin/legal-holds",
+        summary="Place a legal hold on a subject, a dataset or both",
+        tags=TAGS,
+        responses={**ERROR_RESPONSES, 201: {"description": "Placed"}},
+    )
+    def place_hold(body: Annotated[HoldBody, Body()]) -> Response[Hold]:
+        hold = legal_holds.place(reason=body.reason, email=body.email, dataset=body.dataset, actor=actor_of(app))
+        return Response(201, content_types.APPLICATION_JSON, hold)
+
+    @app.get("/admin/legal-holds", summary="List legal holds", tags=TAGS, responses=ERROR_RESPONSES)
+    def list_holds(active: Annotated[bool, Query(description="Only holds still in force")] = False) -> HoldList:
+        return HoldList(holds=legal_holds.list_holds(active_only=active))
+
+    @app.delete("/admin/legal-holds/<id>", summary="Lift a legal hold", tags=TAGS, responses=ERROR_RESPONSES)
+    def lift_hold(id: str) -> Hold:
+        return legal_holds.lift(id, actor=actor_of(app))

@@ -1,9 +1,96 @@
-"""Routes: admin_requests (registered by lethe.api.admin)."""
+"""Routes: operator actions on requests, and the audit chain check (registered by lethe.api.admin)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from lethe.api.errors import ERROR_RESPONSES
+from lethe.data import audit
+from lethe.domain import Status
+from lethe.logic import operator
+from lethe.logic.operator import RequestDetail, RequestPage, RequestView
+
+TAGS = ["requests"]
+Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Told to the subject")]
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: Reason
+
+
+class AuditReport(BaseModel):
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def actor_of(app: APIGatewayRestResolver) -> str:
+    """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller or "operator"
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    """No routes yet."""
+    @app.get(
+        "/admin/requests", summary="List requests by status, earliest due first", tags=TAGS, responses=ERROR_RESPONSES
+    )
+    def list_requests(
+        status: Annotated[Status, Query(description="Which status to list")] = Status.pending,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")] = None,
+    ) -> RequestPage:
+        return operator.list_requests(status, limit=limit, cursor=cursor)
+
+    @app.get("/admin/requests/<id>", summary="One request with its events", tags=TAGS, responses=ERROR_RESPONSES)
+    def show_request(id: str) -> RequestDetail:
+        return operator.show(id)
+
+    @app.post(
+        "/admin/requests/<id>/approve",
+        summary="Approve a request awaiting approval",
+        tags=TAGS,
+        responses=ERROR_RESPONSES,
+    )
+    def approve_request(id: str) -> RequestView:
+        return operator.approve(id, actor=actor_of(app))
+
+    @app.post(
+        "/admin/requests/<id>/deny",
+        summary="Deny a request; the reason is emailed",
+        tags=TAGS,
+        responses=ERROR_RESPONSES,
+    )
+    def deny_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
+        return operator.deny(id, reason=body.reason, actor=actor_of(app))
+
+    @app.post(
+        "/admin/requests/<id>/extend",
+        summary="Extend the deadline once, within the regulation's limit; the reason is emailed",
+        tags=TAGS,
+        responses=ERROR_RESPONSES,
+    )
+    def extend_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
+        return operator.extend(id, reason=body.reason, actor=actor_of(app))
+
+    @app.post(
+        "/admin/requests/<id>/retry",
+        summary="Resume a failed request: only datasets not done are queued again",
+        tags=TAGS,
+        responses=ERROR_RESPONSES,
+    )
+    def retry_request(id: str) -> RequestView:
+        return operator.retry(id, actor=actor_of(app))
+
+    @app.get("/admin/audit/verify", summary="Verify the audit hash chain", tags=["audit"], responses=ERROR_RESPONSES)
+    def verify_audit() -> AuditReport:
+        report = audit.verify()
+        return AuditReport(
+            ok=report.ok, records=report.records, first_bad_seq=report.first_bad_seq, problem=report.problem
+        )

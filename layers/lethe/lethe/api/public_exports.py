@@ -1,9 +1,46 @@
-"""Routes: public_exports (registered by lethe.api.public)."""
+"""Route: GET /exports/{token}, the link emailed with an access or portability export (registered by
+lethe.api.public). While the link is valid it redirects to a short-lived presigned S3 URL; after that
+the subject sees a plain page saying the link has expired, never an S3 XML error."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+import html
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from lethe.api.errors import ERROR_RESPONSES
+from lethe.errors import ExportLinkExpired, InvalidToken
+from lethe.logic import exports
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><main><h1>{title}</h1><p>{message}</p>
+<p>You can ask for a new copy of your data at any time from <a href="/">the request form</a>.</p>
+</main></body></html>"""
+
+
+def page(status: int, title: str, message: str) -> Response[str]:
+    body = _PAGE.format(title=html.escape(title), message=html.escape(message))
+    return Response(status, content_types.TEXT_HTML, body, headers={"Cache-Control": "no-store"})
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    """No routes yet."""
+    @app.get(
+        "/exports/<id>",
+        summary="Download an export (redirects to a short-lived link)",
+        tags=["exports"],
+        responses={302: {"description": "Redirect to the export"}, **ERROR_RESPONSES},
+    )
+    def get_export(
+        id: str,
+        format: Annotated[Literal["html", "json"], Query(description="html to read, json for a machine")] = "html",
+    ) -> Response[str]:
+        try:
+            url = exports.resolve_link(id, fmt=format)
+        except ExportLinkExpired:
+            return page(410, "This link has expired", "For your safety, download links work for 7 days only.")
+        except InvalidToken:
+            return page(404, "This link is not valid", "Check that you copied the whole link from the email.")
+        return Response(302, content_types.TEXT_PLAIN, "", headers={"Location": url, "Cache-Control": "no-store"})
