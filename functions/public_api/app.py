@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lethe.api import public
 from lethe.api.resolver import build_resolver, openapi_json
+from lethe.logic.intake import IDEMPOTENCY
 
 logger = Logger()
 app = build_resolver()
@@ -23,4 +24,5 @@ def openapi() -> Response[str]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)  # a submission lock left by a timed-out invocation expires
     return app.resolve(event, context)

@@ -1,9 +1,82 @@
-"""Routes: public_requests (registered by lethe.api.public)."""
+"""Routes: data-subject request intake, verification, status and cancellation (registered by lethe.api.public)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from pydantic import BaseModel, ConfigDict, Field
+
+from lethe.api.errors import ERROR_RESPONSES, MAX_BODY_BYTES
+from lethe.errors import PayloadTooLarge
+from lethe.logic import intake
+from lethe.logic.intake import Receipt, RequestStatus, Submission
+
+TAGS = ["requests"]
+
+
+class CodeBody(BaseModel):
+    """The one-time code emailed to the subject."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: Annotated[str, Field(description="The 6-digit code from the email", pattern=r"^\d{6}$")]
+
+
+def limit_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A body that is valid but padded past the limit is refused too."""
+    if len((app.current_event.decoded_body or "").encode()) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    return next_middleware(app)
+
+
+def _responses(ok: int, description: str) -> dict[int, Any]:
+    return {ok: {"description": description}, **ERROR_RESPONSES}  # type: ignore[dict-item]
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    """No routes yet."""
+    @app.post(
+        "/requests",
+        status_code=202,
+        summary="File a data-subject request",
+        description=(
+            "Stores the request as identity_unverified and emails a one-time code. The answer is the same "
+            "whether or not the address is known. A retried identical submission gives the same request."
+        ),
+        responses=_responses(202, "Accepted: check your email for the code"),
+        tags=TAGS,
+        middlewares=[limit_body],
+    )
+    def create_request(submission: Submission) -> Receipt:
+        source_ip = app.current_event.request_context.identity.source_ip
+        return intake.submit(submission, source_ip=source_ip)
+
+    @app.post(
+        "/requests/<id>/verify",
+        summary="Verify the requester with the emailed code",
+        responses=_responses(200, "Verified: the request moves on"),
+        tags=TAGS,
+        middlewares=[limit_body],
+    )
+    def verify_request(id: str, body: CodeBody) -> RequestStatus:
+        return intake.verify(id, body.code)
+
+    @app.get(
+        "/requests/<id>",
+        summary="The status of a request (no personal data, no result link)",
+        responses=_responses(200, "The request's status and dates"),
+        tags=TAGS,
+    )
+    def get_request(id: str) -> RequestStatus:
+        return intake.status(id)
+
+    @app.delete(
+        "/requests/<id>",
+        summary="Cancel a request not yet in progress (needs the emailed code)",
+        responses=_responses(200, "Canceled"),
+        tags=TAGS,
+        middlewares=[limit_body],
+    )
+    def cancel_request(id: str, body: CodeBody) -> RequestStatus:
+        return intake.cancel(id, body.code)

@@ -1,0 +1,340 @@
+"""The request repository: summary and event rows in RequestsTable, returned as domain models.
+
+A request is one partition, pk REQ#<id>: the summary row (sk SUMMARY) and one event row per transition
+or task outcome (sk EVENT#<time>#<n>). Every status change is a transaction that updates the summary
+on condition of its status and version and writes the event row, so neither exists without the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from lethe.data.models import RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
+from lethe.domain import Regulation, RequestType, Status
+from lethe.errors import ConflictingWrite, RequestNotFound
+from lethe.settings import get_settings
+
+SUMMARY = "SUMMARY"
+EVENT_PREFIX = "EVENT#"
+# Attributes that only the repository itself may change.
+_PROTECTED = frozenset({"pk", "sk", "request_id", "status", "version", "created_at", "subject_ref", "type"})
+
+
+class DataSubjectRequest(BaseModel):
+    """A data-subject request as the rest of Lethe sees it. Contact details are excluded from repr,
+    so logging a request by mistake does not log the subject."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    type: RequestType
+    status: Status
+    regulation: Regulation
+    created_at: datetime
+    due_at: datetime
+    updated_at: datetime
+    subject_ref: str
+    email: str | None = Field(default=None, repr=False)
+    name: str | None = Field(default=None, repr=False)
+    details: str | None = Field(default=None, repr=False)
+    corrections: dict[str, str] | None = Field(default=None, repr=False)
+    attempts: int = 0
+    code_hash: str | None = Field(default=None, repr=False, exclude=True)
+    code_expires_at: datetime | None = None
+    extended: bool = False
+    extension_reason: str | None = None
+    denial_reason: str | None = None
+    datasets_pending: frozenset[str] = frozenset()
+    datasets_done: frozenset[str] = frozenset()
+    datasets_failed: frozenset[str] = frozenset()
+    outcome: dict[str, Any] | None = None
+    version: int = 0
+
+
+class RequestEvent(BaseModel):
+    """One row of a request's history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    kind: str
+    from_status: Status | None = None
+    to_status: Status | None = None
+    actor: str = "system"
+    detail: dict[str, Any] | None = None
+
+
+def iso(moment: datetime) -> str:
+    """Stored instants: UTC, fixed width, so they sort as strings (the by_status_due range key)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _iso_precise(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def pk_of(request_id: str) -> str:
+    return f"REQ#{request_id}"
+
+
+def _bind() -> None:
+    """Point the models at this deployment's tables (cheap; settings are cached per cold start)."""
+    settings = get_settings()
+    if RequestSummaryRecord.Meta.table_name != settings.requests_table:
+        bind_models(settings)
+
+
+def _connection() -> Connection:
+    return Connection(region=get_settings().region)
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _to_domain(record: RequestSummaryRecord) -> DataSubjectRequest:
+    return DataSubjectRequest(
+        request_id=record.request_id,
+        type=RequestType(record.type),
+        status=Status(record.status),
+        regulation=Regulation(record.regulation),
+        created_at=datetime.fromisoformat(record.created_at),
+        due_at=datetime.fromisoformat(record.due_at),
+        updated_at=datetime.fromisoformat(record.updated_at),
+        subject_ref=record.subject_ref,
+        email=record.email,
+        name=record.name,
+        details=record.details,
+        corrections=record.corrections,
+        attempts=int(record.attempts or 0),
+        code_hash=record.code_hash,
+        code_expires_at=_parse(record.code_expires_at),
+        extended=bool(record.extended),
+        extension_reason=record.extension_reason,
+        denial_reason=record.denial_reason,
+        datasets_pending=frozenset(record.datasets_pending or ()),
+        datasets_done=frozenset(record.datasets_done or ()),
+        datasets_failed=frozenset(record.datasets_failed or ()),
+        outcome=record.outcome,
+        version=int(record.version or 0),
+    )
+
+
+def _event_record(request_id: str, kind: str, at: datetime, suffix: str, **fields: Any) -> RequestEventRecord:
+    return RequestEventRecord(
+        pk_of(request_id), f"{EVENT_PREFIX}{_iso_precise(at)}#{suffix}", at=iso(at), kind=kind, **fields
+    )
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Status | RequestType | Regulation):
+        return value.value
+    if isinstance(value, frozenset | set | list | tuple) and all(isinstance(v, str) for v in value):
+        return set(value) or None  # DynamoDB has no empty sets
+    return value
+
+
+def _record(request_id: str, *, consistent: bool = True) -> RequestSummaryRecord:
+    _bind()
+    try:
+        return RequestSummaryRecord.get(pk_of(request_id), SUMMARY, consistent_read=consistent)
+    except RequestSummaryRecord.DoesNotExist as exc:
+        raise RequestNotFound("no such request") from exc
+
+
+def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjectRequest:
+    """Store a new request and its first event ("created"). Fails if the id is taken."""
+    _bind()
+    record = RequestSummaryRecord(
+        pk_of(request.request_id),
+        SUMMARY,
+        request_id=request.request_id,
+        type=request.type.value,
+        status=request.status.value,
+        regulation=request.regulation.value,
+        created_at=iso(request.created_at),
+        due_at=iso(request.due_at),
+        updated_at=iso(request.updated_at),
+        subject_ref=request.subject_ref,
+        email=request.email,
+        name=request.name,
+        details=request.details,
+        corrections=request.corrections,
+        code_hash=request.code_hash,
+        code_expires_at=iso(request.code_expires_at) if request.code_expires_at else None,
+        attempts=0,
+        extended=False,
+        version=1,
+    )
+    event = _event_record(
+        request.request_id, "created", request.created_at, "000001", to_status=request.status.value, actor=actor
+    )
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.save(record, condition=RequestSummaryRecord.pk.does_not_exist())
+            tx.save(event, condition=RequestEventRecord.pk.does_not_exist())
+    except TransactWriteError as exc:
+        raise ConflictingWrite("a request with this id already exists") from exc
+    return _to_domain(record)
+
+
+def get(request_id: str) -> DataSubjectRequest:
+    """The request, read consistently. Raises RequestNotFound."""
+    return _to_domain(_record(request_id))
+
+
+def change_status(
+    current: DataSubjectRequest,
+    to: Status,
+    *,
+    allowed_from: frozenset[Status] | set[Status],
+    actor: str,
+    detail: dict[str, Any] | None,
+    now: datetime,
+    updates: dict[str, Any],
+) -> DataSubjectRequest:
+    """Move `current` to `to` in one transaction: the summary update is conditional on the status being
+    one of `allowed_from` and the version being the one read; the event row is written with it.
+    Raises ConflictingWrite when the condition fails (the caller re-reads and decides)."""
+    bad = set(updates) & _PROTECTED | {k for k in updates if not hasattr(RequestSummaryRecord, k)}
+    if bad:
+        raise ValueError(f"cannot update {sorted(bad)} through a transition")
+    record = RequestSummaryRecord(pk_of(current.request_id), SUMMARY)
+    actions: list[Action] = [
+        RequestSummaryRecord.status.set(to.value),
+        RequestSummaryRecord.version.set(current.version + 1),
+        RequestSummaryRecord.updated_at.set(iso(now)),
+    ]
+    for name, value in updates.items():
+        attribute = getattr(RequestSummaryRecord, name)
+        stored = _storable(value)
+        actions.append(attribute.remove() if stored is None else attribute.set(stored))
+    condition = RequestSummaryRecord.status.is_in(*[s.value for s in allowed_from]) & (
+        RequestSummaryRecord.version == current.version
+    )
+    event = _event_record(
+        current.request_id,
+        "transition",
+        now,
+        f"{current.version + 1:06d}",
+        from_status=current.status.value,
+        to_status=to.value,
+        actor=actor,
+        detail=detail,
+    )
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.update(record, actions=actions, condition=condition)
+            tx.save(event, condition=RequestEventRecord.sk.does_not_exist())
+    except TransactWriteError as exc:
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise ConflictingWrite("the request changed while it was being updated") from exc
+        raise
+    return get(current.request_id)
+
+
+def put_event(
+    request_id: str, kind: str, *, actor: str = "system", detail: dict[str, Any] | None = None, now: datetime
+) -> RequestEvent:
+    """Append an event row that is not a status change (a task outcome, a reminder, a failed code)."""
+    _bind()
+    record = _event_record(request_id, kind, now, secrets.token_hex(4), actor=actor, detail=detail)
+    record.save(condition=RequestEventRecord.sk.does_not_exist())
+    return _event_to_domain(record)
+
+
+def _event_to_domain(record: RequestEventRecord) -> RequestEvent:
+    return RequestEvent(
+        at=datetime.fromisoformat(record.at),
+        kind=record.kind,
+        from_status=Status(record.from_status) if record.from_status else None,
+        to_status=Status(record.to_status) if record.to_status else None,
+        actor=record.actor,
+        detail=record.detail,
+    )
+
+
+def events(request_id: str) -> list[RequestEvent]:
+    """A request's history, oldest first."""
+    _bind()
+    rows = RequestEventRecord.query(
+        pk_of(request_id), RequestEventRecord.sk.startswith(EVENT_PREFIX), consistent_read=True
+    )
+    return [_event_to_domain(row) for row in rows]
+
+
+def consume_attempt(
+    request_id: str, *, allowed_from: frozenset[Status], max_attempts: int
+) -> DataSubjectRequest | None:
+    """Count one code attempt, atomically, before the code is compared: parallel guesses cannot
+    exceed `max_attempts`. Returns the updated request, or None when no attempt is left (or the
+    status is no longer one of `allowed_from`)."""
+    _bind()
+    record = RequestSummaryRecord(pk_of(request_id), SUMMARY)
+    condition = (
+        RequestSummaryRecord.pk.exists()
+        & RequestSummaryRecord.status.is_in(*[s.value for s in allowed_from])
+        & (RequestSummaryRecord.attempts < max_attempts)
+    )
+    try:
+        record.update(actions=[RequestSummaryRecord.attempts.add(1)], condition=condition)
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return get(request_id)
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as exc:
+        raise ValueError("the cursor is not one this API returned") from exc
+    if not isinstance(value, dict):
+        raise ValueError("the cursor is not one this API returned")
+    return value
+
+
+def query_by_status(
+    status: Status,
+    *,
+    due_before: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[DataSubjectRequest], str | None]:
+    """Requests in one status, earliest due first, by Query on the by_status_due index (never a Scan).
+    Returns one page and the cursor of the next (None at the end)."""
+    _bind()
+    range_condition = RequestsByStatus.due_at <= iso(due_before) if due_before else None
+    filter_condition: Condition | None = (
+        RequestSummaryRecord.created_at <= iso(created_before) if created_before else None
+    )
+    result = RequestSummaryRecord.by_status.query(
+        status.value,
+        range_condition,
+        filter_condition=filter_condition,
+        limit=limit,
+        last_evaluated_key=_decode_cursor(cursor),
+    )
+    page = [_to_domain(record) for record in result]
+    return page, _encode_cursor(result.last_evaluated_key)

@@ -1,0 +1,360 @@
+"""Intake: a new data-subject request, its identity verification by a one-time code, cancellation,
+and the expiry of requests never verified.
+
+Rules (DESIGN.md, "The flow of one request"):
+- Nothing is looked up at intake: the answer never depends on whether the email is known.
+- A 6-digit code is emailed; only its HMAC is stored. It expires after `verification_code_ttl_minutes`.
+- Each code attempt is counted atomically *before* the comparison, so parallel guesses cannot exceed
+  `verification_max_attempts`. After the last wrong attempt an unverified request is closed as
+  `expired` with reason "too many attempts" (it was never verified, which is what `expired` means).
+- A verified request becomes `pending` (and fulfilment starts) or `awaiting_approval` (NEEDS_APPROVAL).
+- A request left unverified for `unverified_expiry_days` becomes `expired` (`expire_unverified`).
+- Submission is idempotent: the same body from the same source within IDEMPOTENCY_WINDOW gives the
+  same request. Rate limits count only first submissions, not retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lethe.aws import client
+from lethe.data import audit, mail
+from lethe.data import requests as repository
+from lethe.data.requests import DataSubjectRequest
+from lethe.domain import NEEDS_APPROVAL, Regulation, RequestType, Status
+from lethe.errors import (
+    ConflictingWrite,
+    InvalidTransition,
+    RequestNotFound,
+    VerificationExpired,
+    VerificationFailed,
+    VerificationLocked,
+)
+from lethe.keys import key_ring, normalize_email
+from lethe.logic import deadlines, fulfilment, ratelimit
+from lethe.logic.requests import transition
+from lethe.settings import get_settings
+
+logger = Logger(child=True)
+
+IDEMPOTENCY_WINDOW = timedelta(minutes=10)
+# Module-level so the handler can register the Lambda context (a timed-out in-progress lock then expires).
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[kind, subject_ref, source_ref, content]",
+    expires_after_seconds=int(IDEMPOTENCY_WINDOW.total_seconds()),
+    raise_on_no_idempotency_key=True,
+)
+REQUEST_ID_PREFIX = "req_"
+CANCELLABLE = frozenset({Status.identity_unverified, Status.pending, Status.awaiting_approval})
+TOO_MANY_ATTEMPTS = "too many attempts"
+NEVER_VERIFIED = "identity not verified in time"
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$"
+
+
+class Submission(BaseModel):
+    """A new request as the subject sends it (also the body of POST /requests)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: Annotated[RequestType, Field(description="What the subject asks for")]
+    email: Annotated[
+        str,
+        Field(
+            description="Where the one-time code and the answer are sent",
+            max_length=254,
+            pattern=EMAIL_PATTERN,
+            json_schema_extra={"format": "email"},
+        ),
+    ]
+    regulation: Annotated[
+        Regulation | None, Field(description="The law the request is made under; omitted means the default")
+    ] = None
+    name: Annotated[str | None, Field(description="The subject's name, if they wish", max_length=200)] = None
+    details: Annotated[str | None, Field(description="Free text: what the request is about", max_length=4000)] = None
+    corrections: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1000)]] | None,
+        Field(description="Rectification only: field name -> corrected value", max_length=50),
+    ] = None
+
+    @model_validator(mode="after")
+    def _corrections_only_for_rectification(self) -> Submission:
+        if self.type is RequestType.rectification and not self.corrections:
+            raise ValueError("a rectification request needs corrections (field -> new value)")
+        if self.type is not RequestType.rectification and self.corrections:
+            raise ValueError("corrections belong to rectification requests only")
+        return self
+
+
+class Receipt(BaseModel):
+    """What a submission answers: never anything that depends on whether the email is known."""
+
+    request_id: str
+    status: Status
+    due_at: datetime
+
+
+class RequestStatus(BaseModel):
+    """The public status of a request: no email, no name, no result link."""
+
+    request_id: str
+    type: RequestType
+    status: Status
+    regulation: Regulation
+    created_at: datetime
+    due_at: datetime
+    extended: bool
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def new_request_id() -> str:
+    """Unguessable: 128 random bits."""
+    return REQUEST_ID_PREFIX + secrets.token_urlsafe(16)
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def code_hash(request_id: str, code: str) -> str:
+    return key_ring().mac("code", request_id + code)
+
+
+def _persistence() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
+
+
+def submit(submission: Submission, *, source_ip: str | None, now: datetime | None = None) -> Receipt:
+    """Accept a request: rate-limit, store it as identity_unverified, email the code. Idempotent on
+    (type, subject, source, content) for IDEMPOTENCY_WINDOW: a retry returns the first receipt."""
+    ring = key_ring()
+    normalized = submission.model_copy(update={"email": normalize_email(submission.email)})
+    content = ring.mac(
+        "submission",
+        normalized.model_dump_json(include={"regulation", "name", "details", "corrections"}),
+    )
+    key = {
+        "kind": normalized.type.value,
+        "subject_ref": ring.subject_ref(normalized.email),
+        "source_ref": ring.hash_ip(source_ip) if source_ip else "",
+        "content": content,
+    }
+
+    def first_submission(key: dict[str, Any]) -> dict[str, Any]:
+        return _create(normalized, key["subject_ref"], key["source_ref"], _now(now)).model_dump(mode="json")
+
+    once = idempotent_function(data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=_persistence())(
+        first_submission
+    )
+    try:
+        return Receipt.model_validate(once(key=key))
+    except IdempotencyAlreadyInProgressError as exc:
+        raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
+
+
+def _create(submission: Submission, subject_ref: str, source_ref: str, now: datetime) -> Receipt:
+    settings = get_settings()
+    ratelimit.hit("email", subject_ref, limit=settings.submissions_per_email_per_hour, now=now)
+    if source_ref:
+        ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now)
+    request_id = new_request_id()
+    code = new_code()
+    regulation = submission.regulation or Regulation.default
+    request = DataSubjectRequest(
+        request_id=request_id,
+        type=submission.type,
+        status=Status.identity_unverified,
+        regulation=regulation,
+        created_at=now,
+        due_at=deadlines.due_at(regulation, now),
+        updated_at=now,
+        subject_ref=subject_ref,
+        email=submission.email,
+        name=submission.name,
+        details=submission.details,
+        corrections=submission.corrections,
+        code_hash=code_hash(request_id, code),
+        code_expires_at=now + timedelta(minutes=settings.verification_code_ttl_minutes),
+    )
+    stored = repository.create(request)
+    audit.append(
+        "request.received",
+        actor="subject",
+        request_id=request_id,
+        subject_ref=subject_ref,
+        details={"type": request.type.value, "regulation": regulation.value},
+        at=now,
+    )
+    _send_code(stored, code, settings.verification_code_ttl_minutes)
+    logger.info("request received", request_id=request_id, request_type=request.type, regulation=regulation)
+    return Receipt(request_id=request_id, status=stored.status, due_at=stored.due_at)
+
+
+def _send_code(request: DataSubjectRequest, code: str, ttl_minutes: int) -> None:
+    assert request.email is not None
+    mail.send_email(
+        request.email,
+        "Your privacy request: verification code",
+        (
+            f"We received a {request.type.value.replace('_', ' ')} request for this address.\n\n"
+            f"Your verification code is {code}\n"
+            f"Request id: {request.request_id}\n\n"
+            f"The code expires in {ttl_minutes} minutes. Verify with:\n"
+            f'POST {get_settings().public_base_url}/requests/{request.request_id}/verify  {{"code": "<code>"}}\n\n'
+            "If you did not make this request, ignore this message: nothing happens until the code is used.\n"
+        ),
+    )
+
+
+def _check_code(request_id: str, code: str, *, allowed_from: frozenset[Status], now: datetime) -> DataSubjectRequest:
+    """Spend one attempt and compare in constant time. Returns the request when the code matches."""
+    settings = get_settings()
+    current = repository.get(request_id)
+    if current.status not in allowed_from:
+        if current.status is Status.expired and current.attempts >= settings.verification_max_attempts:
+            raise VerificationLocked("too many wrong codes; this request is closed")
+        raise InvalidTransition(f"the request is {current.status.value}")
+    # Expiry binds the code only while identity is unverified; later the code proves who may cancel.
+    verifying = current.status is Status.identity_unverified
+    if verifying and current.code_expires_at is not None and now >= current.code_expires_at:
+        raise VerificationExpired("the code has expired; submit the request again for a new one")
+    spent = repository.consume_attempt(
+        request_id, allowed_from=allowed_from, max_attempts=settings.verification_max_attempts
+    )
+    if spent is None:
+        raise VerificationLocked("too many wrong codes")
+    if current.code_hash and hmac.compare_digest(code_hash(request_id, code), current.code_hash):
+        return spent
+    remaining = settings.verification_max_attempts - spent.attempts
+    repository.put_event(request_id, "wrong_code", actor="subject", detail={"attempt": spent.attempts}, now=now)
+    logger.info("wrong verification code", request_id=request_id, attempts=spent.attempts)
+    if remaining <= 0:
+        if verifying:
+            _close(request_id, Status.expired, reason=TOO_MANY_ATTEMPTS, now=now)
+        raise VerificationLocked(
+            "too many wrong codes; this request is closed" if verifying else "too many wrong codes"
+        )
+    raise VerificationFailed(f"the code is not correct; {remaining} attempt(s) left")
+
+
+def _close(request_id: str, to: Status, *, reason: str, now: datetime) -> None:
+    # InvalidTransition: already closed or verified by a concurrent call; nothing left to do.
+    with contextlib.suppress(InvalidTransition):
+        transition(
+            request_id,
+            to,
+            allowed_from={Status.identity_unverified},
+            actor="system",
+            detail={"reason": reason},
+            now=now,
+        )
+
+
+def verify(request_id: str, code: str, *, now: datetime | None = None) -> RequestStatus:
+    """Verify the subject's identity with the emailed code.
+
+    identity_unverified -> pending (and fulfilment starts) or awaiting_approval (types in NEEDS_APPROVAL).
+    Raises RequestNotFound, VerificationFailed (wrong code, attempts left), VerificationLocked (no attempt
+    left; the request is closed), VerificationExpired (code too old) or InvalidTransition (already verified).
+    """
+    moment = _now(now)
+    _require_id(request_id)
+    current = _check_code(request_id, code, allowed_from=frozenset({Status.identity_unverified}), now=moment)
+    to = Status.awaiting_approval if current.type in NEEDS_APPROVAL else Status.pending
+    verified = transition(
+        request_id,
+        to,
+        allowed_from={Status.identity_unverified},
+        actor="subject",
+        detail={"reason": "identity verified"},
+        now=moment,
+    )
+    if verified.status is Status.pending:
+        fulfilment.start(request_id)
+        verified = repository.get(request_id)
+    return public_status(verified)
+
+
+def cancel(request_id: str, code: str, *, now: datetime | None = None) -> RequestStatus:
+    """Cancel a request not yet in progress (identity_unverified, pending, awaiting_approval).
+    It needs the emailed code; wrong codes count against the same attempts as verification."""
+    moment = _now(now)
+    _require_id(request_id)
+    _check_code(request_id, code, allowed_from=CANCELLABLE, now=moment)
+    canceled = transition(
+        request_id,
+        Status.canceled,
+        allowed_from=CANCELLABLE,
+        actor="subject",
+        detail={"reason": "canceled by the subject"},
+        now=moment,
+    )
+    return public_status(canceled)
+
+
+def status(request_id: str) -> RequestStatus:
+    """The public status of a request. Raises RequestNotFound."""
+    _require_id(request_id)
+    return public_status(repository.get(request_id))
+
+
+def public_status(request: DataSubjectRequest) -> RequestStatus:
+    return RequestStatus(
+        request_id=request.request_id,
+        type=request.type,
+        status=request.status,
+        regulation=request.regulation,
+        created_at=request.created_at,
+        due_at=request.due_at,
+        extended=request.extended,
+    )
+
+
+def _require_id(request_id: str) -> None:
+    """Ids that could never have been issued are unknown, like any other unknown id (404, not 422)."""
+    if not request_id.startswith(REQUEST_ID_PREFIX) or not 8 <= len(request_id) <= 64:
+        raise RequestNotFound("no such request")
+
+
+def expire_unverified(now: datetime | None = None, *, batch: int = 100) -> int:
+    """Close every request left identity_unverified for `unverified_expiry_days` as `expired`.
+    Queries the by_status_due index (never a Scan): a request created before the cutoff is due
+    before the cutoff plus the longest deadline, so the range key bounds the Query. Returns the count."""
+    moment = _now(now)
+    cutoff = moment - timedelta(days=get_settings().unverified_expiry_days)
+    due_bound = max(deadlines.due_at(regulation, cutoff) for regulation in Regulation)
+    expired, cursor = 0, None
+    while True:
+        page, cursor = repository.query_by_status(
+            Status.identity_unverified, due_before=due_bound, created_before=cutoff, limit=batch, cursor=cursor
+        )
+        for request in page:
+            try:
+                transition(
+                    request.request_id,
+                    Status.expired,
+                    allowed_from={Status.identity_unverified},
+                    actor="system",
+                    detail={"reason": NEVER_VERIFIED},
+                    now=moment,
+                )
+                expired += 1
+            except (InvalidTransition, RequestNotFound):
+                continue
+        if cursor is None:
+            return expired

@@ -1,0 +1,42 @@
+"""Submission limits: TTL'd counters in ControlTable, one per subject or source address per hour.
+
+Keys hold HMACs, never the email or IP: pk "RATE#<kind>#<hmac>", sk the hour window ("2027-01-31T14").
+Each submission is one atomic ADD; DynamoDB's TTL removes the counter after its window.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from lethe.data.models import ControlRecord, bind_models
+from lethe.errors import RateLimited
+from lethe.settings import get_settings
+
+WINDOW = timedelta(hours=1)
+
+
+def _window(now: datetime) -> tuple[str, datetime]:
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start.strftime("%Y-%m-%dT%H"), start + WINDOW
+
+
+def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None) -> int:
+    """Count one submission for `ref` (an HMAC) in the current hour. Raises RateLimited, with the
+    seconds until the window ends, once the count goes over `limit`. Returns the count."""
+    settings = get_settings()
+    if ControlRecord.Meta.table_name != settings.control_table:
+        bind_models(settings)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    window, ends = _window(moment)
+    counter = ControlRecord(f"RATE#{kind}#{ref}", window)
+    counter.update(
+        actions=[
+            ControlRecord.count.add(1),
+            ControlRecord.expires_at.set(int(ends.timestamp()) + 3600),
+        ]
+    )
+    count = int(counter.count or 0)
+    if count > limit:
+        retry_after = max(1, int((ends - moment).total_seconds()))
+        raise RateLimited("too many requests; try again later", retry_after=retry_after)
+    return count
