@@ -1,0 +1,219 @@
+"""Storage side of the retention sweep: sweep watermarks in the ControlTable, one page of a
+retention index or of a parallel Scan segment, consistent batch reads, and conditional batch
+deletes. Items are plain dicts, as lethe.data.datasets returns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PutError
+
+from lethe.aws import client
+from lethe.data.datasets import from_wire, key_of, table_name, to_wire
+from lethe.data.models import ControlRecord
+from lethe.errors import DatasetUnavailable
+from lethe.inventory import Dataset
+from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
+
+WATERMARK_PARTITION = "SWEEP"
+GET_BATCH = 100
+WRITE_BATCH = 25
+_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Page:
+    """One response's worth: the items (or keys) and where the next page starts (None at the end)."""
+
+    items: list[dict[str, Any]]
+    next_key: dict[str, Any] | None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "unknown"))
+
+
+def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
+    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({_code(exc)})")
+
+
+# ---------------------------------------------------------------- watermarks
+
+
+def watermark(name: str) -> str | None:
+    """The last day (YYYY-MM-DD) whose buckets a sweep has planned for this name, if any."""
+    record = next(iter(ControlRecord.query(WATERMARK_PARTITION, ControlRecord.sk == name, consistent_read=True)), None)
+    return record.at if record is not None else None
+
+
+def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
+    """Move the watermark forward to `day`; never backwards (a re-run of an older day leaves it)."""
+    record = ControlRecord(WATERMARK_PARTITION, name, at=day, data={"updated_at": now.astimezone(UTC).isoformat()})
+    try:
+        record.save(condition=ControlRecord.at.does_not_exist() | (ControlRecord.at < day))
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+# ---------------------------------------------------------------- reading
+
+
+def index_page(dataset: Dataset, index: str, bucket: str, until: str, start_key: dict[str, Any] | None = None) -> Page:
+    """One Query page of a sparse expiry index: keys in `bucket` whose expiry is at or before `until`."""
+    request: dict[str, Any] = {
+        "TableName": table_name(dataset),
+        "IndexName": index,
+        "KeyConditionExpression": "#b = :b AND #e <= :until",
+        "ExpressionAttributeNames": {"#b": BUCKET_ATTRIBUTE, "#e": EXPIRES_ATTRIBUTE},
+        "ExpressionAttributeValues": {":b": {"S": bucket}, ":until": {"S": until}},
+    }
+    if start_key:
+        request["ExclusiveStartKey"] = start_key
+    try:
+        page = client("dynamodb").query(**request)
+    except ClientError as exc:
+        raise _unavailable(dataset, exc) from exc
+    keys = [key_of(dataset, from_wire(raw)) for raw in page.get("Items", [])]
+    return Page(keys, page.get("LastEvaluatedKey"))
+
+
+def scan_page(
+    dataset: Dataset,
+    *,
+    segment: int,
+    total_segments: int,
+    since_attribute: str,
+    cutoff_iso: str,
+    cutoff_epoch: int,
+    skip_attribute: str | None = None,
+    start_key: dict[str, Any] | None = None,
+) -> Page:
+    """One page of a parallel Scan segment, filtered to items whose `since` is at or before the cutoff.
+    `since` may be an ISO string or epoch seconds, so there is one clause per type, each guarded by
+    attribute_type. The cutoff is loose; the caller decides on each item."""
+    condition = "((attribute_type(#s, :ts) AND #s <= :iso) OR (attribute_type(#s, :tn) AND #s <= :epoch))"
+    names = {"#s": since_attribute}
+    if skip_attribute:
+        condition += " AND attribute_not_exists(#k)"
+        names["#k"] = skip_attribute
+    request: dict[str, Any] = {
+        "TableName": table_name(dataset),
+        "Segment": segment,
+        "TotalSegments": total_segments,
+        "FilterExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {
+            ":iso": {"S": cutoff_iso},
+            ":epoch": {"N": str(cutoff_epoch)},
+            ":ts": {"S": "S"},
+            ":tn": {"S": "N"},
+        },
+        "ConsistentRead": True,
+    }
+    if start_key:
+        request["ExclusiveStartKey"] = start_key
+    try:
+        page = client("dynamodb").scan(**request)
+    except ClientError as exc:
+        raise _unavailable(dataset, exc) from exc
+    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+
+
+def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The current items for these keys (strongly consistent BatchGetItem, 100 at a time).
+    Keys whose item is gone are left out."""
+    name = table_name(dataset)
+    ddb = client("dynamodb")
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), GET_BATCH):
+        pending: dict[str, Any] = {
+            name: {"Keys": [to_wire(k) for k in keys[start : start + GET_BATCH]], "ConsistentRead": True}
+        }
+        for _ in range(_ROUNDS):
+            try:
+                response = ddb.batch_get_item(RequestItems=pending)
+            except ClientError as exc:
+                raise _unavailable(dataset, exc) from exc
+            found.extend(from_wire(raw) for raw in response.get("Responses", {}).get(name, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+        else:
+            raise DatasetUnavailable(f"dataset {dataset.name}: reads stayed unprocessed after retries")
+    return found
+
+
+# ---------------------------------------------------------------- writing
+
+
+def delete_unchanged(dataset: Dataset, items: Iterable[dict[str, Any]], *, attribute: str) -> tuple[int, int]:
+    """Delete items in transactions of 25, each delete conditional on `attribute` still holding the
+    value read. An item that changed meanwhile is left alone; the rest of its batch is retried
+    without it. Returns (deleted, refused)."""
+    ddb = client("dynamodb")
+    name = table_name(dataset)
+    deleted = refused = 0
+    batch: list[dict[str, Any]] = []
+
+    def request(item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Delete": {
+                "TableName": name,
+                "Key": to_wire(key_of(dataset, item)),
+                "ConditionExpression": "#a = :v",
+                "ExpressionAttributeNames": {"#a": attribute},
+                "ExpressionAttributeValues": to_wire({":v": item[attribute]}),
+            }
+        }
+
+    def flush(pending: list[dict[str, Any]]) -> tuple[int, int]:
+        gone = 0
+        for _ in range(_ROUNDS):
+            if not pending:
+                return 0, gone
+            try:
+                ddb.transact_write_items(TransactItems=[request(item) for item in pending])
+                return len(pending), gone
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise _unavailable(dataset, exc) from exc
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+                gone += len(failed)
+                pending = [item for i, item in enumerate(pending) if i not in failed]
+        raise DatasetUnavailable(f"dataset {dataset.name}: deletes kept conflicting after retries")
+
+    for item in items:
+        batch.append(item)
+        if len(batch) == WRITE_BATCH:
+            done, gone = flush(batch)
+            deleted, refused, batch = deleted + done, refused + gone, []
+    if batch:
+        done, gone = flush(batch)
+        deleted, refused = deleted + done, refused + gone
+    return deleted, refused
+
+
+# ---------------------------------------------------------------- queueing
+
+
+def send_messages(queue_url: str, bodies: list[str]) -> int:
+    """SendMessageBatch, 10 at a time; a message SQS refuses is an error (the run is retried)."""
+    sqs = client("sqs")
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+        )
+        if response.get("Failed"):
+            codes = sorted({f.get("Code", "unknown") for f in response["Failed"]})
+            raise RuntimeError(f"SQS refused {len(response['Failed'])} retention tasks ({', '.join(codes)})")
+    return len(bodies)

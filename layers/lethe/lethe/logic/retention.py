@@ -1,0 +1,479 @@
+"""The retention sweep: data with no business need left is deleted, anonymized, or isolated in
+the vault until deletion is possible, as each dataset's `retention` rule says.
+
+A run is planned by RetentionFunction and carried out by RetentionWorkerFunction, one SQS task each:
+- index path: a dataset with `retention.index` (a sparse GSI on `expiry_bucket` = "<day>#<shard>")
+  gets one task per shard and span of days. The worker Queries each day's bucket for the shard,
+  so the cost follows the number of expired items, not the table size.
+- scan path: a dataset without one gets one task per parallel Scan segment, with a filter on the
+  `since` attribute; the report names it and suggests an index.
+
+Which days an index sweep covers: from the day after the dataset's sweep watermark (ControlTable
+pk "SWEEP", sk <dataset>: the last day planned), and never fewer than the last
+`retention_overlap_days` days, so a task that failed recently is covered again by the next runs;
+up to the run's own day. A dataset swept for the first time looks back
+`retention_first_run_lookback_days` days. Items due earlier than that are not found by the index;
+backfill them with a one-off run whose lookback is wider.
+
+Per item, once `since` + `after` has passed (checked on the item itself, not on the index):
+- restricted items (attribute `lethe_restricted`, GDPR Art. 18) are left alone;
+- items under a legal hold are isolated in the vault, never deleted (purged once no hold covers
+  them), and counted as skipped_under_hold;
+- otherwise the action: delete, anonymize (the fields' strategies; the expiry attributes are
+  removed so the item leaves the index, and `lethe_anonymized_at` marks it for the scan path), or
+  isolate (kept in the vault for `retention_isolation_days` from the sweep, then purged).
+Every write is conditional on the item being as it was read, so a changed item is never
+overwritten; re-running a day finds nothing left to do.
+
+The dry run (`report`) runs the very same selection with writes switched off.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from lethe.data import audit, sweeps, vault
+from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
+from lethe.errors import ConflictingWrite, DatasetUnavailable
+from lethe.inventory import Action, Dataset, Retention, get_inventory
+from lethe.keys import KeyRing, key_ring
+from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
+from lethe.logic.legal_holds import holds_for, holds_for_email
+from lethe.logic.masking import anonymize
+from lethe.settings import get_settings
+
+ANONYMIZED_ATTRIBUTE = "lethe_anonymized_at"
+TASK_KIND = "retention_task"
+# The scan filter is loose by this much: calendar durations and time zones shift the exact cutoff.
+_SCAN_SLACK = timedelta(days=3)
+
+Path = Literal["index", "scan"]
+
+
+class RetentionTask(BaseModel):
+    """One unit of work on the RetentionQueue."""
+
+    kind: Literal["retention_task"] = TASK_KIND
+    run_id: str
+    dataset: str
+    now: datetime
+    path: Path
+    shard: Annotated[int | None, Field(ge=0)] = None
+    first_day: date | None = None
+    last_day: date | None = None
+    segment: Annotated[int | None, Field(ge=0)] = None
+    total_segments: Annotated[int | None, Field(ge=1)] = None
+    start_key: dict[str, Any] | None = None
+
+
+class Counts(BaseModel):
+    items_read: int = 0
+    deleted: int = 0
+    anonymized: int = 0
+    isolated: int = 0
+    skipped_under_hold: int = 0
+    skipped_restricted: int = 0
+    not_due: int = 0
+    conflicts: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in Counts.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class TaskOutcome(BaseModel):
+    task: RetentionTask
+    counts: Counts
+    duration_ms: int
+    continuation: RetentionTask | None = None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    now: datetime
+    tasks: int
+    tasks_per_dataset: dict[str, int]
+    paths: dict[str, Path]
+    scan_datasets: list[str]
+    duration_ms: int
+
+
+class DatasetReport(BaseModel):
+    path: Path
+    would_delete: int = 0
+    would_anonymize: int = 0
+    would_isolate: int = 0
+    skipped_under_hold: int = 0
+    skipped_restricted: int = 0
+    items_read: int = 0
+    suggestion: str | None = None
+    error: str | None = None
+
+
+class RetentionReport(BaseModel):
+    at: datetime
+    datasets: dict[str, DatasetReport]
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def sweep_window(dataset: Dataset, today: date) -> tuple[date, date]:
+    """The days of expiry buckets the sweep of `today` covers for an index dataset."""
+    settings = get_settings()
+    last = sweeps.watermark(dataset.name)
+    overlap_start = today - timedelta(days=settings.retention_overlap_days)
+    if last is None:
+        first = today - timedelta(days=settings.retention_first_run_lookback_days)
+    else:
+        first = min(date.fromisoformat(last) + timedelta(days=1), overlap_start)
+    return first, today
+
+
+def path_of(dataset: Dataset) -> Path:
+    return "index" if dataset.retention is not None and dataset.retention.index else "scan"
+
+
+def suggestion_for(dataset: Dataset) -> str | None:
+    if path_of(dataset) == "index":
+        return None
+    return (
+        f"{dataset.name} is swept by a full parallel Scan, whose cost grows with the table. Add a sparse "
+        f"GSI on {BUCKET_ATTRIBUTE} (hash) and {EXPIRES_ATTRIBUTE} (range), write both with each item "
+        "(lethe.logic.expiry.expiry_attributes) and name it as retention.index in the inventory."
+    )
+
+
+def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[RetentionTask]:
+    settings = get_settings()
+    rule = dataset.retention
+    if rule is None:
+        return []
+    if path_of(dataset) == "scan":
+        total = settings.retention_scan_segments
+        return [
+            RetentionTask(run_id=run_id, dataset=dataset.name, now=now, path="scan", segment=s, total_segments=total)
+            for s in range(total)
+        ]
+    first, last = sweep_window(dataset, now.astimezone(UTC).date())
+    span = settings.retention_days_per_task
+    tasks = []
+    for shard in range(rule.shards):
+        start = first
+        while start <= last:
+            end = min(start + timedelta(days=span - 1), last)
+            tasks.append(
+                RetentionTask(
+                    run_id=run_id,
+                    dataset=dataset.name,
+                    now=now,
+                    path="index",
+                    shard=shard,
+                    first_day=start,
+                    last_day=end,
+                )
+            )
+            start = end + timedelta(days=1)
+    return tasks
+
+
+def plan(now: datetime, run_id: str) -> list[RetentionTask]:
+    """Every task of a run at `now`. Reads the watermarks, writes nothing."""
+    tasks: list[RetentionTask] = []
+    for dataset in get_inventory().datasets.values():
+        tasks.extend(plan_dataset(dataset, now, run_id))
+    return tasks
+
+
+def run_id_for(now: datetime) -> str:
+    return "run_" + now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> RunSummary:
+    """Plan a run, hand its tasks to `send` (the queue), then move each index dataset's watermark
+    to the run's day, and audit what was planned."""
+    started = time.monotonic()
+    run_id = run_id_for(now)
+    tasks = plan(now, run_id)
+    send(tasks)
+    today = now.astimezone(UTC).date().isoformat()
+    per_dataset: dict[str, int] = defaultdict(int)
+    paths: dict[str, Path] = {}
+    for task in tasks:
+        per_dataset[task.dataset] += 1
+        paths[task.dataset] = task.path
+    for name, path in paths.items():
+        if path == "index":
+            sweeps.advance_watermark(name, today, now=now)
+    summary = RunSummary(
+        run_id=run_id,
+        now=now,
+        tasks=len(tasks),
+        tasks_per_dataset=dict(per_dataset),
+        paths=paths,
+        scan_datasets=sorted(n for n, p in paths.items() if p == "scan"),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    audit.append(
+        "retention.run_planned",
+        at=now,
+        details={
+            **summary.model_dump(mode="json", exclude={"now"}),
+            "suggestions": {n: suggestion_for(get_inventory().dataset(n)) for n in summary.scan_datasets},
+        },
+    )
+    return summary
+
+
+# ---------------------------------------------------------------- execution
+
+
+class _Sweep:
+    """The per-item decisions of one task, with writes on or off."""
+
+    def __init__(self, dataset: Dataset, rule: Retention, now: datetime, *, apply: bool, ring: KeyRing) -> None:
+        self.dataset, self.rule, self.now, self.apply, self.ring = dataset, rule, now, apply, ring
+        self.counts = Counts()
+        self._holds: dict[str | None, list[str]] = {}
+
+    def hold_ids(self, subject: Any) -> list[str]:
+        """Active holds over this item's subject in this dataset (or over the dataset), once per subject."""
+        key = subject if isinstance(subject, str) and subject else None
+        if key not in self._holds:
+            found = holds_for_email(key, self.dataset.name) if key else holds_for(None, self.dataset.name)
+            self._holds[key] = sorted(h.hold_id for h in found)
+        return self._holds[key]
+
+    def subject_ref(self, item: dict[str, Any]) -> str | None:
+        subject = item.get(self.dataset.subject.attribute)
+        return self.ring.subject_ref(subject) if isinstance(subject, str) and subject else None
+
+    def is_due(self, item: dict[str, Any]) -> bool:
+        since = parse_instant(item.get(self.rule.since))
+        return since is not None and self.rule.after.after(since) <= self.now
+
+    def handle(self, items: list[dict[str, Any]]) -> None:
+        to_delete: list[dict[str, Any]] = []
+        for item in items:
+            self.counts.items_read += 1
+            if not self.is_due(item) or item.get(ANONYMIZED_ATTRIBUTE) is not None:
+                self.counts.not_due += 1
+                continue
+            if item.get(RESTRICTED_ATTRIBUTE):
+                self.counts.skipped_restricted += 1
+                continue
+            holds = self.hold_ids(item.get(self.dataset.subject.attribute))
+            if holds:
+                self._isolate(item, reason="legal_hold", purge_at=self.now, holds=holds, counter="skipped_under_hold")
+            elif self.rule.action is Action.delete:
+                to_delete.append(item)
+            elif self.rule.action is Action.anonymize:
+                self._anonymize(item)
+            else:
+                purge_at = self.now + timedelta(days=get_settings().retention_isolation_days)
+                self._isolate(item, reason="retention", purge_at=purge_at, holds=[], counter="isolated")
+        if not to_delete:
+            return
+        if not self.apply:
+            self.counts.deleted += len(to_delete)
+            return
+        deleted, refused = sweeps.delete_unchanged(self.dataset, to_delete, attribute=self.rule.since)
+        self.counts.deleted += deleted
+        self.counts.conflicts += refused
+
+    def _isolate(
+        self, item: dict[str, Any], *, reason: str, purge_at: datetime, holds: list[str], counter: str
+    ) -> None:
+        if self.apply:
+            try:
+                isolated = vault.isolate_item(
+                    self.dataset,
+                    key_of(self.dataset, item),
+                    item,
+                    reason=reason,
+                    purge_at=purge_at,
+                    subject_ref=self.subject_ref(item),
+                    request_id=None,
+                    hold_ids=holds or None,
+                    now=self.now,
+                )
+            except ConflictingWrite:
+                self.counts.conflicts += 1
+                return
+            if not isolated:
+                return
+        setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+
+    def _anonymize(self, item: dict[str, Any]) -> None:
+        if self.apply:
+            to_set, to_remove = anonymize(self.dataset, item, self.ring, self.now)
+            masked = [*to_set, *to_remove]
+            written = update_item(
+                self.dataset,
+                item,
+                to_set={**to_set, ANONYMIZED_ATTRIBUTE: self.now.astimezone(UTC).isoformat()},
+                to_remove=[*to_remove, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE],
+                condition_attribute=self.rule.since,
+                condition_value=item[self.rule.since],
+                unchanged=masked,
+            )
+            if not written:
+                self.counts.conflicts += 1
+                return
+        self.counts.anonymized += 1
+
+
+def execute(
+    task: RetentionTask,
+    *,
+    apply: bool = True,
+    out_of_time: Callable[[], bool] = lambda: False,
+    ring: KeyRing | None = None,
+) -> TaskOutcome:
+    """Carry out one task (or, with apply=False, count what it would do). If `out_of_time` turns
+    true between pages, the rest is returned as a continuation task to queue."""
+    started = time.monotonic()
+    dataset = get_inventory().dataset(task.dataset)
+    rule = dataset.retention
+    if rule is None:
+        raise ValueError(f"dataset {task.dataset} has no retention rule")
+    sweep = _Sweep(dataset, rule, task.now.astimezone(UTC), apply=apply, ring=ring or key_ring())
+    if task.path == "index":
+        continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
+    else:
+        continuation = _execute_scan(task, dataset, rule, sweep, out_of_time)
+    return TaskOutcome(
+        task=task,
+        counts=sweep.counts,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        continuation=continuation,
+    )
+
+
+def _execute_index(
+    task: RetentionTask, dataset: Dataset, rule: Retention, sweep: _Sweep, out_of_time: Callable[[], bool]
+) -> RetentionTask | None:
+    if rule.index is None or task.shard is None or task.first_day is None or task.last_day is None:
+        raise ValueError("an index task needs the dataset's index, a shard and its days")
+    until = task.now.astimezone(UTC).isoformat()
+    start_key = task.start_key
+    for day in _days(task.first_day, task.last_day):
+        bucket = f"{day.isoformat()}#{task.shard}"
+        while True:
+            page = sweeps.index_page(dataset, rule.index, bucket, until, start_key)
+            if page.items:
+                sweep.handle(sweeps.get_items(dataset, page.items))
+            start_key = page.next_key
+            more = start_key is not None or day < task.last_day
+            if more and out_of_time():
+                next_day = day if start_key is not None else day + timedelta(days=1)
+                return task.model_copy(update={"first_day": next_day, "start_key": start_key})
+            if start_key is None:
+                break
+    return None
+
+
+def _execute_scan(
+    task: RetentionTask, dataset: Dataset, rule: Retention, sweep: _Sweep, out_of_time: Callable[[], bool]
+) -> RetentionTask | None:
+    if task.segment is None or task.total_segments is None:
+        raise ValueError("a scan task needs a segment and the number of segments")
+    cutoff = rule.after.before(task.now.astimezone(UTC)) + _SCAN_SLACK
+    start_key = task.start_key
+    while True:
+        page = sweeps.scan_page(
+            dataset,
+            segment=task.segment,
+            total_segments=task.total_segments,
+            since_attribute=rule.since,
+            cutoff_iso=cutoff.isoformat(),
+            cutoff_epoch=int(cutoff.timestamp()),
+            skip_attribute=ANONYMIZED_ATTRIBUTE if rule.action is Action.anonymize else None,
+            start_key=start_key,
+        )
+        sweep.handle(page.items)
+        start_key = page.next_key
+        if start_key is None:
+            return None
+        if out_of_time():
+            return task.model_copy(update={"start_key": start_key})
+
+
+def record_task(outcome: TaskOutcome) -> None:
+    """The task's summary in the audit: counts, path, span, duration. No personal data."""
+    task = outcome.task
+    audit.append(
+        "retention.task",
+        dataset=task.dataset,
+        details={
+            "run_id": task.run_id,
+            "now": task.now.isoformat(),
+            "path": task.path,
+            "action": _action(task.dataset),
+            "shard": task.shard,
+            "days": [str(task.first_day), str(task.last_day)] if task.path == "index" else None,
+            "segment": task.segment,
+            "total_segments": task.total_segments,
+            "continued": outcome.continuation is not None,
+            "counts": outcome.counts.model_dump(),
+            "duration_ms": outcome.duration_ms,
+        },
+    )
+
+
+def _action(dataset: str) -> str:
+    rule = get_inventory().dataset(dataset).retention
+    return str(rule.action) if rule else "none"
+
+
+def new_run_id() -> str:
+    return f"dry_{uuid.uuid4().hex[:12]}"
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def report(now: datetime) -> RetentionReport:
+    """What a run at `now` would do, per dataset, without writing anything: the same plan and the
+    same per-item decisions as the real run, with every write switched off."""
+    now = now.astimezone(UTC)
+    ring = key_ring()
+    run_id = new_run_id()
+    datasets: dict[str, DatasetReport] = {}
+    for dataset in get_inventory().datasets.values():
+        if dataset.retention is None:
+            continue
+        counts = Counts()
+        entry = DatasetReport(path=path_of(dataset), suggestion=suggestion_for(dataset))
+        try:
+            for task in plan_dataset(dataset, now, run_id):
+                counts.add(execute(task, apply=False, ring=ring).counts)
+        except DatasetUnavailable as exc:
+            entry.error = exc.message
+        entry.would_delete = counts.deleted
+        entry.would_anonymize = counts.anonymized
+        entry.would_isolate = counts.isolated
+        entry.skipped_under_hold = counts.skipped_under_hold
+        entry.skipped_restricted = counts.skipped_restricted
+        entry.items_read = counts.items_read
+        datasets[dataset.name] = entry
+    return RetentionReport(at=now, datasets=datasets)
+
+
+def queue_tasks(tasks: list[RetentionTask]) -> None:
+    """Hand tasks to the RetentionQueue."""
+    sweeps.send_messages(get_settings().retention_queue_url, [t.model_dump_json() for t in tasks])
