@@ -85,7 +85,7 @@ def quoted(value: str) -> str:
 
 
 # ---------------------------------------------------------------- requests
-NEXT_KEYS = ("next_token", "next", "cursor", "nextToken")
+NEXT_KEYS = ("next_cursor", "next_token", "next", "cursor")
 
 
 def _next_cursor(page: Any) -> tuple[str, str] | None:
@@ -98,7 +98,7 @@ def _next_cursor(page: Any) -> tuple[str, str] | None:
 
 @requests_app.command("list")
 def requests_list(
-    status: Annotated[str | None, typer.Option(help="Only requests in this status.")] = None,
+    status: Annotated[str | None, typer.Option(help="Which status to list (the API's default: pending).")] = None,
     limit: Annotated[int | None, typer.Option(help="Page size.")] = None,
     cursor: Annotated[str | None, typer.Option(help="Continue from a previous page's cursor.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
@@ -108,17 +108,14 @@ def requests_list(
 
     def fetch() -> Any:
         api = client()
-        query: dict[str, Any] = {"status": status, "limit": limit}
-        if cursor:
-            query["next_token"] = cursor
-        page = api.get("/admin/requests", **query)
+        page = api.get("/admin/requests", status=status, limit=limit, cursor=cursor)
         if not all_pages:
             return page
         collected = list(render.rows_of(page) or [])
         while (nxt := _next_cursor(page)) is not None:
-            page = api.get("/admin/requests", **{"status": status, "limit": limit, nxt[0]: nxt[1]})
+            page = api.get("/admin/requests", status=status, limit=limit, cursor=nxt[1])
             collected.extend(render.rows_of(page) or [])
-        return {"items": collected}
+        return {"requests": collected}
 
     answer = run(fetch, as_json=json_out, title="requests")
     nxt = _next_cursor(answer)
@@ -179,9 +176,12 @@ def holds_lift(hold_id: str, json_out: JsonOpt = False) -> None:
 
 
 @holds_app.command("list")
-def holds_list(json_out: JsonOpt = False) -> None:
+def holds_list(
+    active: Annotated[bool, typer.Option("--active", help="Only holds still in force.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """List legal holds."""
-    run(lambda: client().get("/admin/legal-holds"), as_json=json_out, title="legal holds")
+    run(lambda: client().get("/admin/legal-holds", active=str(active).lower()), as_json=json_out, title="legal holds")
 
 
 # ---------------------------------------------------------------- consent side
@@ -238,10 +238,18 @@ def due_count(report: Any) -> int | None:
     return sum(found) if found else None
 
 
+AtOpt = Annotated[str | None, typer.Option(help="As if now were this ISO 8601 time, e.g. 2027-06-01T00:00:00Z.")]
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @retention_app.command("report")
-def retention_report(json_out: JsonOpt = False) -> None:
-    """Dry run: what each dataset would delete, anonymize or isolate now."""
-    run(lambda: client().get("/admin/retention/report"), as_json=json_out, title="retention report")
+def retention_report(at: AtOpt = None, json_out: JsonOpt = False) -> None:
+    """Dry run: what each dataset would delete, anonymize or isolate now (or at --at)."""
+    when = _iso(parse_at(at)) if at else None
+    run(lambda: client().get("/admin/retention/report", at=when), as_json=json_out, title="retention report")
 
 
 def scheduled_event(at: datetime) -> dict[str, Any]:
@@ -252,7 +260,7 @@ def scheduled_event(at: datetime) -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "123456789012",
-        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": _iso(at),
         "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/lethe-retention-manual"],
         "detail": {},
@@ -286,14 +294,16 @@ def _invoke_sweep(tgt: Target, api: ApiClient, event: dict[str, Any]) -> Any:
     return json.loads(payload or b"{}")
 
 
-def _report_due(api: ApiClient) -> int | None:
+def _report_due(api: ApiClient, at: str) -> int | None:
     try:
-        return due_count(api.get("/admin/retention/report"))
+        return due_count(api.get("/admin/retention/report", at=at))
     except CliError:
         return None
 
 
-def _follow(api: ApiClient, sweep: threading.Thread, before: int | None, timeout: float, poll: float) -> int | None:
+def _follow(
+    api: ApiClient, sweep: threading.Thread, at: str, before: int | None, timeout: float, poll: float
+) -> int | None:
     """Show a progress bar until the sweep returns and the report shows nothing due (or time runs out)."""
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     deadline = time.monotonic() + timeout
@@ -302,7 +312,7 @@ def _follow(api: ApiClient, sweep: threading.Thread, before: int | None, timeout
         task = progress.add_task("retention sweep", total=before or None)
         while time.monotonic() < deadline:
             sweep.join(poll)
-            remaining = _report_due(api)
+            remaining = _report_due(api, at)
             if before is not None and remaining is not None:
                 progress.update(task, completed=max(before - remaining, 0))
             if not sweep.is_alive() and (remaining in (0, None) or api.target.is_local):
@@ -315,7 +325,7 @@ def _follow(api: ApiClient, sweep: threading.Thread, before: int | None, timeout
 @retention_app.command("run")
 def retention_run(
     wait: Annotated[bool, typer.Option("--wait", help="Follow the sweep to its end with a progress bar.")] = False,
-    at: Annotated[str | None, typer.Option(help="Run as if now were this ISO 8601 time.")] = None,
+    at: AtOpt = None,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 600.0,
     json_out: JsonOpt = False,
 ) -> None:
@@ -339,10 +349,10 @@ def retention_run(
         except CliError as exc:
             outcome["error"] = exc
 
-    before = _report_due(api)
+    before = _report_due(api, event["time"])
     worker = threading.Thread(target=sweep, name="retention-sweep", daemon=True)
     worker.start()
-    remaining = _follow(api, worker, before, timeout, poll=0.5)
+    remaining = _follow(api, worker, event["time"], before, timeout, poll=0.5)
     worker.join(1)
     if "error" in outcome:
         errors.print(f"[red]error:[/red] {outcome['error']}", highlight=False)

@@ -33,6 +33,9 @@ def rows_of(answer: Any) -> list[dict[str, Any]] | None:
         for key in LIST_KEYS:
             if isinstance(answer.get(key), list):
                 return rows_of(answer[key])
+            if isinstance(answer.get(key), dict) and all(isinstance(v, dict) for v in answer[key].values()):
+                # A map of name -> record (the retention report's datasets): one row per name.
+                return [{"dataset": name, **row} for name, row in answer[key].items()]
         for value in answer.values():
             if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 return rows_of(value)
@@ -61,7 +64,8 @@ def table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     out = Table(title=title, show_lines=False, header_style="bold")
     columns = columns_for(rows)
     for column in columns:
-        out.add_column(column, overflow="fold")
+        identifier = column == "id" or column.endswith("_id")
+        out.add_column(column, overflow="fold", no_wrap=identifier)
     for row in rows:
         out.add_row(*(_cell(row.get(c)) for c in columns))
     return out
@@ -88,12 +92,15 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
         console.print(record(answer, title))
         return
     if isinstance(answer, dict):
-        scalars = {k: v for k, v in answer.items() if not isinstance(v, list)}
+        scalars = {k: v for k, v in answer.items() if v is not None and not isinstance(v, list | dict)}
         if scalars:
             console.print(record(scalars, title))
             title = None
         for key, value in answer.items():
-            if isinstance(value, list):
+            if isinstance(value, dict):
+                nested = rows_of({key: value}) or [value]
+                console.print(table(nested, title=key))
+            elif isinstance(value, list):
                 nested = rows_of(value) or []
                 if nested:
                     console.print(table(nested, title=key if title is None else title))

@@ -1,0 +1,239 @@
+"""The `lethe` CLI against the running local stack: every verb, its JSON for scripts, its tables for people,
+and its one-line errors."""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from lethe_cli.main import app, due_count
+from tests.e2e.conftest import LocalStack, free_port
+
+runner = CliRunner()
+
+
+def lethe(stack: LocalStack, *args: str, token: str | None = None) -> Any:
+    """Run the CLI in process against the stack; returns the click Result."""
+    env = {
+        "LETHE_API_URL": stack.base_url,
+        "LETHE_ADMIN_TOKEN": stack.admin_token if token is None else token,
+        "COLUMNS": "220",
+    }
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def lethe_json(stack: LocalStack, *args: str) -> Any:
+    result = lethe(stack, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _code_for(outbox: Path, request_id: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            body = message.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+            if request_id in text and (match := re.search(r"code is (\d{6})", text)):
+                return match.group(1)
+        time.sleep(0.25)
+    raise AssertionError(f"no verification email for request {request_id} in {outbox}")
+
+
+def verified_request(stack: LocalStack, request_type: str, regulation: str = "gdpr", **extra: Any) -> str:
+    """A request made and verified through the public API, as a subject would; returns its id."""
+    body = {"type": request_type, "email": f"cli-{uuid.uuid4().hex[:10]}@example.com", "regulation": regulation}
+    created = requests.post(f"{stack.base_url}/requests", json={**body, **extra}, timeout=30)
+    assert created.status_code == 202, created.text
+    request_id = str(created.json()["request_id"])
+    code = _code_for(stack.outbox, request_id)
+    verified = requests.post(f"{stack.base_url}/requests/{request_id}/verify", json={"code": code}, timeout=60)
+    assert verified.status_code < 300, verified.text
+    return request_id
+
+
+# ---------------------------------------------------------------- requests
+def test_requests_list_show_extend_approve(local_stack: LocalStack) -> None:
+    # Given a rectification request, which waits for an operator
+    request_id = verified_request(local_stack, "rectification", corrections={"name": "Ada King"})
+
+    # When the operator lists what awaits approval
+    listed = lethe_json(local_stack, "requests", "list", "--status", "awaiting_approval")
+    # Then it is there
+    assert request_id in {r["request_id"] for r in listed["requests"]}
+
+    # And show gives it with its events
+    shown = lethe_json(local_stack, "requests", "show", request_id)
+    assert shown["request_id"] == request_id
+    assert shown["status"] == "awaiting_approval"
+    assert shown["events"]
+
+    # When the deadline is extended, the due date moves later
+    extended = lethe_json(local_stack, "requests", "extend", request_id, "--reason", "complex correction")
+    assert extended["due_at"] > shown["due_at"]
+
+    # When it is approved, it leaves awaiting_approval
+    approved = lethe_json(local_stack, "requests", "approve", request_id)
+    assert approved["status"] in {"pending", "in_progress", "completed"}
+
+
+def test_requests_list_shows_a_table_for_people(local_stack: LocalStack) -> None:
+    request_id = verified_request(local_stack, "complaint", details="cli table check")
+    result = lethe(local_stack, "requests", "list", "--status", "awaiting_approval")
+    assert result.exit_code == 0, result.output
+    assert "request_id" in result.stdout
+    assert "complaint" in result.stdout
+    assert request_id[:8] in result.stdout
+
+
+def test_requests_deny_with_reason(local_stack: LocalStack) -> None:
+    request_id = verified_request(local_stack, "complaint", details="cli deny check")
+    denied = lethe_json(local_stack, "requests", "deny", request_id, "--reason", "not about personal data")
+    assert denied["status"] == "denied"
+    assert lethe_json(local_stack, "requests", "show", request_id)["status"] == "denied"
+
+
+def test_requests_retry_refuses_a_request_that_has_not_failed(local_stack: LocalStack) -> None:
+    # Given a request that is not failed (it awaits approval)
+    request_id = verified_request(local_stack, "complaint", details="cli retry check")
+    # When the operator retries it
+    result = lethe(local_stack, "requests", "retry", request_id)
+    # Then the CLI says so in one line and exits 1
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "409" in line
+
+
+def test_requests_list_follows_pages(local_stack: LocalStack) -> None:
+    ids = {verified_request(local_stack, "complaint", details=f"page {n}") for n in range(3)}
+    everything = lethe_json(local_stack, "requests", "list", "--status", "awaiting_approval", "--limit", "1", "--all")
+    assert ids <= {r["request_id"] for r in everything["requests"]}
+
+
+# ---------------------------------------------------------------- legal holds
+def test_holds_place_list_lift(local_stack: LocalStack) -> None:
+    subject = f"hold-{uuid.uuid4().hex[:8]}@example.com"
+    placed = lethe_json(local_stack, "holds", "place", "--email", subject, "--reason", "litigation 2026-17")
+    hold_id = next(v for k, v in placed.items() if k in ("hold_id", "id"))
+    listed = lethe_json(local_stack, "holds", "list", "--active")
+    assert hold_id in json.dumps(listed)
+    lifted = lethe_json(local_stack, "holds", "lift", hold_id)
+    assert hold_id in json.dumps(lifted)
+    assert hold_id not in json.dumps(lethe_json(local_stack, "holds", "list", "--active"))
+
+
+def test_holds_place_needs_a_target(local_stack: LocalStack) -> None:
+    result = lethe(local_stack, "holds", "place", "--reason", "nothing named")
+    assert result.exit_code == 2
+    assert "--email or --dataset" in result.stderr
+
+
+# ---------------------------------------------------------------- consent side
+def test_policy_publish(local_stack: LocalStack) -> None:
+    version = f"cli-{uuid.uuid4().hex[:8]}"
+    published = lethe_json(local_stack, "policy", "publish", version, "--summary", "Clearer retention periods.")
+    assert version in json.dumps(published)
+
+
+def test_unsubscribe_link_and_suppression_check(local_stack: LocalStack) -> None:
+    address = f"unsub-{uuid.uuid4().hex[:8]}@example.com"
+    link = lethe_json(local_stack, "unsubscribe-link", address)
+    assert "/unsubscribe?token=" in json.dumps(link)
+    before = lethe_json(local_stack, "suppressions", "check", address)
+    assert before["suppressed"] is False
+
+    # When the link is used (one-click POST), the address is suppressed
+    url = re.search(r"https?://[^\"\s>]+/unsubscribe\?token=[^\"\s>]+", json.dumps(link))
+    assert url is not None
+    path_and_query = url.group(0).split("/unsubscribe", 1)[1]
+    one_click = requests.post(
+        f"{local_stack.base_url}/unsubscribe{path_and_query}", data="List-Unsubscribe=One-Click", timeout=30
+    )
+    assert one_click.status_code < 300, one_click.text
+    assert lethe_json(local_stack, "suppressions", "check", address)["suppressed"] is True
+
+
+# ---------------------------------------------------------------- retention and audit
+def test_retention_report_is_a_table_per_dataset(local_stack: LocalStack) -> None:
+    report = lethe_json(local_stack, "retention", "report")
+    assert report["datasets"]
+    table = lethe(local_stack, "retention", "report")
+    assert table.exit_code == 0, table.output
+    for dataset in report["datasets"]:
+        assert dataset in table.stdout
+
+
+def test_retention_run_wait_follows_the_sweep_to_its_end(local_stack: LocalStack) -> None:
+    # Given a moment far enough ahead that seeded data is due
+    at = "2031-01-01T00:00:00Z"
+    before = due_count(lethe_json(local_stack, "retention", "report", "--at", at))
+    # When the sweep runs as of then, waiting for it
+    result = lethe(local_stack, "retention", "run", "--wait", "--at", at, "--json")
+    # Then it ends with nothing left due at that moment
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["time"] == at
+    assert outcome["due_before"] == before
+    assert outcome["due_after"] == 0
+    assert due_count(lethe_json(local_stack, "retention", "report", "--at", at)) == 0
+
+
+def test_retention_run_without_wait_returns_the_planner_result(local_stack: LocalStack) -> None:
+    result = lethe(local_stack, "retention", "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.stdout), dict)
+
+
+def test_audit_verify(local_stack: LocalStack) -> None:
+    verified = lethe_json(local_stack, "audit", "verify")
+    assert verified["ok"] is True
+    assert verified["records"] > 0
+
+
+# ---------------------------------------------------------------- errors
+def test_wrong_token_is_one_clear_line(local_stack: LocalStack) -> None:
+    result = lethe(local_stack, "requests", "list", token="not-the-token")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "not authorized" in result.stderr and "403" in result.stderr
+
+
+def test_unknown_request_is_not_found(local_stack: LocalStack) -> None:
+    result = lethe(local_stack, "requests", "show", str(uuid.uuid4()))
+    assert result.exit_code == 1
+    assert "not found" in result.stderr and "404" in result.stderr
+
+
+def test_stack_not_running_is_one_clear_line() -> None:
+    port = free_port()
+    result = runner.invoke(
+        app, ["requests", "list"], env={"LETHE_API_URL": f"http://127.0.0.1:{port}", "LETHE_ADMIN_TOKEN": "x"}
+    )
+    assert result.exit_code == 1
+    assert "not answering" in result.stderr and "make run" in result.stderr
+
+
+def test_installed_console_script_runs(local_stack: LocalStack) -> None:
+    script = Path(sys.executable).parent / "lethe"
+    if not script.exists():
+        pytest.skip("the lethe console script is not installed; run `make venv`")
+    env = {"LETHE_API_URL": local_stack.base_url, "LETHE_ADMIN_TOKEN": local_stack.admin_token, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [str(script), "--json", "audit", "verify"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
