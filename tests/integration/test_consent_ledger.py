@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -260,3 +261,22 @@ def test_malformed_bodies_are_4xx_json(invoke: Invoke, raw: str) -> None:
 def test_a_bad_subject_id_in_the_path_is_4xx(invoke: Invoke) -> None:
     status, answer = read(invoke, "bad id!")
     assert status == 422 and answer["error"]["code"] == "invalid_request"
+
+
+def test_no_address_reaches_the_logs_when_consenting_and_unsubscribing(
+    invoke: Invoke, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an address that subscribes, is rejected once, and then unsubscribes in one click
+    from lethe.logic.unsubscribe import make_token
+
+    caplog.set_level(logging.INFO)
+    local_part = f"logcheck-{uuid.uuid4().hex[:10]}"
+    email = f"{local_part}@example.com"
+    device = new_id()
+    assert record(invoke, device, {"marketing_email": True, "policy_updates": True}, email=email)[0] == 201
+    assert record(invoke, device, {"performance": True}, email=email)[0] == 400
+    event = api_event("POST", "/unsubscribe", query={"token": [make_token(email)]}, body="List-Unsubscribe=One-Click")
+    assert invoke("PublicApiFunction", event)["statusCode"] == 200
+    # Then nothing logged (Powertools JSON on stdout, libraries through logging) holds the address
+    logs = caplog.text + capsys.readouterr().out
+    assert local_part not in logs
