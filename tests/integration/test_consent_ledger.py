@@ -191,6 +191,12 @@ def test_a_guest_device_linked_to_an_account_brings_its_newer_choices(invoke: In
     assert f"linked from {device}" in account_notes
     assert f"linked to {account}" in device_notes
     assert account in read(invoke, device)[1]["linked"]
+    # And the account's history carries the device's earlier choices, each naming its subject
+    account_history = history(invoke, account)[1]["changes"]
+    assert {c["subject_id"] for c in account_history} == {account, device}
+    granted_on_device = [c for c in account_history if c["subject_id"] == device and c["note"] is None]
+    assert {c["purpose"] for c in granted_on_device} == {"performance", "functionality"}
+    assert [c["at"] for c in account_history] == sorted(c["at"] for c in account_history)
 
 
 def test_linking_twice_changes_nothing(invoke: Invoke) -> None:

@@ -13,6 +13,7 @@ from moto.ses.models import ses_backends
 
 from lethe.aws import client
 from lethe.data.models import AuditRecord
+from lethe.errors import PolicyVersionExists
 from lethe.logic import policy_versions
 from lethe.logic.suppression import suppress
 from lethe.settings import get_settings
@@ -163,3 +164,28 @@ def test_many_subscribers_are_fanned_out_in_batches(invoke: Invoke, operator: Ca
     # Then every subscriber got one notice
     assert len(all_sent()) - before == count
     assert all(len(sent_to(e)) == 1 for e in emails)
+
+
+def test_a_publish_whose_fan_out_failed_can_be_completed_and_sends_once(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a subscriber, and a queue that refuses the first fan-out
+    _, email = subscriber(invoke)
+    real_queue = policy_versions._queue
+
+    def refuse(_: Any) -> None:
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(policy_versions, "_queue", refuse)
+    with pytest.raises(RuntimeError):
+        policy_versions.publish("2029-01", "Half-way")
+    # When the operator publishes the same version again, once the queue is back
+    monkeypatch.setattr(policy_versions, "_queue", real_queue)
+    result = policy_versions.publish("2029-01", "Half-way")
+    # Then the notices are queued and the subscriber is emailed once
+    assert result.batches == 1
+    assert invoke("NotificationFunction", drain_notifications()) == {"batchItemFailures": []}
+    assert len(sent_to(email)) == 1
+    # And once completed, a further publish is a conflict, as is one with another summary
+    with pytest.raises(PolicyVersionExists):
+        policy_versions.publish("2029-01", "Half-way")

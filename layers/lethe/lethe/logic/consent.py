@@ -244,10 +244,15 @@ def get_consent(subject_id: str) -> ConsentView:
 
 
 def get_history(subject_id: str) -> list[HistoryEntry]:
-    """Every change, oldest first (history rows sort by time in their key)."""
+    """Every change, oldest first. An account's history also holds the history of the guest devices
+    linked to it (each entry names its subject_id), so the account's state can be traced to its source."""
     changes = ledger.history(subject_id)
     if not changes:
         raise ConsentNotFound("no consent is recorded for this subject")
+    for link in ledger.links(subject_id):
+        if link.role == "account":
+            changes += ledger.history(link.linked_id)
+    changes.sort(key=lambda c: c.at)  # stable: rows written together keep their order
     return [HistoryEntry(**c.model_dump()) for c in changes]
 
 

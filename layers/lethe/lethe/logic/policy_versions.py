@@ -9,7 +9,7 @@ so a redelivered message, or two linked subjects sharing one address, never send
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -111,22 +111,38 @@ def _queue(messages: list[PolicyNotice]) -> None:
             raise ConfigurationError(f"{len(response['Failed'])} notification messages were refused by the queue")
 
 
-def publish(version: str, summary: str, *, actor: str = "operator", now: datetime | None = None) -> PublishResult:
-    at = now or datetime.now(UTC)
+def _store(version: str, summary: str, at: datetime) -> tuple[str, datetime]:
+    """Store a new version; the summary and time in force if an earlier publish of it never finished
+    queueing its notices (so that publish can be completed). PolicyVersionExists otherwise."""
     try:
-        ControlRecord(POLICY_PK, version, at=at.isoformat(), data={"summary": summary}).save(
+        ControlRecord(POLICY_PK, version, at=at.isoformat(), data={"summary": summary, "notices_queued": False}).save(
             condition=ControlRecord.sk.does_not_exist()
         )
+        return summary, at
     except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        existing = ControlRecord.get(POLICY_PK, version, consistent_read=True)
+        data = existing.data or {}
+        if data.get("notices_queued", True) or data.get("summary") != summary or not existing.at:
             raise PolicyVersionExists(f"policy version {version} was already published") from exc
-        raise
+        return summary, datetime.fromisoformat(existing.at)
+
+
+def publish(version: str, summary: str, *, actor: str = "operator", now: datetime | None = None) -> PublishResult:
+    """Publish a version and queue its notices. A version is published once (409 on a second try),
+    except that an identical publish whose fan-out failed half-way completes it: notices are
+    idempotent per recipient, so queueing a batch again never sends an email twice."""
+    summary, at = _store(version, summary, now or datetime.now(UTC))
     subscribers = list(dict.fromkeys(_subscribers()))
     batches = [
         PolicyNotice(version=version, summary=summary, subscribers=subscribers[i : i + NOTICE_BATCH_SIZE])
         for i in range(0, len(subscribers), NOTICE_BATCH_SIZE)
     ]
     _queue(batches)
+    ControlRecord(POLICY_PK, version).update(
+        actions=[ControlRecord.data.set({"summary": summary, "notices_queued": True})]
+    )
     audit.append(
         "policy_version_published",
         actor=actor,
@@ -172,6 +188,3 @@ def notice_email(version: str, summary: str) -> tuple[str, str]:
 
 def parse_notice(body: str) -> PolicyNotice:
     return PolicyNotice.model_validate(json.loads(body))
-
-
-SendFunction = Callable[..., Any]
