@@ -19,6 +19,7 @@ from pynamodb.transactions import TransactWrite
 
 from lethe.data.models import ConsentLinkRecord, ConsentRecord
 from lethe.errors import ConflictingWrite
+from lethe.settings import get_settings
 
 CURRENT_PREFIX = "PURPOSE#"
 HISTORY_PREFIX = "HIST#"
@@ -97,7 +98,7 @@ def write_changes(states: Sequence[ConsentState], changes: Sequence[ConsentChang
     if its key is free, so history is never overwritten; a clash fails the whole write."""
     if not states and not changes:
         return
-    connection = Connection(region=ConsentRecord.Meta.region)
+    connection = Connection(region=get_settings().region)
     try:
         with TransactWrite(connection=connection) as transaction:
             for state in states:
