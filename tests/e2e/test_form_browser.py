@@ -257,7 +257,7 @@ def _codes_in(outbox: Path, recipient: str, seen: set[Path]) -> list[tuple[float
             continue
         body = message.get_body(preferencelist=("plain", "html"))
         text = body.get_content() if body is not None else ""
-        match = re.search(r"\b(\d{6})\b", str(message.get("Subject", "")) + "\n" + text)
+        match = re.search(r"code is (\d{6})", text) or re.search(r"\b(\d{6})\b", text)
         if match:
             found.append((path.stat().st_mtime, path, match.group(1)))
     return sorted(found)
