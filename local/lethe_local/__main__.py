@@ -169,7 +169,29 @@ def _start_aws(stack: LocalStack) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
-    _serve(stack, _bind(app, stack.aws_port, "LETHE_AWS_PORT", "AWS endpoint", MotoRequestHandler), "moto")
+    server = _bind(app, stack.aws_port, "LETHE_AWS_PORT", "AWS endpoint", MotoRequestHandler)
+    server.log = _AwsErrorLog(stack.directory / "aws-errors.log")  # type: ignore[method-assign]
+    _serve(stack, server, "moto")
+
+
+class _AwsErrorLog:
+    """moto answers a call it cannot handle with a 500 and a traceback: one line on the console,
+    the whole traceback in a file, so the stack's output stays readable."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def __call__(self, type: str, message: str, *args: Any) -> None:
+        if type != "error":
+            return
+        text = message % args if args else message
+        last = text.strip().splitlines()[-1] if text.strip() else "error"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as log:
+                log.write(text + "\n\n")
+        print(f"  ! AWS endpoint (moto) failed a call: {last}  (traceback in {self.path})", flush=True)
 
 
 def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str, Any]) -> None:
@@ -203,7 +225,8 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         for queue in spec.queues
         if queue in created.queue_urls
     ]
-    urls = list(created.queue_urls.values())
+    # Only queues a function polls: a dead-letter queue nobody consumes keeps its messages on purpose.
+    urls = list(dict.fromkeys(source.url for source in sources))
     runtime = Runtime(
         specs,
         outbox=Outbox(stack.directory / "outbox", region=REGION),
@@ -251,6 +274,10 @@ def main() -> int:
     from lethe.errors import InventoryError
     from lethe_local.template import TemplateError
 
+    if not os.environ.get("LETHE_LOCAL_RAW_LOGS"):
+        from lethe_local.console import CondensingStream
+
+        sys.stdout = CondensingStream(sys.stdout)
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:

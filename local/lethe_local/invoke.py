@@ -13,7 +13,8 @@ from pathlib import Path
 USAGE = "usage: python -m lethe_local.invoke <LogicalId> <event.json>"
 
 
-def invoke(base_url: str, logical_id: str, event: bytes, *, timeout: float = 300) -> tuple[int, str]:
+def invoke(base_url: str, logical_id: str, event: bytes, *, timeout: float = 300) -> tuple[int, str, bool]:
+    """POST the event to the local stack; returns (status, body, whether the queues drained)."""
     request = urllib.request.Request(  # noqa: S310 - a local http URL built from PORT
         f"{base_url}/_local/invoke/{logical_id}",
         data=event,
@@ -22,9 +23,10 @@ def invoke(base_url: str, logical_id: str, event: bytes, *, timeout: float = 300
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, response.read().decode()
+            drained = response.headers.get("X-Lethe-Queues-Drained", "true") == "true"
+            return response.status, response.read().decode(), drained
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        return exc.code, exc.read().decode(), True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     port = os.environ.get("PORT") or "3000"
     base_url = f"http://127.0.0.1:{port}"
     try:
-        status, body = invoke(base_url, logical_id, event)
+        status, body, drained = invoke(base_url, logical_id, event)
     except (urllib.error.URLError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         print(
@@ -58,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json.loads(body), indent=2))
     except ValueError:
         print(body)
+    if not drained:
+        print(
+            "lethe_local.invoke: the queues were still busy when the wait ended; see the stack's output",
+            file=sys.stderr,
+        )
     return 0 if status == 200 else 1
 
 

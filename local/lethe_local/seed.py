@@ -231,21 +231,44 @@ def seed_demo_data(
     moment = now or datetime.now(UTC)
     today = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     dynamodb = dynamodb or boto3.resource("dynamodb", region_name=settings.region)
-    written: dict[str, int] = {}
+    by_table: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for dataset_name, item in demo_items(today):
         dataset = inventory.datasets.get(dataset_name)
         if dataset is None:
             continue
-        table = dynamodb.Table(settings.table_name(dataset.table))
-        key_names = [k["AttributeName"] for k in table.key_schema]
         full = {**item, **expiry_attributes(dataset, item)}
-        try:
-            table.put_item(
-                Item=full,
-                ConditionExpression=" AND ".join(f"attribute_not_exists(#k{i})" for i in range(len(key_names))),
-                ExpressionAttributeNames={f"#k{i}": name for i, name in enumerate(key_names)},
-            )
-        except table.meta.client.exceptions.ConditionalCheckFailedException:
-            continue
-        written[dataset_name] = written.get(dataset_name, 0) + 1
+        by_table.setdefault(settings.table_name(dataset.table), []).append((dataset_name, full))
+    written: dict[str, int] = {}
+    for table_name, entries in by_table.items():
+        table = dynamodb.Table(table_name)
+        key_names = [k["AttributeName"] for k in table.key_schema]
+        existing = _existing_keys(dynamodb, table_name, key_names, [item for _, item in entries])
+        with table.batch_writer(overwrite_by_pkeys=key_names) as batch:
+            for dataset_name, item in entries:
+                if tuple(item[k] for k in key_names) in existing:
+                    continue
+                batch.put_item(Item=item)
+                written[dataset_name] = written.get(dataset_name, 0) + 1
     return written
+
+
+def _existing_keys(
+    dynamodb: Any, table_name: str, key_names: list[str], items: list[dict[str, Any]]
+) -> set[tuple[Any, ...]]:
+    """The keys among `items` that the table already holds (BatchGetItem, 100 keys at a time)."""
+    keys = list({tuple(item[k] for k in key_names): None for item in items})
+    found: set[tuple[Any, ...]] = set()
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {
+            table_name: {
+                "Keys": [dict(zip(key_names, key, strict=True)) for key in keys[start : start + 100]],
+                "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(key_names))),
+                "ExpressionAttributeNames": {f"#k{i}": name for i, name in enumerate(key_names)},
+            }
+        }
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(table_name, []):
+                found.add(tuple(item[k] for k in key_names))
+            request = response.get("UnprocessedKeys") or {}
+    return found
