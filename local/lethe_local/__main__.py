@@ -127,7 +127,7 @@ def _admin_token(directory: Path) -> tuple[str, Path | None]:
 def start() -> LocalStack:
     """Start everything; raise StartupError with a one-line message when the user must fix something."""
     from lethe.errors import InventoryError
-    from lethe_local.template import TemplateError, functions, load_template
+    from lethe_local.template import TEMPLATE, TemplateError, functions, load_template
 
     port, aws_port = _port("PORT", 3000), _port("LETHE_AWS_PORT", 4566)
     if port == aws_port:
@@ -135,7 +135,8 @@ def start() -> LocalStack:
     _check_free(aws_port, "LETHE_AWS_PORT", "AWS endpoint")
     _check_free(port, "PORT", "API")
     try:
-        template = load_template()
+        # LETHE_TEMPLATE lets a test (or a fork) point the local stack at another template.
+        template = load_template(Path(os.environ.get("LETHE_TEMPLATE") or TEMPLATE))
         specs = functions(template)
         _validate_inventory()
     except TemplateError as exc:

@@ -4,6 +4,7 @@ and the one-line errors for a busy port or a broken inventory."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import boto3
 import requests
 import yaml
 
-from tests.e2e.conftest import REPO, LocalStack, free_port, stack_environment
+from tests.e2e.conftest import REPO, LocalStack, free_port, run_stack, stack_environment, wait_until_ready
 
 EVENTS = REPO / "events"
 
@@ -204,3 +205,53 @@ def test_a_broken_inventory_exits_2_naming_the_dataset(tmp_path: Path) -> None:
     assert "feedback" in lines[0]
     assert "retention" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_broken_template_exits_2_with_one_line(tmp_path: Path) -> None:
+    # Given a template.yaml that is not valid YAML
+    bad = tmp_path / "template.yaml"
+    bad.write_text("Resources:\n  WorkQueue: {Type: AWS::SQS::Queue\n")
+    env = stack_environment(free_port(), free_port(), tmp_path, LETHE_TEMPLATE=str(bad))
+
+    # When
+    done = start_and_expect_exit(env)
+
+    # Then
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "template.yaml" in lines[0]
+    assert "not valid YAML" in lines[0]
+
+
+def test_a_template_function_without_code_exits_2_naming_it(tmp_path: Path) -> None:
+    # Given a template whose function points at a folder that does not exist
+    text = (REPO / "template.yaml").read_text()
+    bad = tmp_path / "template.yaml"
+    bad.write_text(text.replace("CodeUri: functions/deadline/", "CodeUri: functions/deadline_missing/", 1))
+    env = stack_environment(free_port(), free_port(), tmp_path, LETHE_TEMPLATE=str(bad))
+
+    # When
+    done = start_and_expect_exit(env)
+
+    # Then
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "DeadlineFunction" in done.stderr
+    assert "functions/deadline_missing" in done.stderr
+
+
+def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
+    # Given a second stack of its own, serving
+    port = free_port()
+    log = tmp_path / "stack.log"
+    process = run_stack(stack_environment(port, free_port(), tmp_path, LETHE_ADMIN_TOKEN="t-ctrl-c"), log)
+    wait_until_ready(process, f"http://127.0.0.1:{port}", log)
+
+    # When Ctrl-C is pressed
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=60)
+
+    # Then it exits 0 without a traceback
+    assert code == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
