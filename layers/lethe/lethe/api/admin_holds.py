@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lethe.api.admin_requests import actor_of
-from lethe.api.errors import ERROR_RESPONSES
+from lethe.api.errors import ERROR_RESPONSES as _ERRORS
 from lethe.logic import legal_holds
 from lethe.logic.consent import EMAIL_PATTERN
 from lethe.logic.legal_holds import Hold
 
+# The resolver types `responses` with int keys; ERROR_RESPONSES is declared with int | str.
+ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 TAGS = ["legal holds"]
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from lethe.api.errors import ERROR_RESPONSES
+from lethe.api.errors import ERROR_RESPONSES as _ERRORS
 from lethe.data import audit
 from lethe.domain import Status
 from lethe.logic import operator
 from lethe.logic.operator import RequestDetail, RequestPage, RequestView
 
+# The resolver types `responses` with int keys; ERROR_RESPONSES is declared with int | str.
+ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 TAGS = ["requests"]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Told to the subject")]
 

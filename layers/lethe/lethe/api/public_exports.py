@@ -5,15 +5,16 @@ the subject sees a plain page saying the link has expired, never an S3 XML error
 from __future__ import annotations
 
 import html
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from lethe.api.errors import ERROR_RESPONSES
+from lethe.api.errors import ERROR_RESPONSES as _ERRORS
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.logic import exports
 
+ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><main><h1>{title}</h1><p>{message}</p>
