@@ -184,3 +184,14 @@ def test_audit_check_detects_an_edited_record(invoke: Invoke) -> None:
     )
     status, report = admin_call(invoke, "GET", "/admin/audit/verify", resource="/admin/audit/verify")
     assert status == 200 and report["ok"] is False and report["first_bad_seq"] == 1
+
+
+def test_bad_cursor_and_unknown_dataset_are_4xx(invoke: Invoke) -> None:
+    status, error = admin_call(
+        invoke, "GET", "/admin/requests", resource="/admin/requests", query={"cursor": ["not-a-cursor"]}
+    )
+    assert status == 400 and error["error"]["code"] == "invalid_cursor"
+    status, error = admin_call(
+        invoke, "POST", "/admin/legal-holds", resource="/admin/legal-holds", body={"dataset": "nowhere", "reason": "r"}
+    )
+    assert status == 422 and error["error"]["code"] == "unknown_dataset"

@@ -113,3 +113,15 @@ class ExportLinkExpired(LetheError):
     """An export link that was genuine but is no longer valid (or its export is gone)."""
 
     code = "export_link_expired"
+
+
+class InvalidCursor(LetheError):
+    """A paging cursor that this API did not hand out."""
+
+    code = "invalid_cursor"
+
+
+class UnknownDataset(LetheError):
+    """A dataset name that the inventory does not define."""
+
+    code = "unknown_dataset"

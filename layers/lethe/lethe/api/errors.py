@@ -39,6 +39,8 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
     errors.InvalidToken: HTTPStatus.BAD_REQUEST,
+    errors.InvalidCursor: HTTPStatus.BAD_REQUEST,
+    errors.UnknownDataset: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.PolicyVersionExists: HTTPStatus.CONFLICT,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.Forbidden: HTTPStatus.FORBIDDEN,

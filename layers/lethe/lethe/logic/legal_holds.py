@@ -14,7 +14,8 @@ from pynamodb.exceptions import UpdateError
 
 from lethe.data import audit
 from lethe.data.models import ControlRecord
-from lethe.errors import LegalHoldNotFound
+from lethe.errors import LegalHoldNotFound, UnknownDataset
+from lethe.inventory import get_inventory
 from lethe.keys import key_ring
 
 PARTITION = "HOLD"
@@ -47,6 +48,8 @@ def place(*, reason: str, email: str | None = None, dataset: str | None = None, 
     """Place a hold on a subject (by email, stored only as an HMAC), a dataset, or both."""
     if not email and not dataset:
         raise ValueError("a legal hold needs an email, a dataset or both")
+    if dataset is not None and dataset not in get_inventory().datasets:
+        raise UnknownDataset(f"the inventory has no dataset {dataset!r}")
     subject_ref = key_ring().subject_ref(email) if email else None
     now = datetime.now(UTC).isoformat()
     hold_id = f"hold_{uuid.uuid4().hex[:16]}"

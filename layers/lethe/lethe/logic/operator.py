@@ -16,7 +16,7 @@ from lethe.data import audit
 from lethe.data.models import RequestSummaryRecord
 from lethe.data.requests import SUMMARY, iso, pk_of
 from lethe.domain import TERMINAL_STATUSES, RequestType, Status
-from lethe.errors import ExtensionNotAllowed, InvalidTransition
+from lethe.errors import ExtensionNotAllowed, InvalidCursor, InvalidTransition
 from lethe.logic import certificates, deadlines, fulfilment
 from lethe.logic.requests import (
     DataSubjectRequest,
@@ -82,7 +82,10 @@ def view(request: DataSubjectRequest) -> RequestView:
 
 
 def list_requests(status: Status, *, limit: int = 50, cursor: str | None = None) -> RequestPage:
-    page, next_cursor = list_by_status(status, limit=limit, cursor=cursor)
+    try:
+        page, next_cursor = list_by_status(status, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise InvalidCursor("the cursor is not one this API returned") from exc
     return RequestPage(requests=[view(r) for r in page], next_cursor=next_cursor)
 
 
