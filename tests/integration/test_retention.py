@@ -152,6 +152,11 @@ def fixture_stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]
     from lethe.settings import get_settings
 
     bind_models(get_settings())
+    from lethe.data import sweeps
+
+    # The index datasets have been swept daily until two months ago: this run takes the index path.
+    for name in ("sessions", "profiles"):
+        sweeps.advance_watermark(name, (NOW - timedelta(days=60)).date().isoformat(), now=NOW)
     tag = uuid.uuid4().hex[:8]
     seeded = Seeded(held_email=f"held-{tag}@example.com")
     legal_holds.place(email=seeded.held_email, reason="litigation")
@@ -420,3 +425,26 @@ def test_report_route_answers_the_dry_run(
     )
     assert bad["statusCode"] == 422
     assert json.loads(bad["body"])["error"]["code"] == "invalid_request"
+
+
+def test_the_first_sweep_of_an_index_dataset_is_a_backfill_by_scan(
+    fixture_stack: Seeded, invoke: Callable[..., Any], aws: Any, sample_event: Callable[[str], dict[str, Any]]
+) -> None:
+    from lethe.data.models import ControlRecord
+    from lethe.logic import retention
+
+    # Given sessions were never swept, and one expired long before any sweep window
+    ControlRecord("SWEEP", "sessions").delete()
+    ancient = f"s-ancient-{uuid.uuid4().hex[:8]}"
+    put("sessions", {"session_id": ancient, "user_email": f"{ancient}@example.com", "started_at": ago(900)})
+
+    # When the dry run and the run happen
+    dry = retention.report(NOW).datasets["sessions"]
+    summary = sweep(invoke, aws, event_at(sample_event, NOW))
+
+    # Then the first sweep scanned the table once (and found the ancient item), and the next takes the index
+    assert (dry.path, dry.backfill, dry.would_delete) == ("scan", True, 5)
+    assert summary["paths"]["sessions"] == "scan"
+    assert ancient not in keys_in("RetSessions", "session_id")
+    after = retention.report(NOW).datasets["sessions"]
+    assert (after.path, after.backfill, after.would_delete) == ("index", False, 0)

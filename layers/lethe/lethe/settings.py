@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     submissions_per_email_per_hour: int = 5
     submissions_per_ip_per_hour: int = 20
 
-    # Retention sweep (see lethe.logic.retention): how far back the first sweep of a dataset's
-    # retention index looks, how many recent days every sweep re-reads, and how work is split.
+    # Retention sweep and vault purge (lethe.logic.retention, lethe.logic.vault_purge): how far back
+    # the first vault purge looks, how many recent days every run re-reads, and how work is split.
     retention_first_run_lookback_days: Annotated[int, Field(ge=1, le=36500)] = 400
     retention_overlap_days: Annotated[int, Field(ge=0, le=366)] = 7
     retention_days_per_task: Annotated[int, Field(ge=1, le=366)] = 31

@@ -11,9 +11,9 @@ A run is planned by RetentionFunction and carried out by RetentionWorkerFunction
 Which days an index sweep covers: from the day after the dataset's sweep watermark (ControlTable
 pk "SWEEP", sk <dataset>: the last day planned), and never fewer than the last
 `retention_overlap_days` days, so a task that failed recently is covered again by the next runs;
-up to the run's own day. A dataset swept for the first time looks back
-`retention_first_run_lookback_days` days. Items due earlier than that are not found by the index;
-backfill them with a one-off run whose lookback is wider.
+up to the run's own day. The first sweep of an index dataset (no watermark yet) is a backfill: a
+parallel Scan, once, because items may have expired on any day before Lethe first looked; from
+then on the index is enough. (Removing a dataset's watermark forces another backfill.)
 
 Per item, once `since` + `after` has passed (checked on the item itself, not on the index):
 - restricted items (attribute `lethe_restricted`, GDPR Art. 18) are left alone;
@@ -70,6 +70,7 @@ class RetentionTask(BaseModel):
     last_day: date | None = None
     segment: Annotated[int | None, Field(ge=0)] = None
     total_segments: Annotated[int | None, Field(ge=1)] = None
+    backfill: Annotated[bool, Field(description="First sweep of an index dataset, by Scan")] = False
     start_key: dict[str, Any] | None = None
 
 
@@ -107,6 +108,7 @@ class RunSummary(BaseModel):
 
 class DatasetReport(BaseModel):
     path: Path
+    backfill: bool = False
     would_delete: int = 0
     would_anonymize: int = 0
     would_isolate: int = 0
@@ -132,16 +134,14 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def sweep_window(dataset: Dataset, today: date) -> tuple[date, date]:
-    """The days of expiry buckets the sweep of `today` covers for an index dataset."""
-    settings = get_settings()
+def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
+    """The days of expiry buckets the sweep of `today` covers for an index dataset; None when the
+    dataset was never swept (the first sweep is a backfill by Scan)."""
     last = sweeps.watermark(dataset.name)
-    overlap_start = today - timedelta(days=settings.retention_overlap_days)
     if last is None:
-        first = today - timedelta(days=settings.retention_first_run_lookback_days)
-    else:
-        first = min(date.fromisoformat(last) + timedelta(days=1), overlap_start)
-    return first, today
+        return None
+    overlap_start = today - timedelta(days=get_settings().retention_overlap_days)
+    return min(date.fromisoformat(last) + timedelta(days=1), overlap_start), today
 
 
 def path_of(dataset: Dataset) -> Path:
@@ -163,13 +163,22 @@ def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[Retention
     rule = dataset.retention
     if rule is None:
         return []
-    if path_of(dataset) == "scan":
+    window = sweep_window(dataset, now.astimezone(UTC).date()) if path_of(dataset) == "index" else None
+    if window is None:
         total = settings.retention_scan_segments
         return [
-            RetentionTask(run_id=run_id, dataset=dataset.name, now=now, path="scan", segment=s, total_segments=total)
+            RetentionTask(
+                run_id=run_id,
+                dataset=dataset.name,
+                now=now,
+                path="scan",
+                segment=s,
+                total_segments=total,
+                backfill=path_of(dataset) == "index",
+            )
             for s in range(total)
         ]
-    first, last = sweep_window(dataset, now.astimezone(UTC).date())
+    first, last = window
     span = settings.retention_days_per_task
     tasks = []
     for shard in range(rule.shards):
@@ -200,7 +209,8 @@ def plan(now: datetime, run_id: str) -> list[RetentionTask]:
 
 
 def run_id_for(now: datetime) -> str:
-    return "run_" + now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    """Names the run by its moment, plus a random part: the same event may be run twice."""
+    return "run_" + now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "_" + uuid.uuid4().hex[:6]
 
 
 def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> RunSummary:
@@ -216,8 +226,8 @@ def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> Run
     for task in tasks:
         per_dataset[task.dataset] += 1
         paths[task.dataset] = task.path
-    for name, path in paths.items():
-        if path == "index":
+    for name in paths:
+        if path_of(get_inventory().dataset(name)) == "index":
             sweeps.advance_watermark(name, today, now=now)
     summary = RunSummary(
         run_id=run_id,
@@ -225,7 +235,7 @@ def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> Run
         tasks=len(tasks),
         tasks_per_dataset=dict(per_dataset),
         paths=paths,
-        scan_datasets=sorted(n for n, p in paths.items() if p == "scan"),
+        scan_datasets=sorted(n for n in paths if path_of(get_inventory().dataset(n)) == "scan"),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     audit.append(
@@ -428,6 +438,7 @@ def record_task(outcome: TaskOutcome) -> None:
             "days": [str(task.first_day), str(task.last_day)] if task.path == "index" else None,
             "segment": task.segment,
             "total_segments": task.total_segments,
+            "backfill": task.backfill,
             "continued": outcome.continuation is not None,
             "counts": outcome.counts.model_dump(),
             "duration_ms": outcome.duration_ms,
@@ -458,9 +469,13 @@ def report(now: datetime) -> RetentionReport:
         if dataset.retention is None:
             continue
         counts = Counts()
-        entry = DatasetReport(path=path_of(dataset), suggestion=suggestion_for(dataset))
+        tasks = plan_dataset(dataset, now, run_id)
+        backfill = any(t.backfill for t in tasks)
+        entry = DatasetReport(
+            path="scan" if backfill else path_of(dataset), backfill=backfill, suggestion=suggestion_for(dataset)
+        )
         try:
-            for task in plan_dataset(dataset, now, run_id):
+            for task in tasks:
                 counts.add(execute(task, apply=False, ring=ring).counts)
         except DatasetUnavailable as exc:
             entry.error = exc.message
