@@ -215,13 +215,20 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     seeded = seed_demo_data()
 
     sqs = boto3.client("sqs", region_name=REGION)
-    arns = {
-        name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {
+        name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "RedrivePolicy"])["Attributes"]
         for name, url in created.queue_urls.items()
     }
     sizes = batch_sizes(template)
     sources = [
-        Source(spec.logical_id, queue, created.queue_urls[queue], arns[queue], sizes.get((spec.logical_id, queue), 10))
+        Source(
+            spec.logical_id,
+            queue,
+            created.queue_urls[queue],
+            attributes[queue]["QueueArn"],
+            sizes.get((spec.logical_id, queue), 10),
+            has_dead_letter_queue="RedrivePolicy" in attributes[queue],
+        )
         for spec in specs.values()
         for queue in spec.queues
         if queue in created.queue_urls
@@ -234,7 +241,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         drained=lambda timeout: wait_drained(sqs, urls, timeout),
     )
     _serve(stack, _bind(LocalGateway(runtime), stack.port, "PORT", "API", _QuietHandler), "gateway")
-    stack.poller = QueuePoller(sqs, sources, runtime.invoke)
+    stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked")
     stack.poller.start()
     _banner(stack, specs, token, token_file, seeded, sources)
 

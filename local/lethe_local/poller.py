@@ -4,20 +4,28 @@ As Lambda does with ReportBatchItemFailures: the messages not listed in `batchIt
 deleted; the listed ones become visible again (after a short timeout here, for speed) and the
 queue's RedrivePolicy moves them to the dead-letter queue after maxReceiveCount receives. A handler
 that raises fails the whole batch.
+
+A queue without a RedrivePolicy (a dead-letter queue's consumer) has nowhere to send a message that
+keeps failing: AWS would retry it until its retention ends, which locally would keep every later
+"wait until drained" waiting. After PARK_AFTER_RECEIVES failures such a message is parked instead:
+saved under <local dir>/parked/ and deleted, with a line on the console.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lethe_local.events import sqs_event
 
-RETRY_VISIBILITY_SECONDS = 2
+RETRY_VISIBILITY_SECONDS = 1
 IDLE_SECONDS = 0.2
+PARK_AFTER_RECEIVES = 5
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Source:
     url: str
     arn: str
     batch_size: int = 10
+    has_dead_letter_queue: bool = True
 
 
 def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -48,11 +57,19 @@ def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
 class QueuePoller(threading.Thread):
     """Polls every source in turn until `stop()`; `invoke(function, event)` runs the function."""
 
-    def __init__(self, sqs: Any, sources: list[Source], invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        sources: list[Source],
+        invoke: Callable[[str, dict[str, Any]], Any],
+        *,
+        parked: Path | None = None,
+    ) -> None:
         super().__init__(name="lethe-sqs-poller", daemon=True)
         self.sqs = sqs
         self.sources = sources
         self.invoke = invoke
+        self.parked = parked or Path(".local") / "parked"
         self._stop_event = threading.Event()
         self.errors = 0
 
@@ -96,7 +113,9 @@ class QueuePoller(threading.Thread):
         else:
             failed = _failed_ids(result)
         for message in received:
-            if message["MessageId"] in failed:
+            if message["MessageId"] in failed and self._exhausted(source, message):
+                self._park(source, message)
+            elif message["MessageId"] in failed:
                 self.sqs.change_message_visibility(
                     QueueUrl=source.url,
                     ReceiptHandle=message["ReceiptHandle"],
@@ -105,6 +124,22 @@ class QueuePoller(threading.Thread):
             else:
                 self.sqs.delete_message(QueueUrl=source.url, ReceiptHandle=message["ReceiptHandle"])
         return True
+
+    @staticmethod
+    def _exhausted(source: Source, message: dict[str, Any]) -> bool:
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        return not source.has_dead_letter_queue and receives >= PARK_AFTER_RECEIVES
+
+    def _park(self, source: Source, message: dict[str, Any]) -> None:
+        self.parked.mkdir(parents=True, exist_ok=True)
+        path = self.parked / f"{source.queue}-{message['MessageId']}.json"
+        path.write_text(json.dumps({"queue": source.queue, "function": source.function, **message}, indent=2))
+        self.sqs.delete_message(QueueUrl=source.url, ReceiptHandle=message["ReceiptHandle"])
+        print(
+            f"  ! {source.function} failed a message {PARK_AFTER_RECEIVES} times on {source.queue}, which has no "
+            f"dead-letter queue; parked in {path} (AWS would retry it until its retention ends)",
+            flush=True,
+        )
 
 
 def _failed_ids(result: Any) -> set[str]:

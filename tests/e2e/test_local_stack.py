@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
@@ -120,8 +121,13 @@ def test_invoke_cli_says_when_no_stack_runs(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def queue_counts(sqs: Any, url: str) -> dict[str, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    return {k: int(v) for k, v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"].items()}
+
+
 def test_work_queue_messages_are_consumed_by_the_poller(local_stack: LocalStack) -> None:
-    # Given a task sent straight to the work queue
+    # Given a task sent straight to the work queue, for a request that does not exist
     sqs = boto3.client(
         "sqs",
         endpoint_url=local_stack.aws_endpoint,
@@ -129,23 +135,22 @@ def test_work_queue_messages_are_consumed_by_the_poller(local_stack: LocalStack)
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    url = sqs.get_queue_url(QueueName="WorkQueue")["QueueUrl"]
-    body = {"kind": "dataset_task", "request_id": f"req_e2e_{uuid.uuid4().hex}", "dataset": "accounts", "attempt": 1}
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    work, dlq = (sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("WorkQueue", "WorkDLQ"))
+    request_id = f"req_e2e_{uuid.uuid4().hex}"
+    body = {"kind": "dataset_task", "request_id": request_id, "dataset": "accounts", "attempt": 1}
+    sqs.send_message(QueueUrl=work, MessageBody=json.dumps(body))
 
-    # When the poller has had time to run the worker (failures are redriven to the DLQ after 5 tries)
-    deadline = time.monotonic() + 60
-    counts = {}
+    # When the poller has run the worker, and the failed-task function on the dead-letter queue
+    deadline = time.monotonic() + 90
+    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        attrs = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
-        counts = {k: int(v) for k, v in attrs.items()}
+        counts = {**queue_counts(sqs, work), **{f"dlq {k}": v for k, v in queue_counts(sqs, dlq).items()}}
         if not any(counts.values()):
             break
         time.sleep(0.3)
 
-    # Then the queue is empty
+    # Then both queues are empty: the message was processed, or failed its way to the DLQ and was
+    # parked after its consumer failed too (a DLQ has no DLQ of its own)
     assert not any(counts.values()), counts
     assert "FulfilmentWorkerFunction" in local_stack.output()
 
