@@ -28,7 +28,7 @@ from lethe.data import audit, datasets, vault
 from lethe.data.models import RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
 from lethe.domain import RequestType, Status
-from lethe.errors import ConflictingWrite, InvalidTransition
+from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
 from lethe.inventory import Action, Dataset, Inventory, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic import certificates, exports, legal_holds, suppression
@@ -118,7 +118,12 @@ def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
 def run_task(request_id: str, dataset_name: str, *, attempt: int = 1) -> dict[str, Any]:
     """Carry out one dataset's part of a request. Idempotent: a dataset already done is a no-op,
     and every effect is conditional on the item still being as read."""
-    request = get_request(request_id)
+    try:
+        request = get_request(request_id)
+    except RequestNotFound:
+        # Nothing can ever carry this task out: drop it rather than retry it into the dead-letter queue.
+        logger.warning("task for an unknown request dropped", request_id=request_id, dataset=dataset_name)
+        return {"dataset": dataset_name, "skipped": "no such request"}
     if dataset_name in request.datasets_done:
         _finalize_if_last(request)
         return {"dataset": dataset_name, "skipped": "already done"}
@@ -436,7 +441,11 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def mark_failed(request_id: str, dataset_name: str) -> None:
     """A task reached the dead-letter queue: the request becomes failed, naming the dataset."""
-    request = get_request(request_id)
+    try:
+        request = get_request(request_id)
+    except RequestNotFound:
+        logger.warning("dead task for an unknown request dropped", request_id=request_id, dataset=dataset_name)
+        return
     if dataset_name in request.datasets_done:
         return
     if request.status is Status.in_progress:
