@@ -1,6 +1,6 @@
 """Storage side of the retention sweep: sweep watermarks in the ControlTable, one page of a
-retention index or of a parallel Scan segment, consistent batch reads, and conditional batch
-deletes. Items are plain dicts, as lethe.data.datasets returns them.
+retention index or of a parallel Scan segment, consistent batch reads, and conditional deletes.
+Items are plain dicts, as lethe.data.datasets returns them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from lethe.aws import client
-from lethe.data.datasets import from_wire, key_of, table_name, to_wire
+from lethe.data.datasets import delete_item, from_wire, key_of, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
 from lethe.inventory import Dataset
@@ -22,7 +22,6 @@ from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 
 WATERMARK_PARTITION = "SWEEP"
 GET_BATCH = 100
-WRITE_BATCH = 25
 _ROUNDS = 8
 
 
@@ -155,50 +154,18 @@ def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def delete_unchanged(dataset: Dataset, items: Iterable[dict[str, Any]], *, attribute: str) -> tuple[int, int]:
-    """Delete items in transactions of 25, each delete conditional on `attribute` still holding the
-    value read. An item that changed meanwhile is left alone; the rest of its batch is retried
-    without it. Returns (deleted, refused)."""
-    ddb = client("dynamodb")
-    name = table_name(dataset)
+    """Delete items, each by a DeleteItem conditional on `attribute` still holding the value read;
+    an item that changed meanwhile is left alone. Returns (deleted, refused).
+
+    One conditional DeleteItem per item rather than TransactWriteItems: the deletes are independent,
+    and a transaction would cost twice the write capacity and fail whole on one changed item.
+    (BatchWriteItem takes no conditions.)"""
     deleted = refused = 0
-    batch: list[dict[str, Any]] = []
-
-    def request(item: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Delete": {
-                "TableName": name,
-                "Key": to_wire(key_of(dataset, item)),
-                "ConditionExpression": "#a = :v",
-                "ExpressionAttributeNames": {"#a": attribute},
-                "ExpressionAttributeValues": to_wire({":v": item[attribute]}),
-            }
-        }
-
-    def flush(pending: list[dict[str, Any]]) -> tuple[int, int]:
-        gone = 0
-        for _ in range(_ROUNDS):
-            if not pending:
-                return 0, gone
-            try:
-                ddb.transact_write_items(TransactItems=[request(item) for item in pending])
-                return len(pending), gone
-            except ClientError as exc:
-                if _code(exc) != "TransactionCanceledException":
-                    raise _unavailable(dataset, exc) from exc
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
-                gone += len(failed)
-                pending = [item for i, item in enumerate(pending) if i not in failed]
-        raise DatasetUnavailable(f"dataset {dataset.name}: deletes kept conflicting after retries")
-
     for item in items:
-        batch.append(item)
-        if len(batch) == WRITE_BATCH:
-            done, gone = flush(batch)
-            deleted, refused, batch = deleted + done, refused + gone, []
-    if batch:
-        done, gone = flush(batch)
-        deleted, refused = deleted + done, refused + gone
+        if delete_item(dataset, item, condition_attribute=attribute, condition_value=item[attribute]):
+            deleted += 1
+        else:
+            refused += 1
     return deleted, refused
 
 

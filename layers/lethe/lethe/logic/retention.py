@@ -8,8 +8,8 @@ A run is planned by RetentionFunction and carried out by RetentionWorkerFunction
 - scan path: a dataset without one gets one task per parallel Scan segment, with a filter on the
   `since` attribute; the report names it and suggests an index.
 
-Which days an index sweep covers: from the day after the dataset's sweep watermark (ControlTable
-pk "SWEEP", sk <dataset>: the last day planned), and never fewer than the last
+Which days an index sweep covers: from the dataset's sweep watermark (ControlTable pk "SWEEP",
+sk <dataset>: the last day planned; read again, as its later items were not due yet), at least the last
 `retention_overlap_days` days, so a task that failed recently is covered again by the next runs;
 up to the run's own day. The first sweep of an index dataset (no watermark yet) is a backfill: a
 parallel Scan, once, because items may have expired on any day before Lethe first looked; from
@@ -45,12 +45,13 @@ from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Action, Dataset, Retention, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
-from lethe.logic.legal_holds import holds_for, holds_for_email
+from lethe.logic.legal_holds import holds_for, holds_for_email, list_holds
 from lethe.logic.masking import anonymize
 from lethe.settings import get_settings
 
 ANONYMIZED_ATTRIBUTE = "lethe_anonymized_at"
 TASK_KIND = "retention_task"
+DELETE_BATCH = 25
 # The scan filter is loose by this much: calendar durations and time zones shift the exact cutoff.
 _SCAN_SLACK = timedelta(days=3)
 
@@ -141,7 +142,8 @@ def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
     if last is None:
         return None
     overlap_start = today - timedelta(days=get_settings().retention_overlap_days)
-    return min(date.fromisoformat(last) + timedelta(days=1), overlap_start), today
+    # The watermark day itself is read again: items in its buckets may expire after that run's moment.
+    return min(date.fromisoformat(last), overlap_start), today
 
 
 def path_of(dataset: Dataset) -> Path:
@@ -259,9 +261,16 @@ class _Sweep:
         self.dataset, self.rule, self.now, self.apply, self.ring = dataset, rule, now, apply, ring
         self.counts = Counts()
         self._holds: dict[str | None, list[str]] = {}
+        self._any_hold: bool | None = None
+        self._pending_deletes: list[dict[str, Any]] = []
 
     def hold_ids(self, subject: Any) -> list[str]:
-        """Active holds over this item's subject in this dataset (or over the dataset), once per subject."""
+        """Active holds over this item's subject in this dataset (or over the dataset), looked up once
+        per subject, and not at all while no hold is active anywhere (one read per task)."""
+        if self._any_hold is None:
+            self._any_hold = bool(list_holds(active_only=True))
+        if not self._any_hold:
+            return []
         key = subject if isinstance(subject, str) and subject else None
         if key not in self._holds:
             found = holds_for_email(key, self.dataset.name) if key else holds_for(None, self.dataset.name)
@@ -277,7 +286,6 @@ class _Sweep:
         return since is not None and self.rule.after.after(since) <= self.now
 
     def handle(self, items: list[dict[str, Any]]) -> None:
-        to_delete: list[dict[str, Any]] = []
         for item in items:
             self.counts.items_read += 1
             if not self.is_due(item) or item.get(ANONYMIZED_ATTRIBUTE) is not None:
@@ -290,18 +298,24 @@ class _Sweep:
             if holds:
                 self._isolate(item, reason="legal_hold", purge_at=self.now, holds=holds, counter="skipped_under_hold")
             elif self.rule.action is Action.delete:
-                to_delete.append(item)
+                self._pending_deletes.append(item)
+                if len(self._pending_deletes) >= DELETE_BATCH:
+                    self.flush()
             elif self.rule.action is Action.anonymize:
                 self._anonymize(item)
             else:
                 purge_at = self.now + timedelta(days=get_settings().retention_isolation_days)
                 self._isolate(item, reason="retention", purge_at=purge_at, holds=[], counter="isolated")
-        if not to_delete:
+
+    def flush(self) -> None:
+        """Delete the items collected so far (each conditionally)."""
+        batch, self._pending_deletes = self._pending_deletes, []
+        if not batch:
             return
         if not self.apply:
-            self.counts.deleted += len(to_delete)
+            self.counts.deleted += len(batch)
             return
-        deleted, refused = sweeps.delete_unchanged(self.dataset, to_delete, attribute=self.rule.since)
+        deleted, refused = sweeps.delete_unchanged(self.dataset, batch, attribute=self.rule.since)
         self.counts.deleted += deleted
         self.counts.conflicts += refused
 
@@ -366,6 +380,7 @@ def execute(
         continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
     else:
         continuation = _execute_scan(task, dataset, rule, sweep, out_of_time)
+    sweep.flush()
     return TaskOutcome(
         task=task,
         counts=sweep.counts,

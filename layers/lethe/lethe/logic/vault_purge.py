@@ -2,7 +2,7 @@
 legal hold covers them.
 
 Records are found by Query on the vault's by_purge_day index, day by day, never by Scan: from the
-day after the purge watermark (ControlTable pk "SWEEP", sk "#vault"), and never fewer than the last
+purge watermark's day (ControlTable pk "SWEEP", sk "#vault"), at least the last
 `retention_overlap_days` days, up to the run's day. A record a hold still covers is re-filed under
 a later day (`vault_hold_recheck_days` ahead), so it is looked at again without a Scan and is
 purged soon after the hold is lifted. Each batch of records leaves one audit record.
@@ -41,7 +41,8 @@ def purge_window(today: date) -> tuple[date, date]:
     overlap_start = today - timedelta(days=settings.retention_overlap_days)
     if last is None:
         return today - timedelta(days=settings.retention_first_run_lookback_days), today
-    return min(date.fromisoformat(last) + timedelta(days=1), overlap_start), today
+    # The watermark day itself is read again: its later records were not due at that run's moment.
+    return min(date.fromisoformat(last), overlap_start), today
 
 
 class _Batch:
