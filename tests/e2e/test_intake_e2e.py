@@ -46,13 +46,13 @@ def code_from_outbox(outbox: Path, email: str) -> str:
 def file_request(base_url: str, email: str, type_: str, **extra: Any) -> dict[str, Any]:
     response = requests.post(f"{base_url}/requests", json={"type": type_, "email": email, **extra}, timeout=TIMEOUT)
     assert response.status_code == 202, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def status_of(base_url: str, request_id: str) -> dict[str, Any]:
     response = requests.get(f"{base_url}/requests/{request_id}", timeout=TIMEOUT)
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def wrong(code: str) -> str:

@@ -29,6 +29,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.LegalHoldNotFound: HTTPStatus.NOT_FOUND,
     errors.ConsentNotFound: HTTPStatus.NOT_FOUND,
     errors.InvalidTransition: HTTPStatus.CONFLICT,
+    errors.ConflictingWrite: HTTPStatus.CONFLICT,
     errors.LegalHoldActive: HTTPStatus.CONFLICT,
     errors.ExtensionNotAllowed: HTTPStatus.CONFLICT,
     errors.VerificationFailed: HTTPStatus.BAD_REQUEST,
