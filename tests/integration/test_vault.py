@@ -22,6 +22,8 @@ def _guest_session(**extra: Any) -> dict[str, Any]:
         "started_at": "2026-01-01T10:00:00+00:00",
         "tags": {"a", "b"},
         "meta": {"n": Decimal(3), "list": [1, "x"]},
+        "blob": b"\x00\x01",
+        "nums": {Decimal(2), Decimal(1)},
         **extra,
     }
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -63,17 +63,22 @@ class DueRecord(BaseModel):
 
 
 def _typed(value: Any) -> dict[str, Any]:
-    return _SERIALIZER.serialize(value)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], _SERIALIZER.serialize(value))
 
 
 def _json_safe(av: Any) -> Any:
-    """DynamoDB-typed value → JSON-safe (binary as base64)."""
+    """DynamoDB-typed value → JSON-safe (binary as base64; set members sorted, so that the same
+    item always encodes the same way, whatever the process's hash seed)."""
+    if isinstance(av, dict) and len(av) == 1:
+        ((kind, members),) = av.items()
+        if kind in ("SS", "NS", "BS") and isinstance(members, list | set):
+            return {kind: sorted(_json_safe(v) for v in members)}
     if isinstance(av, dict):
         return {k: _json_safe(v) for k, v in av.items()}
-    if isinstance(av, list):
+    if isinstance(av, list | set):
         return [_json_safe(v) for v in av]
     if isinstance(av, Binary):
-        return base64.b64encode(av.value).decode()
+        return base64.b64encode(cast(Any, av).value).decode()
     if isinstance(av, bytes | bytearray):
         return base64.b64encode(bytes(av)).decode()
     return av
@@ -90,7 +95,7 @@ def _from_json_safe(av: dict[str, Any]) -> Any:
         return {k: _from_json_safe(v) for k, v in inner.items()}
     if kind == "L":
         return [_from_json_safe(v) for v in inner]
-    return _DESERIALIZER.deserialize(av)
+    return _DESERIALIZER.deserialize(cast(Any, av))
 
 
 def encode_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ Path = Literal["index", "scan"]
 class RetentionTask(BaseModel):
     """One unit of work on the RetentionQueue."""
 
-    kind: Literal["retention_task"] = TASK_KIND
+    kind: Literal["retention_task"] = "retention_task"
     run_id: str
     dataset: str
     now: datetime
