@@ -110,12 +110,14 @@ class ApiClient:
 
     def call(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None) -> Any:
         url = self.url(path, query)
+        if not url.startswith(("http://", "https://")):
+            raise CliError(f"the API URL must be http(s), not {url.split(':', 1)[0]}")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own API
             url, data=data, method=method, headers=self._headers(method, url, data)
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310 - http(s) only, checked above
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise CliError(describe_http_error(exc.code, exc.read(), self.target)) from None
