@@ -27,7 +27,7 @@ def load_module(spec: FunctionSpec, *, fresh: bool = False) -> ModuleType:
 
 
 def handler(spec: FunctionSpec, *, fresh: bool = False) -> Callable[[dict[str, Any], Any], Any]:
-    return getattr(load_module(spec, fresh=fresh), spec.handler_name)  # type: ignore[no-any-return]
+    return getattr(load_module(spec, fresh=fresh), spec.handler_name)
 
 
 def forget_modules() -> None:

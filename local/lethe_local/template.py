@@ -7,6 +7,7 @@ and routes from it rather than from a second schema.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ class _CfnLoader(yaml.SafeLoader):
     pass
 
 
-def _tag(name: str):  # type: ignore[no-untyped-def]
+def _tag(name: str) -> Callable[[_CfnLoader, yaml.Node], dict[str, Any]]:
     def construct(loader: _CfnLoader, node: yaml.Node) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode):
             value: Any = loader.construct_scalar(node)

@@ -15,7 +15,8 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 def client(service: str) -> Any:
     from lethe.settings import get_settings
 
-    return boto3.session.Session().client(service, region_name=get_settings().region, config=_CONFIG)
+    session: Any = boto3.session.Session()  # Any: boto3-stubs types each service's client apart
+    return session.client(service, region_name=get_settings().region, config=_CONFIG)
 
 
 def reset_clients() -> None:
