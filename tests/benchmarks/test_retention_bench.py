@@ -146,3 +146,112 @@ def test_retention_index_path(aws: Any, monkeypatch: pytest.MonkeyPatch, bench_r
     print(f"calls per operation at 10N: {large[2]}")
     assert calls_ratio == 1.0
     assert items_ratio == 1.0
+
+
+THROUGHPUT_EXPIRED = 2_000
+THROUGHPUT_FRESH = 500
+
+
+def _timed(function: Any, name: str, spent: Counter[str]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    return timed
+
+
+def _raw_delete_loop(items: list[dict[str, Any]]) -> int:
+    """The baseline: a bare boto3 client doing the sweep's writes, one conditional DeleteItem per item."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    deleted = 0
+    for item in items:
+        ddb.delete_item(
+            TableName="RetSessions",
+            Key={"session_id": {"S": item["session_id"]}},
+            ConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "started_at"},
+            ExpressionAttributeValues={":s": {"S": item["started_at"]}},
+        )
+        deleted += 1
+    return deleted
+
+
+def test_retention_throughput(aws: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch, bench_report: Any) -> None:
+    """Items/s of the real RetentionWorkerFunction (index Query, BatchGetItem, conditional DeleteItem
+    per item) against a raw boto3 loop making the same conditional DeleteItem calls, both on moto in
+    process. The worker also reads what it deletes; the raw loop is given the keys."""
+    from lethe.data import sweeps
+    from lethe.data.models import bind_models
+    from lethe.inventory import get_inventory
+    from lethe.logic import retention
+    from lethe.settings import get_settings
+    from lethe_local.events import sqs_event
+
+    monkeypatch.setenv("LETHE_RETENTION_OVERLAP_DAYS", "0")
+    use_inventory(monkeypatch, FIXTURE)
+    bind_models(get_settings())
+    hash_key, subject, expiry = TABLES["RetSessions"]
+    create_table("RetSessions", hash_key, subject, expiry)
+    sweeps.advance_watermark("sessions", (NOW - timedelta(days=1)).date().isoformat(), now=NOW)
+    expired_at = NOW - timedelta(days=31)
+    expired_ids = [f"exp-{n:05d}" for n in range(THROUGHPUT_EXPIRED)]
+
+    # Given fresh sessions and THROUGHPUT_EXPIRED sessions that expired yesterday
+    _write("sessions", THROUGHPUT_FRESH, started_at=NOW)
+    _write("sessions", THROUGHPUT_EXPIRED, started_at=expired_at, ids=expired_ids)
+    tasks = retention.plan_dataset(get_inventory().dataset("sessions"), NOW, retention.run_id_for(NOW))
+    assert tasks and all(t.path == "index" for t in tasks)
+    messages = [
+        {"MessageId": f"m-{n}", "ReceiptHandle": f"r-{n}", "Body": task.model_dump_json()}
+        for n, task in enumerate(tasks)
+    ]
+    event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:RetentionQueue")
+    # Where the worker's time goes: its index reads, its item reads and its deletes
+    spent: Counter[str] = Counter()
+    for name in ("index_page", "get_items", "delete_unchanged"):
+        monkeypatch.setattr(sweeps, name, _timed(getattr(sweeps, name), name, spent))
+    # When the worker sweeps them (one batch of the day's shard tasks)
+    started = time.perf_counter()
+    result = invoke("RetentionWorkerFunction", event)
+    worker_seconds = time.perf_counter() - started
+    # Then exactly the expired sessions are gone
+    assert result.get("batchItemFailures", []) == []
+    assert _live_items() == THROUGHPUT_FRESH
+
+    # When the same expired sessions are written again and a raw loop deletes them
+    _write("sessions", THROUGHPUT_EXPIRED, started_at=expired_at, ids=expired_ids)
+    raw_items = [{"session_id": sid, "started_at": expired_at.isoformat()} for sid in expired_ids]
+    started = time.perf_counter()
+    raw_deleted = _raw_delete_loop(raw_items)
+    raw_seconds = time.perf_counter() - started
+    # Then they are gone as well
+    assert raw_deleted == THROUGHPUT_EXPIRED
+    assert _live_items() == THROUGHPUT_FRESH
+
+    worker_rate = THROUGHPUT_EXPIRED / worker_seconds
+    raw_rate = THROUGHPUT_EXPIRED / raw_seconds
+    bench_report.row(
+        "sweep items/s, worker vs raw DeleteItem loop",
+        worker_rate,
+        raw_rate,
+        target=">= 0.8",
+        unit="items/s (machine-dependent)",
+        items=THROUGHPUT_EXPIRED,
+        worker_seconds=round(worker_seconds, 3),
+        raw_seconds=round(raw_seconds, 3),
+    )
+    bench_report.row(
+        "sweep delete phase items/s vs raw loop",
+        THROUGHPUT_EXPIRED / spent["delete_unchanged"],
+        raw_rate,
+        target=">= 0.8",
+        unit="items/s (machine-dependent)",
+    )
+    print(
+        f"\nworker {worker_seconds:.2f}s for {THROUGHPUT_EXPIRED} items: index queries {spent['index_page']:.2f}s, "
+        f"item reads {spent['get_items']:.2f}s, conditional deletes {spent['delete_unchanged']:.2f}s; "
+        f"raw delete loop {raw_seconds:.2f}s"
+    )
