@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     control_table: str = "ControlTable"
     idempotency_table: str = "IdempotencyTable"
     export_bucket: str = "lethe-exportbucket"
+    data_key_id: Annotated[str, Field(description="KMS key for exports (SSE-KMS); empty uses the bucket default")] = ""
     work_queue_url: str = ""
     retention_queue_url: str = ""
     notification_queue_url: str = ""

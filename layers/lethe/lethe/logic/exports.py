@@ -51,6 +51,14 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
+
+def _encryption() -> dict[str, str]:
+    """SSE-KMS under Lethe's data key. Naming the key matters: "aws:kms" alone would use the
+    AWS-managed key rather than the one the bucket and its key policy are built around."""
+    key_id = get_settings().data_key_id
+    return {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": key_id} if key_id else {})}
+
+
 class S3Writer:
     """Writes one object from chunks of text: a single PutObject when small, else a multipart
     upload with bounded buffers. SSE-KMS is the bucket default and is asked for explicitly too."""
@@ -72,7 +80,7 @@ class S3Writer:
         s3 = client("s3")
         if self._upload_id is None:
             self._upload_id = s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, ServerSideEncryption="aws:kms"
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, **_encryption()
             )["UploadId"]
         number = len(self._parts) + 1
         etag = s3.upload_part(
@@ -89,7 +97,7 @@ class S3Writer:
                 Key=self.key,
                 Body=bytes(self._buffer),
                 ContentType=self.content_type,
-                ServerSideEncryption="aws:kms",
+                **_encryption(),
             )
             return
         if self._buffer:

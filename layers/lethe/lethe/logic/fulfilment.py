@@ -419,8 +419,17 @@ def finalize(request_id: str) -> None:
         add_event(request_id, "consent_withdrawn", detail={"type": request.type.value, "purposes": ["marketing_email"]})
     elif request.type in (RequestType.rectification, RequestType.restriction) and email:
         certificates.send_completion(email, request, results)
+    # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
+    forget_contact = {"email": None, "name": None} if request.type in ERASURE_TYPES else {}
     try:
-        transition(request_id, Status.completed, allowed_from={Status.in_progress}, actor="system", outcome=outcome)
+        transition(
+            request_id,
+            Status.completed,
+            allowed_from={Status.in_progress},
+            actor="system",
+            outcome=outcome,
+            **forget_contact,
+        )
     except (InvalidTransition, ConflictingWrite):
         logger.info("request already finalized", request_id=request_id)
 
