@@ -134,7 +134,10 @@ def write_changes(states: Sequence[ConsentState], changes: Sequence[ConsentChang
                 )
                 transaction.save(record, condition=ConsentRecord.sk.does_not_exist())
     except TransactWriteError as exc:
-        raise ConflictingWrite("a consent history row already exists at that time; try again") from exc
+        # Only a canceled transaction is a conflict; a throttle, 500 or timeout is a server-side failure.
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise ConflictingWrite("a consent history row already exists at that time; try again") from exc
+        raise
 
 
 def current(subject_id: str) -> list[ConsentState]:

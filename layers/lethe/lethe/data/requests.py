@@ -187,7 +187,11 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
             tx.save(record, condition=RequestSummaryRecord.pk.does_not_exist())
             tx.save(event, condition=RequestEventRecord.pk.does_not_exist())
     except TransactWriteError as exc:
-        raise ConflictingWrite("a request with this id already exists") from exc
+        # Only a canceled transaction (the id is taken) is a conflict; a throttle, 500 or timeout is
+        # a server-side failure to retry, never a 409 to the caller.
+        if exc.cause_response_code == "TransactionCanceledException":
+            raise ConflictingWrite("a request with this id already exists") from exc
+        raise
     return _to_domain(record)
 
 
