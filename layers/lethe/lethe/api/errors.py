@@ -9,7 +9,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import BaseModel, Field
 
 from lethe import errors
@@ -47,11 +50,33 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
 }
 
+
+def _error(code: int) -> dict[str, Any]:
+    return {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": ErrorBody}}}
+
+
 # Declared on every route, so the OpenAPI spec documents the error body fuzzers check against.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": ErrorBody}}}
-    for code in (400, 404, 409, 410, 413, 422, 423, 429)
+    code: _error(code) for code in (400, 404, 409, 410, 413, 415, 422, 423, 429)
 }
+# Admin routes also answer 401 (no bearer token) and 403 (a wrong one, or no IAM caller).
+ADMIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 401: _error(401), 403: _error(403)}
+
+
+def responses(
+    ok: int,
+    description: str,
+    *,
+    errors: dict[int | str, dict[str, Any]] = ERROR_RESPONSES,
+    content_type: str | None = None,
+) -> dict[int, Any]:
+    """A route's `responses`: its success answer and every error. Without content_type the success body
+    is the route's return model (application/json); with one (e.g. text/html) it is a string of that type.
+    The resolver lists only what is given here, so the success answer must be given too."""
+    success: dict[str, Any] = {"description": description}
+    if content_type is not None:
+        success["content"] = {content_type: {"schema": {"type": "string"}}}
+    return {ok: success, **errors}  # type: ignore[dict-item]
 
 
 # Request bodies larger than this are refused with 413 (an invalid one here; a valid one by its route).
@@ -90,6 +115,35 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
             return error_response(400, "malformed_json", "the body is not valid JSON")
         return error_response(422, "invalid_request", _describe(list(found)))
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(415, "unsupported_media_type", "send the body as application/json")
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _undecodable(exc: UnicodeDecodeError) -> Response[str]:
+        # The resolver decodes a base64 body as UTF-8 before any route sees it; bytes that are not text
+        # are the caller's mistake. Any other UnicodeDecodeError is ours and stays a failure.
+        if _body_is_text(app):
+            raise exc
+        return error_response(400, "malformed_body", "the body is not UTF-8 text")
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response[str]:
+        # The resolver's multipart parser raises a bare ValueError for a multipart/form-data content
+        # type without a boundary; that is a malformed request. Any other ValueError stays a failure.
+        content_type = (app.current_event.headers or {}).get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
+            return error_response(400, "malformed_body", "a multipart/form-data body needs a boundary")
+        raise exc
+
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
         return error_response(404, "not_found", "no such route")
+
+
+def _body_is_text(app: ApiGatewayResolver) -> bool:
+    try:
+        app.current_event.decoded_body  # noqa: B018 - decoding is the test
+    except UnicodeDecodeError:
+        return False
+    return True
