@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from lethe.api.errors import ERROR_RESPONSES
+from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.logic import policy_versions, unsubscribe
 from lethe.logic.consent import EMAIL_PATTERN
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
@@ -40,13 +40,16 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/unsubscribe-links",
         summary="Signed unsubscribe link and List-Unsubscribe headers for a marketing email",
         tags=["consents"],
-        responses=ERROR_RESPONSES,
+        responses=responses(200, "The link and headers", errors=ADMIN_ERROR_RESPONSES),
     )
     def unsubscribe_links(body: Annotated[UnsubscribeLinkBody, Body()]) -> UnsubscribeLink:
         return unsubscribe.unsubscribe_link(body.email)
 
     @app.get(
-        "/admin/suppressions", summary="Whether an address is suppressed", tags=["consents"], responses=ERROR_RESPONSES
+        "/admin/suppressions",
+        summary="Whether an address is suppressed",
+        tags=["consents"],
+        responses=responses(200, "Whether it is suppressed", errors=ADMIN_ERROR_RESPONSES),
     )
     def suppressions(email: Annotated[str, Query(max_length=254, pattern=EMAIL_PATTERN)]) -> Suppression:
         return Suppression(suppressed=is_suppressed(email))
@@ -55,7 +58,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/policy-versions",
         summary="Publish a policy version and notify subscribers of policy_updates",
         tags=["consents"],
-        responses={**ERROR_RESPONSES, 201: {"description": "Published"}},
+        responses=responses(201, "Published", errors=ADMIN_ERROR_RESPONSES),
     )
     def publish_policy_version(body: Annotated[PolicyVersionBody, Body()]) -> Response[PublishResult]:
         result = policy_versions.publish(body.version, body.summary, actor="operator")

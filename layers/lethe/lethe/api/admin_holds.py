@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lethe.api.admin_requests import actor_of
-from lethe.api.errors import ERROR_RESPONSES as _ERRORS
+from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.logic import legal_holds
 from lethe.logic.consent import EMAIL_PATTERN
 from lethe.logic.legal_holds import Hold
 
-# The resolver types `responses` with int keys; ERROR_RESPONSES is declared with int | str.
-ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 TAGS = ["legal holds"]
 
 
@@ -44,16 +42,26 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/legal-holds",
         summary="Place a legal hold on a subject, a dataset or both",
         tags=TAGS,
-        responses={**ERROR_RESPONSES, 201: {"description": "Placed"}},
+        responses=responses(201, "Placed", errors=ADMIN_ERROR_RESPONSES),
     )
     def place_hold(body: Annotated[HoldBody, Body()]) -> Response[Hold]:
         hold = legal_holds.place(reason=body.reason, email=body.email, dataset=body.dataset, actor=actor_of(app))
         return Response(201, content_types.APPLICATION_JSON, hold)
 
-    @app.get("/admin/legal-holds", summary="List legal holds", tags=TAGS, responses=ERROR_RESPONSES)
+    @app.get(
+        "/admin/legal-holds",
+        summary="List legal holds",
+        tags=TAGS,
+        responses=responses(200, "The holds", errors=ADMIN_ERROR_RESPONSES),
+    )
     def list_holds(active: Annotated[bool, Query(description="Only holds still in force")] = False) -> HoldList:
         return HoldList(holds=legal_holds.list_holds(active_only=active))
 
-    @app.delete("/admin/legal-holds/<id>", summary="Lift a legal hold", tags=TAGS, responses=ERROR_RESPONSES)
+    @app.delete(
+        "/admin/legal-holds/<id>",
+        summary="Lift a legal hold",
+        tags=TAGS,
+        responses=responses(200, "Lifted", errors=ADMIN_ERROR_RESPONSES),
+    )
     def lift_hold(id: str) -> Hold:
         return legal_holds.lift(id, actor=actor_of(app))

@@ -8,14 +8,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from lethe.api.errors import ERROR_RESPONSES as _ERRORS
+from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.data import audit
 from lethe.domain import Status
 from lethe.logic import operator
 from lethe.logic.operator import RequestDetail, RequestPage, RequestView
 
-# The resolver types `responses` with int keys; ERROR_RESPONSES is declared with int | str.
-ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 TAGS = ["requests"]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Told to the subject")]
 
@@ -33,6 +31,10 @@ class AuditReport(BaseModel):
     problem: str | None = None
 
 
+def _responses(description: str) -> dict[int, Any]:
+    return responses(200, description, errors=ADMIN_ERROR_RESPONSES)
+
+
 def actor_of(app: APIGatewayRestResolver) -> str:
     """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
     identity = app.current_event.request_context.identity
@@ -41,7 +43,10 @@ def actor_of(app: APIGatewayRestResolver) -> str:
 
 def register(app: APIGatewayRestResolver) -> None:
     @app.get(
-        "/admin/requests", summary="List requests by status, earliest due first", tags=TAGS, responses=ERROR_RESPONSES
+        "/admin/requests",
+        summary="List requests by status, earliest due first",
+        tags=TAGS,
+        responses=_responses("A page of requests"),
     )
     def list_requests(
         status: Annotated[Status, Query(description="Which status to list")] = Status.pending,
@@ -50,7 +55,12 @@ def register(app: APIGatewayRestResolver) -> None:
     ) -> RequestPage:
         return operator.list_requests(status, limit=limit, cursor=cursor)
 
-    @app.get("/admin/requests/<id>", summary="One request with its events", tags=TAGS, responses=ERROR_RESPONSES)
+    @app.get(
+        "/admin/requests/<id>",
+        summary="One request with its events",
+        tags=TAGS,
+        responses=_responses("The request and its events"),
+    )
     def show_request(id: str) -> RequestDetail:
         return operator.show(id)
 
@@ -58,7 +68,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/requests/<id>/approve",
         summary="Approve a request awaiting approval",
         tags=TAGS,
-        responses=ERROR_RESPONSES,
+        responses=_responses("Approved"),
     )
     def approve_request(id: str) -> RequestView:
         return operator.approve(id, actor=actor_of(app))
@@ -67,7 +77,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/requests/<id>/deny",
         summary="Deny a request; the reason is emailed",
         tags=TAGS,
-        responses=ERROR_RESPONSES,
+        responses=_responses("Denied"),
     )
     def deny_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
         return operator.deny(id, reason=body.reason, actor=actor_of(app))
@@ -76,7 +86,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/requests/<id>/extend",
         summary="Extend the deadline once, within the regulation's limit; the reason is emailed",
         tags=TAGS,
-        responses=ERROR_RESPONSES,
+        responses=_responses("Extended"),
     )
     def extend_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
         return operator.extend(id, reason=body.reason, actor=actor_of(app))
@@ -85,12 +95,17 @@ def register(app: APIGatewayRestResolver) -> None:
         "/admin/requests/<id>/retry",
         summary="Resume a failed request: only datasets not done are queued again",
         tags=TAGS,
-        responses=ERROR_RESPONSES,
+        responses=_responses("Queued again"),
     )
     def retry_request(id: str) -> RequestView:
         return operator.retry(id, actor=actor_of(app))
 
-    @app.get("/admin/audit/verify", summary="Verify the audit hash chain", tags=["audit"], responses=ERROR_RESPONSES)
+    @app.get(
+        "/admin/audit/verify",
+        summary="Verify the audit hash chain",
+        tags=["audit"],
+        responses=_responses("The verdict on the chain"),
+    )
     def verify_audit() -> AuditReport:
         report = audit.verify()
         return AuditReport(

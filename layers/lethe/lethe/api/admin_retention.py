@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from lethe.api.errors import ERROR_RESPONSES as _ERRORS
+from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.logic import retention
-
-# The resolver types `responses` with int keys; ERROR_RESPONSES is declared with int | str.
-ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
 
 
 def register(app: APIGatewayRestResolver) -> None:
@@ -24,7 +21,7 @@ def register(app: APIGatewayRestResolver) -> None:
             "how many items a legal hold or a restriction keeps, and which path each dataset takes (index "
             "or scan). Nothing is changed."
         ),
-        responses=ERROR_RESPONSES,
+        responses=responses(200, "What a run would do, per dataset", errors=ADMIN_ERROR_RESPONSES),
         tags=["retention"],
     )
     def retention_report(

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from pydantic import BaseModel, Field
 
 from lethe.api import form, public_consent, public_exports, public_requests
+from lethe.api.errors import responses
 from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
 from lethe.domain import Regulation, RequestType
 
@@ -25,7 +26,12 @@ class Discovery(BaseModel):
 def register(app: APIGatewayRestResolver) -> None:
     app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
 
-    @app.get("/discovery", summary="Supported request types, identities and regulations", tags=["discovery"])
+    @app.get(
+        "/discovery",
+        summary="Supported request types, identities and regulations",
+        tags=["discovery"],
+        responses=responses(200, "What this controller accepts"),
+    )
     def discovery() -> Discovery:
         return Discovery(
             supported_request_types=list(RequestType),

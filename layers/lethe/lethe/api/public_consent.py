@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from lethe.api.errors import ERROR_RESPONSES
+from lethe.api.errors import responses
 from lethe.logic import consent, unsubscribe
 from lethe.logic.consent import EMAIL_PATTERN, SOURCE_PATTERN, SUBJECT_ID_PATTERN, ConsentView, HistoryEntry
 from lethe.logic.policy_versions import VERSION_PATTERN
@@ -66,7 +66,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/consents",
         summary="Record consent choices",
         tags=["consents"],
-        responses={**ERROR_RESPONSES, 201: {"description": "Recorded"}},
+        responses=responses(201, "Recorded"),
     )
     def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[ConsentView]:
         event = app.current_event
@@ -83,7 +83,10 @@ def register(app: APIGatewayRestResolver) -> None:
         return Response(201, content_types.APPLICATION_JSON, view)
 
     @app.get(
-        "/consents/<subject_id>", summary="Current consent per purpose", tags=["consents"], responses=ERROR_RESPONSES
+        "/consents/<subject_id>",
+        summary="Current consent per purpose",
+        tags=["consents"],
+        responses=responses(200, "The current choice per purpose"),
     )
     def get_consent(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> ConsentView:
         return consent.get_consent(subject_id)
@@ -92,7 +95,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/consents/<subject_id>/history",
         summary="Every consent change, oldest first",
         tags=["consents"],
-        responses=ERROR_RESPONSES,
+        responses=responses(200, "The consent changes"),
     )
     def get_history(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> History:
         return History(subject_id=subject_id, changes=consent.get_history(subject_id))
@@ -101,14 +104,19 @@ def register(app: APIGatewayRestResolver) -> None:
         "/consents/<subject_id>/link",
         summary="Link a guest device to the account it signed up for",
         tags=["consents"],
-        responses=ERROR_RESPONSES,
+        responses=responses(200, "Linked: the account's current consent"),
     )
     def link(
         subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)], body: Annotated[LinkBody, Body()]
     ) -> ConsentView:
         return consent.link_device(subject_id, body.account_id)
 
-    @app.get("/unsubscribe", summary="Unsubscribe confirmation page", tags=["unsubscribe"], responses=ERROR_RESPONSES)
+    @app.get(
+        "/unsubscribe",
+        summary="Unsubscribe confirmation page",
+        tags=["unsubscribe"],
+        responses=responses(200, "A page with the one-click unsubscribe button", content_type=content_types.TEXT_HTML),
+    )
     def unsubscribe_page(token: Token) -> Response[str]:
         unsubscribe.check(token)
         action = f"/unsubscribe?token={quote(token, safe='')}"
@@ -122,7 +130,10 @@ def register(app: APIGatewayRestResolver) -> None:
         return Response(200, content_types.TEXT_HTML, _page("Unsubscribe", body))
 
     @app.post(
-        "/unsubscribe", summary="One-click unsubscribe (RFC 8058)", tags=["unsubscribe"], responses=ERROR_RESPONSES
+        "/unsubscribe",
+        summary="One-click unsubscribe (RFC 8058)",
+        tags=["unsubscribe"],
+        responses=responses(200, "A page confirming the unsubscribe", content_type=content_types.TEXT_HTML),
     )
     def unsubscribe_now(token: Token) -> Response[str]:
         unsubscribe.unsubscribe(token)

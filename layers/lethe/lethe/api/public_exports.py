@@ -11,10 +11,27 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from lethe.api.errors import ERROR_RESPONSES as _ERRORS
+from lethe.api.errors import ErrorBody
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.logic import exports
 
 ERROR_RESPONSES: dict[int, Any] = _ERRORS  # type: ignore[assignment]
+_HTML_PAGE = {content_types.TEXT_HTML: {"schema": {"type": "string"}}}
+# A valid link redirects; an unknown or expired one is a page for a person, not a JSON error. An id the
+# router cannot match at all (e.g. one with a slash) gets the JSON 404 of an unknown route.
+RESPONSES: dict[int, Any] = {
+    302: {
+        "description": "Redirect to the export",
+        "headers": {"Location": {"description": "A short-lived presigned URL", "schema": {"type": "string"}}},
+        "content": {content_types.TEXT_PLAIN: {"schema": {"type": "string", "maxLength": 0}}},
+    },
+    **ERROR_RESPONSES,
+    404: {
+        "description": "A page: the link is not valid (JSON for an unknown route)",
+        "content": {**_HTML_PAGE, "application/json": {"model": ErrorBody}},
+    },
+    410: {"description": "A page: the link has expired", "content": _HTML_PAGE},
+}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><main><h1>{title}</h1><p>{message}</p>
@@ -32,7 +49,7 @@ def register(app: APIGatewayRestResolver) -> None:
         "/exports/<id>",
         summary="Download an export (redirects to a short-lived link)",
         tags=["exports"],
-        responses={302: {"description": "Redirect to the export"}, **ERROR_RESPONSES},
+        responses=RESPONSES,
     )
     def get_export(
         id: str,

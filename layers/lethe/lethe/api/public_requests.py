@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ConfigDict, Field
 
-from lethe.api.errors import ERROR_RESPONSES, MAX_BODY_BYTES
+from lethe.api.errors import MAX_BODY_BYTES, responses
 from lethe.errors import PayloadTooLarge
 from lethe.logic import intake
 from lethe.logic.intake import Receipt, RequestStatus, Submission
@@ -31,10 +31,6 @@ def limit_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> 
     return next_middleware(app)
 
 
-def _responses(ok: int, description: str) -> dict[int, Any]:
-    return {ok: {"description": description}, **ERROR_RESPONSES}  # type: ignore[dict-item]
-
-
 def register(app: APIGatewayRestResolver) -> None:
     @app.post(
         "/requests",
@@ -44,7 +40,7 @@ def register(app: APIGatewayRestResolver) -> None:
             "Stores the request as identity_unverified and emails a one-time code. The answer is the same "
             "whether or not the address is known. A retried identical submission gives the same request."
         ),
-        responses=_responses(202, "Accepted: check your email for the code"),
+        responses=responses(202, "Accepted: check your email for the code"),
         tags=TAGS,
         middlewares=[limit_body],
     )
@@ -55,7 +51,7 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.post(
         "/requests/<id>/verify",
         summary="Verify the requester with the emailed code",
-        responses=_responses(200, "Verified: the request moves on"),
+        responses=responses(200, "Verified: the request moves on"),
         tags=TAGS,
         middlewares=[limit_body],
     )
@@ -65,7 +61,7 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.get(
         "/requests/<id>",
         summary="The status of a request (no personal data, no result link)",
-        responses=_responses(200, "The request's status and dates"),
+        responses=responses(200, "The request's status and dates"),
         tags=TAGS,
     )
     def get_request(id: str) -> RequestStatus:
@@ -74,7 +70,7 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.delete(
         "/requests/<id>",
         summary="Cancel a request not yet in progress (needs the emailed code)",
-        responses=_responses(200, "Canceled"),
+        responses=responses(200, "Canceled"),
         tags=TAGS,
         middlewares=[limit_body],
     )
