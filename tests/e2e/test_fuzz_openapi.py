@@ -9,14 +9,19 @@ The run is deterministic in what it generates: a fixed seed, one worker, no exam
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -30,6 +35,8 @@ SEED = 20261122
 MAX_EXAMPLES = 30  # per operation and phase; enough for >= 1,000 cases across both specs
 MIN_CASES = 1000
 RUN_TIMEOUT_SECONDS = 600
+OUTBOX_WAIT_SECONDS = 15
+CODE = re.compile(r"verification code is (\d{6})")
 
 # What a response must satisfy. Left out, with the reason:
 # - negative_data_rejection / positive_data_acceptance judge the *request* validation against the
@@ -57,6 +64,16 @@ class FuzzStack:
     base_url: str
     admin_token: str
     log: Path
+    outbox: Path
+
+
+@dataclass
+class Seeds:
+    """Ids that exist on the stack, so the fuzzer also reaches the code behind a found id (not only 404s)."""
+
+    ids: list[str]  # requests in several states, and a legal hold
+    subject_ids: list[str]  # consent subjects with a record
+    tokens: list[str]  # signed unsubscribe tokens
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +94,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(process, base_url, log)
-        yield FuzzStack(base_url=base_url, admin_token=token, log=log)
+        yield FuzzStack(base_url=base_url, admin_token=token, log=log, outbox=local_dir / "outbox")
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -88,11 +105,86 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzStack]:
                 process.wait()
 
 
-def run_schemathesis(spec_url: str, token: str, workdir: Path) -> Run:
+def code_from_outbox(outbox: Path, email: str) -> str:
+    deadline = time.monotonic() + OUTBOX_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            if message["To"] == email:
+                plain = message.get_body(("plain",))
+                found = CODE.search(plain.get_content() if plain is not None else "")
+                assert found, f"{path.name} carries no code"
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"no email to {email} in {outbox}")
+
+
+def seed(stack: FuzzStack) -> Seeds:
+    """Requests (verified ones go on to fulfilment or approval, others stay unverified), a legal hold and
+    consent records, made through the API as a user and an operator would."""
+    base, admin = stack.base_url, {"Authorization": f"Bearer {stack.admin_token}"}
+    ids: list[str] = []
+    for n, (type_, verify) in enumerate(
+        [("access", True), ("erasure", True), ("complaint", True), ("objection", False), ("erasure", False)]
+    ):
+        email = f"fuzz.seed{n}.{uuid.uuid4().hex[:8]}@example.org"
+        filed = requests.post(f"{base}/requests", json={"type": type_, "email": email}, timeout=30)
+        assert filed.status_code == 202, filed.text
+        request_id = filed.json()["request_id"]
+        if verify:
+            code = code_from_outbox(stack.outbox, email)
+            verified = requests.post(f"{base}/requests/{request_id}/verify", json={"code": code}, timeout=30)
+            assert verified.status_code == 200, verified.text
+        ids.append(request_id)
+    hold = requests.post(
+        f"{base}/admin/legal-holds", json={"dataset": "accounts", "reason": "fuzz seed"}, headers=admin, timeout=30
+    )
+    assert hold.status_code == 201, hold.text
+    ids.append(hold.json()["hold_id"])
+    subject_ids = ["fuzz-device-0001", "fuzz-account-0001"]
+    for subject_id in subject_ids:
+        body: dict[str, Any] = {
+            "subject_id": subject_id,
+            "purposes": {"performance": True, "marketing_email": False},
+            "policy_version": "2026-01",
+            "source": "banner",
+        }
+        recorded = requests.post(f"{base}/consents", json=body, timeout=30)
+        assert recorded.status_code == 201, recorded.text
+    link = requests.post(
+        f"{base}/admin/unsubscribe-links", json={"email": "fuzz.subscriber@example.org"}, headers=admin, timeout=30
+    )
+    assert link.status_code == 200, link.text
+    token = parse_qs(urlsplit(link.json()["url"]).query)["token"][0]
+    return Seeds(ids=ids, subject_ids=subject_ids, tokens=[token])
+
+
+def config_text(seeds: Seeds) -> str:
+    """No example database (no replay of earlier runs); ids and tokens drawn from the seeds half of the time."""
+    return "\n".join(
+        [
+            "[generation]",
+            'database = "none"',
+            "[dictionaries.ids]",
+            f"values = {json.dumps(seeds.ids)}",
+            "[dictionaries.subject_ids]",
+            f"values = {json.dumps(seeds.subject_ids)}",
+            "[dictionaries.tokens]",
+            f"values = {json.dumps(seeds.tokens)}",
+            "[parameters]",
+            '"query.token" = { dictionary = "tokens", probability = 0.5 }',
+            '"path.id" = { dictionary = "ids", probability = 0.5 }',
+            '"path.subject_id" = { dictionary = "subject_ids", probability = 0.5 }',
+            "",
+        ]
+    )
+
+
+def run_schemathesis(spec_url: str, token: str, workdir: Path, seeds: Seeds) -> Run:
     """One `st run` over a spec; returns the process and its JSON report."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "schemathesis.toml"
-    config.write_text('[generation]\ndatabase = "none"\n')  # no replay of earlier runs' examples
+    config.write_text(config_text(seeds))
     report = workdir / "report.json"
     command = [
         *SCHEMATHESIS,
@@ -130,8 +222,9 @@ def run_schemathesis(spec_url: str, token: str, workdir: Path) -> Run:
 @pytest.fixture(scope="module")
 def fuzz_runs(fuzz_stack: FuzzStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     workdir = tmp_path_factory.mktemp("schemathesis")
+    seeds = seed(fuzz_stack)
     return {
-        name: run_schemathesis(f"{fuzz_stack.base_url}{path}", fuzz_stack.admin_token, workdir / name)
+        name: run_schemathesis(f"{fuzz_stack.base_url}{path}", fuzz_stack.admin_token, workdir / name, seeds)
         for name, path in (("public", "/openapi.json"), ("admin", "/admin/openapi.json"))
     }
 
@@ -178,9 +271,9 @@ def test_fuzz_runs_at_least_a_thousand_cases_and_reaches_the_admin_api(
     # And the cases got past validation and the token check to the routes (a wrong token would be a 403)
     _, public = fuzz_runs["public"]
     _, admin = fuzz_runs["admin"]
-    for operation in ("GET /discovery", "POST /requests"):
+    for operation in ("GET /discovery", "POST /requests", "GET /requests/{id}", "GET /unsubscribe"):
         assert accepted(public, operation) > 0, (operation, public["valid_rates"].get(operation))
-    for operation in ("GET /admin/audit/verify", "POST /admin/unsubscribe-links", "POST /admin/legal-holds"):
+    for operation in ("GET /admin/audit/verify", "POST /admin/legal-holds", "GET /admin/requests/{id}"):
         assert accepted(admin, operation) > 0, (operation, admin["valid_rates"].get(operation))
 
 
