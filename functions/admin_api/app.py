@@ -5,22 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.api import admin
-from lethe.api.resolver import build_resolver, openapi_json
 
 logger = Logger()
-app = build_resolver()
-admin.register(app)
-
-
-@app.get("/admin/openapi.json", include_in_schema=False)
-def openapi() -> Response[str]:
-    return Response(200, content_types.APPLICATION_JSON, openapi_json(app, title="Lethe admin"))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import admin_api
+
+    return admin_api.handle(event, context)

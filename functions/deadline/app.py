@@ -1,39 +1,18 @@
-"""Daily deadline watcher: digest of due and overdue requests, OverdueRequests metric, expiry of unverified requests."""
+"""Daily deadline watcher: digest of due and overdue requests, OverdueRequests metric, expiry of unverified
+requests."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.data.models import bind_models
-from lethe.logic import deadline_watch
-from lethe.settings import get_settings
+from aws_lambda_powertools import Logger
 
 logger = Logger()
-metrics = Metrics()
-bind_models(get_settings())
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    # "Now" is the event's time, so a sample event dated ahead shows what would happen then.
-    summary = deadline_watch.watch(event.time)
-    metrics.add_metric(name="OverdueRequests", unit=MetricUnit.Count, value=len(summary.overdue))
-    metrics.add_metric(name="RequestsDueSoon", unit=MetricUnit.Count, value=len(summary.due_soon))
-    metrics.add_metric(name="UnverifiedRequestsExpired", unit=MetricUnit.Count, value=summary.expired_unverified)
-    logger.info(
-        "deadline watch done",
-        extra={
-            "overdue": len(summary.overdue),
-            "due_soon": len(summary.due_soon),
-            "expired_unverified": summary.expired_unverified,
-        },
-    )
-    return summary.model_dump(mode="json")
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import deadline
+
+    return deadline.handle(event, context)

@@ -5,23 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.logic import fulfilment
-from lethe.logic.fulfilment import DatasetTask
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
-
-
-def record_handler(record: SQSRecord) -> None:
-    task = DatasetTask.model_validate_json(record.body)
-    logger.info("dead task", extra={"message_id": record.message_id, "request_id": task.request_id})
-    fulfilment.mark_failed(task.request_id, task.dataset)
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import failed_task
+
+    return failed_task.handle(event, context)

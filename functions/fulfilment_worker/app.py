@@ -5,39 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.logic import fulfilment
-from lethe.logic.fulfilment import DatasetTask
-from lethe.settings import get_settings
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
-persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
-# Keyed on the request and the dataset only: a redelivery, or a duplicate queued with another
-# attempt number, returns the stored result instead of running again.
-config = IdempotencyConfig(event_key_jmespath="[request_id, dataset]", expires_after_seconds=7 * 24 * 3600)
-
-
-@idempotent_function(data_keyword_argument="task", config=config, persistence_store=persistence)
-def carry_out(task: DatasetTask) -> dict[str, Any]:
-    return fulfilment.run_task(task.request_id, task.dataset, attempt=task.attempt)
-
-
-def record_handler(record: SQSRecord) -> dict[str, Any]:
-    task = DatasetTask.model_validate_json(record.body)
-    logger.info("task received", extra={"message_id": record.message_id, "request_id": task.request_id})
-    return carry_out(task=task)
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import fulfilment_worker
+
+    return fulfilment_worker.handle(event, context)

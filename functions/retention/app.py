@@ -4,30 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.data.models import bind_models
-from lethe.logic import retention
-from lethe.settings import get_settings
+from aws_lambda_powertools import Logger
 
 logger = Logger()
-metrics = Metrics()
-bind_models(get_settings())
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    # "Now" is the event's time, so a sample event dated ahead shows what would happen then.
-    summary = retention.start_run(event.time, send=retention.queue_tasks)
-    metrics.add_metric(name="RetentionTasksPlanned", unit=MetricUnit.Count, value=summary.tasks)
-    logger.info(
-        "retention run planned",
-        extra={"run_id": summary.run_id, "tasks": summary.tasks, "scan_datasets": summary.scan_datasets},
-    )
-    return summary.model_dump(mode="json")
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import retention
+
+    return retention.handle(event, context)

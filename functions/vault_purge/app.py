@@ -4,31 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lethe.data.models import bind_models
-from lethe.logic import vault_purge
-from lethe.settings import get_settings
+from aws_lambda_powertools import Logger
 
 logger = Logger()
-metrics = Metrics()
-bind_models(get_settings())
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    # "Now" is the event's time, so a sample event dated ahead shows what would happen then.
-    summary = vault_purge.purge_due(event.time)
-    metrics.add_metric(name="VaultRecordsPurged", unit=MetricUnit.Count, value=summary.purged)
-    metrics.add_metric(name="VaultRecordsKeptUnderHold", unit=MetricUnit.Count, value=summary.kept_under_hold)
-    logger.info(
-        "vault purge done",
-        extra={"purged": summary.purged, "kept_under_hold": summary.kept_under_hold, "days": summary.days},
-    )
-    return summary.model_dump(mode="json")
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import vault_purge
+
+    return vault_purge.handle(event, context)

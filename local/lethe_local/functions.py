@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,11 @@ def handler(spec: FunctionSpec, *, fresh: bool = False) -> Callable[[dict[str, A
 
 
 def forget_modules() -> None:
+    """Forget every loaded function, and the handler modules they import on first use, so the next
+    invocation is a cold start again."""
     _loaded.clear()
+    for name in [n for n in sys.modules if n.startswith("lethe.handlers.")]:
+        del sys.modules[name]
 
 
 @dataclass

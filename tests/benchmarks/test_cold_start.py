@@ -56,10 +56,23 @@ def test_cold_start(bench_report) -> None:  # type: ignore[no-untyped-def]
     subprocess.run([sys.executable, "-c", "import boto3, aws_lambda_powertools, pydantic, pynamodb"], check=True)
     baseline = _median_import_seconds("import boto3")
     assert baseline > 0
-    for logical_id, spec in sorted(functions(load_template()).items()):
+    specs = sorted(functions(load_template()).items())
+    for logical_id, spec in specs:
         measured = _median_import_seconds(MODULE, str(spec.module_path))
         bench_report.row(f"import {logical_id}", measured * 1000, baseline * 1000, target="<= 1.5x", unit="ms")
-    assert len(bench_report.rows) == len(functions(load_template()))
+    # What moved out of the import: the handler's work modules, loaded by the first invocation.
+    # Reported so the trade is visible; it is not the target.
+    for logical_id, spec in specs:
+        work = f"lethe.handlers.{spec.code_uri.name}"
+        measured = _median_import_seconds(MODULE + f"\nimport {work}\n", str(spec.module_path))
+        bench_report.row(
+            f"import + first-invocation modules {logical_id}",
+            measured * 1000,
+            baseline * 1000,
+            target="(reported)",
+            unit="ms",
+        )
+    assert len(bench_report.rows) == 2 * len(specs)
 
 
 if __name__ == "__main__":  # pragma: no cover

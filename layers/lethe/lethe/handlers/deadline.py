@@ -1,0 +1,37 @@
+"""DeadlineFunction: digest of due and overdue requests, OverdueRequests metric, expiry of unverified requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+from lethe.data.models import bind_models
+from lethe.logic import deadline_watch
+from lethe.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+bind_models(get_settings())
+
+
+@metrics.log_metrics
+@event_parser(model=EventBridgeModel)
+def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
+    # "Now" is the event's time, so a sample event dated ahead shows what would happen then.
+    summary = deadline_watch.watch(event.time)
+    metrics.add_metric(name="OverdueRequests", unit=MetricUnit.Count, value=len(summary.overdue))
+    metrics.add_metric(name="RequestsDueSoon", unit=MetricUnit.Count, value=len(summary.due_soon))
+    metrics.add_metric(name="UnverifiedRequestsExpired", unit=MetricUnit.Count, value=summary.expired_unverified)
+    logger.info(
+        "deadline watch done",
+        extra={
+            "overdue": len(summary.overdue),
+            "due_soon": len(summary.due_soon),
+            "expired_unverified": summary.expired_unverified,
+        },
+    )
+    return summary.model_dump(mode="json")

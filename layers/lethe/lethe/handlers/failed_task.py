@@ -1,0 +1,28 @@
+"""FailedTaskFunction: marks a request failed when one of its tasks reaches the dead-letter queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from lethe.data.models import bind_models
+from lethe.logic import fulfilment
+from lethe.logic.fulfilment import DatasetTask
+from lethe.settings import get_settings
+
+logger = Logger()
+bind_models(get_settings())
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    task = DatasetTask.model_validate_json(record.body)
+    logger.info("dead task", extra={"message_id": record.message_id, "request_id": task.request_id})
+    fulfilment.mark_failed(task.request_id, task.dataset)
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

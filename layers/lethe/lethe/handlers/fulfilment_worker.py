@@ -1,0 +1,45 @@
+"""FulfilmentWorkerFunction: carries out one dataset task of a data-subject request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from lethe.data.models import bind_models
+from lethe.logic import fulfilment
+from lethe.logic.fulfilment import DatasetTask
+from lethe.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+bind_models(get_settings())
+processor = BatchProcessor(event_type=EventType.SQS)
+persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+# Keyed on the request and the dataset only: a redelivery, or a duplicate queued with another
+# attempt number, returns the stored result instead of running again.
+config = IdempotencyConfig(event_key_jmespath="[request_id, dataset]", expires_after_seconds=7 * 24 * 3600)
+
+
+@idempotent_function(data_keyword_argument="task", config=config, persistence_store=persistence)
+def carry_out(task: DatasetTask) -> dict[str, Any]:
+    return fulfilment.run_task(task.request_id, task.dataset, attempt=task.attempt)
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    task = DatasetTask.model_validate_json(record.body)
+    logger.info("task received", extra={"message_id": record.message_id, "request_id": task.request_id})
+    return carry_out(task=task)
+
+
+@tracer.capture_lambda_handler(capture_response=False)
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    config.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,59 @@
+"""RetentionWorkerFunction: applies retention to one dataset shard or scan segment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lethe.data.models import bind_models
+from lethe.logic import retention
+from lethe.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+processor = BatchProcessor(event_type=EventType.SQS)
+bind_models(get_settings())
+
+# Leave a task this much time to finish its page, queue its continuation and write its audit record.
+_RESERVE_MS = 120_000
+
+_METRICS = {
+    "ItemsDeleted": "deleted",
+    "ItemsAnonymized": "anonymized",
+    "ItemsIsolated": "isolated",
+    "ItemsSkippedUnderHold": "skipped_under_hold",
+    "ItemsSkippedRestricted": "skipped_restricted",
+    "RetentionConflicts": "conflicts",
+}
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    task = retention.RetentionTask.model_validate_json(record.body)
+
+    def out_of_time() -> bool:
+        return lambda_context is not None and lambda_context.get_remaining_time_in_millis() < _RESERVE_MS
+
+    outcome = retention.execute(task, out_of_time=out_of_time)
+    if outcome.continuation is not None:
+        retention.queue_tasks([outcome.continuation])
+    retention.record_task(outcome)
+    # One flush per task, so each carries its own dataset dimension (names of datasets, never PII).
+    metrics.add_dimension(name="dataset", value=task.dataset)
+    for name, field in _METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=getattr(outcome.counts, field))
+    metrics.flush_metrics()
+    logger.info(
+        "retention task done",
+        extra={"dataset": task.dataset, "path": task.path, "counts": outcome.counts.model_dump()},
+    )
+
+
+@tracer.capture_lambda_handler(capture_response=False)
+def handle(event: dict[str, Any], context: Any) -> Any:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
