@@ -220,7 +220,10 @@ class ControlRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     at = UnicodeAttribute(null=True)
     data = JSONAttribute(null=True)
-    count = NumberAttribute(null=True)
+    # Named `tally` in Python so it does not hide Model.count; stored as `count`.
+    tally = NumberAttribute(null=True, attr_name="count")
+    # Rate counters: the submissions already counted in the window (a retried one counts once).
+    seen = UnicodeSetAttribute(null=True)
     expires_at = NumberAttribute(null=True)
     active = BooleanAttribute(null=True)
     lifted_at = UTCDateTimeAttribute(null=True)

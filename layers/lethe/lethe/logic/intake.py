@@ -156,7 +156,11 @@ def submit(submission: Submission, *, source_ip: str | None, now: datetime | Non
     }
 
     def first_submission(key: dict[str, Any]) -> dict[str, Any]:
-        return _create(normalized, key["subject_ref"], key["source_ref"], _now(now)).model_dump(mode="json")
+        # The same submission retried after a failure is counted once against the rate limits.
+        token = ring.mac("submission-key", "|".join(key[k] for k in sorted(key)))[:24]
+        return _create(normalized, key["subject_ref"], key["source_ref"], _now(now), token=token).model_dump(
+            mode="json"
+        )
 
     once = idempotent_function(data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=_persistence())(
         first_submission
@@ -167,11 +171,13 @@ def submit(submission: Submission, *, source_ip: str | None, now: datetime | Non
         raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
 
 
-def _create(submission: Submission, subject_ref: str, source_ref: str, now: datetime) -> Receipt:
+def _create(
+    submission: Submission, subject_ref: str, source_ref: str, now: datetime, *, token: str | None = None
+) -> Receipt:
     settings = get_settings()
-    ratelimit.hit("email", subject_ref, limit=settings.submissions_per_email_per_hour, now=now)
+    ratelimit.hit("email", subject_ref, limit=settings.submissions_per_email_per_hour, now=now, token=token)
     if source_ref:
-        ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now)
+        ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now, token=token)
     request_id = new_request_id()
     code = new_code()
     regulation = submission.regulation or Regulation.default

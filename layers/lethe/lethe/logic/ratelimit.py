@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from pynamodb.exceptions import UpdateError
+
 from lethe.data.models import ControlRecord, bind_models
 from lethe.errors import RateLimited
 from lethe.settings import get_settings
@@ -20,22 +22,37 @@ def _window(now: datetime) -> tuple[str, datetime]:
     return start.strftime("%Y-%m-%dT%H"), start + WINDOW
 
 
-def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None) -> int:
+def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None, token: str | None = None) -> int:
     """Count one submission for `ref` (an HMAC) in the current hour. Raises RateLimited, with the
-    seconds until the window ends, once the count goes over `limit`. Returns the count."""
+    seconds until the window ends, once the count goes over `limit`. Returns the count.
+
+    With a `token` (a digest naming the submission), the same submission is counted once however often
+    it is attempted: a retry after a server-side failure does not use up the subject's allowance. At
+    most `limit` tokens are kept per window, so the counter item stays small."""
     settings = get_settings()
     if ControlRecord.Meta.table_name != settings.control_table:
         bind_models(settings)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     window, ends = _window(moment)
     counter = ControlRecord(f"RATE#{kind}#{ref}", window)
-    counter.update(
-        actions=[
-            ControlRecord.count.add(1),
-            ControlRecord.expires_at.set(int(ends.timestamp()) + 3600),
-        ]
-    )
-    count = int(counter.count or 0)
+    actions = [ControlRecord.tally.add(1), ControlRecord.expires_at.set(int(ends.timestamp()) + 3600)]
+    if token is None:
+        counter.update(actions=actions)
+        count = int(counter.tally or 0)
+    else:
+        try:
+            counter.update(
+                actions=[*actions, ControlRecord.seen.add({token})],
+                condition=~ControlRecord.seen.contains(token)
+                & (ControlRecord.tally.does_not_exist() | (ControlRecord.tally < limit)),
+            )
+            count = int(counter.tally or 0)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            current = ControlRecord.get(f"RATE#{kind}#{ref}", window, consistent_read=True)
+            counted_before = token in (current.seen or set())
+            count = int(current.tally or 0) if counted_before else limit + 1
     if count > limit:
         retry_after = max(1, int((ends - moment).total_seconds()))
         raise RateLimited("too many requests; try again later", retry_after=retry_after)
