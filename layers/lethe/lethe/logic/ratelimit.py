@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from lethe.data.models import ControlRecord, bind_models
 from lethe.errors import RateLimited
@@ -35,7 +36,7 @@ def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None, token: 
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     window, ends = _window(moment)
     counter = ControlRecord(f"RATE#{kind}#{ref}", window)
-    actions = [ControlRecord.tally.add(1), ControlRecord.expires_at.set(int(ends.timestamp()) + 3600)]
+    actions: list[Action] = [ControlRecord.tally.add(1), ControlRecord.expires_at.set(int(ends.timestamp()) + 3600)]
     if token is None:
         counter.update(actions=actions)
         count = int(counter.tally or 0)
