@@ -37,6 +37,37 @@ def _body(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+def prepare(
+    action: str,
+    *,
+    actor: str = "system",
+    request_id: str | None = None,
+    subject_ref: str | None = None,
+    dataset: str | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditRecord:
+    """The next record of the chain, not yet written: for a caller that writes it in the same
+    transaction as the change it records (save it with the condition `AuditRecord.seq.does_not_exist()`;
+    if another writer took the sequence number, the transaction is canceled and the caller prepares again)."""
+    head = next(iter(AuditRecord.query(CHAIN, scan_index_forward=False, limit=1, consistent_read=True)), None)
+    record = AuditRecord(
+        CHAIN,
+        (int(head.seq) + 1) if head else 1,
+        at=(at or datetime.now(UTC)).isoformat(),
+        action=action,
+        actor=actor,
+        request_id=request_id,
+        subject_ref=subject_ref,
+        dataset=dataset,
+        details=details,
+        prev_hash=head.hash if head else GENESIS,
+        hash="",
+    )
+    record.hash = _digest(record.prev_hash, _body(record))
+    return record
+
+
 def append(
     action: str,
     *,

@@ -60,6 +60,8 @@ class RequestSummaryRecord(Model):
     code_hash = UnicodeAttribute(null=True)
     code_expires_at = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
+    # Digests of the codes already counted as attempts (a retried attempt is not counted twice).
+    tried_codes = UnicodeSetAttribute(null=True)
     extended = BooleanAttribute(default=False)
     extension_reason = UnicodeAttribute(null=True)
     denial_reason = UnicodeAttribute(null=True)

@@ -20,7 +20,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from lethe.data.models import RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
+from lethe.data.models import AuditRecord, RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
 from lethe.domain import Regulation, RequestType, Status
 from lethe.errors import ConflictingWrite, RequestNotFound
 from lethe.settings import get_settings
@@ -209,10 +209,12 @@ def change_status(
     detail: dict[str, Any] | None,
     now: datetime,
     updates: dict[str, Any],
+    audit_record: AuditRecord | None = None,
 ) -> DataSubjectRequest:
     """Move `current` to `to` in one transaction: the summary update is conditional on the status being
-    one of `allowed_from` and the version being the one read; the event row is written with it.
-    Raises ConflictingWrite when the condition fails (the caller re-reads and decides)."""
+    one of `allowed_from` and the version being the one read; the event row and the audit record
+    (lethe.data.audit.prepare) are written with it, so a transition is never left without its audit.
+    Raises ConflictingWrite when a condition fails (the caller re-reads and decides)."""
     bad = set(updates) & _PROTECTED | {k for k in updates if not hasattr(RequestSummaryRecord, k)}
     if bad:
         raise ValueError(f"cannot update {sorted(bad)} through a transition")
@@ -243,9 +245,11 @@ def change_status(
         with TransactWrite(connection=_connection()) as tx:
             tx.update(record, actions=actions, condition=condition)
             tx.save(event, condition=RequestEventRecord.sk.does_not_exist())
+            if audit_record is not None:
+                tx.save(audit_record, condition=AuditRecord.seq.does_not_exist())
     except TransactWriteError as exc:
         if exc.cause_response_code == "TransactionCanceledException":
-            raise ConflictingWrite("the request changed while it was being updated") from exc
+            raise ConflictingWrite("the request or the audit chain changed while it was being updated") from exc
         raise
     return get(current.request_id)
 
@@ -281,11 +285,15 @@ def events(request_id: str) -> list[RequestEvent]:
 
 
 def consume_attempt(
-    request_id: str, *, allowed_from: frozenset[Status], max_attempts: int
+    request_id: str, *, allowed_from: frozenset[Status], max_attempts: int, tried: str | None = None
 ) -> DataSubjectRequest | None:
     """Count one code attempt, atomically, before the code is compared: parallel guesses cannot
     exceed `max_attempts`. Returns the updated request, or None when no attempt is left (or the
-    status is no longer one of `allowed_from`)."""
+    status is no longer one of `allowed_from`).
+
+    `tried` (a digest of the code tried) makes a retry of the same attempt free: a subject whose
+    right code met a server-side failure and who sends it again is not locked out by the retries.
+    A different guess always counts."""
     _bind()
     record = RequestSummaryRecord(pk_of(request_id), SUMMARY)
     condition = (
@@ -293,10 +301,18 @@ def consume_attempt(
         & RequestSummaryRecord.status.is_in(*[s.value for s in allowed_from])
         & (RequestSummaryRecord.attempts < max_attempts)
     )
+    actions = [RequestSummaryRecord.attempts.add(1)]
+    if tried is not None:
+        condition = condition & ~RequestSummaryRecord.tried_codes.contains(tried)
+        actions.append(RequestSummaryRecord.tried_codes.add({tried}))
     try:
-        record.update(actions=[RequestSummaryRecord.attempts.add(1)], condition=condition)
+        record.update(actions=actions, condition=condition)
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
+            if tried is not None:
+                current = _record(request_id)
+                if tried in (current.tried_codes or set()) and current.status in {s.value for s in allowed_from}:
+                    return _to_domain(current)
             return None
         raise
     return get(request_id)

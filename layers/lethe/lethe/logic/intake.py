@@ -239,8 +239,15 @@ def _check_code(request_id: str, code: str, *, allowed_from: frozenset[Status], 
     verifying = current.status is Status.identity_unverified
     if verifying and current.code_expires_at is not None and now >= current.code_expires_at:
         raise VerificationExpired("the code has expired; submit the request again for a new one")
+    # The right code, sent again after a server-side failure, does not use up another attempt (the
+    # subject would be locked out by our faults); every wrong guess is counted before its answer.
+    digest = code_hash(request_id, code)
+    right = bool(current.code_hash) and hmac.compare_digest(digest, current.code_hash or "")
     spent = repository.consume_attempt(
-        request_id, allowed_from=allowed_from, max_attempts=settings.verification_max_attempts
+        request_id,
+        allowed_from=allowed_from,
+        max_attempts=settings.verification_max_attempts,
+        tried=digest if right else None,
     )
     if spent is None:
         raise VerificationLocked("too many wrong codes")

@@ -43,7 +43,7 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     Status.expired: frozenset(),
 }
 
-_RETRIES = 5
+_RETRIES = 20  # a lost race (status, version or the audit chain's head) is read again
 
 __all__ = [
     "ALLOWED",
@@ -88,20 +88,29 @@ def transition(
         current = repository.get(request_id)
         if current.status not in allowed or to not in ALLOWED[current.status]:
             raise InvalidTransition(f"a request that is {current.status.value} cannot become {to.value}")
-        try:
-            changed = repository.change_status(
-                current, to, allowed_from=allowed, actor=actor, detail=detail, now=moment, updates=updates
-            )
-        except ConflictingWrite:
-            continue
-        audit.append(
+        # The audit record is written in the transaction of the change: a transition whose write
+        # succeeded can never lack its record (a separate append that failed would lose it for good).
+        record = audit.prepare(
             f"request.{to.value}",
             actor=actor,
             request_id=request_id,
-            subject_ref=changed.subject_ref,
+            subject_ref=current.subject_ref,
             details={"from": current.status.value, "to": to.value, **(detail or {})},
             at=moment,
         )
+        try:
+            changed = repository.change_status(
+                current,
+                to,
+                allowed_from=allowed,
+                actor=actor,
+                detail=detail,
+                now=moment,
+                updates=updates,
+                audit_record=record,
+            )
+        except ConflictingWrite:
+            continue
         logger.info("request status changed", request_id=request_id, from_status=current.status, to_status=to)
         return changed
     raise ConflictingWrite("the request kept changing; try again")
