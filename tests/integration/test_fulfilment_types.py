@@ -64,4 +64,5 @@ def test_erasure_task_calls_scale_with_the_subjects_items(aws: Any) -> None:
     assert deletes.calls["dynamodb.BatchWriteItem"] == 3
     assert deletes.calls["dynamodb.Scan"] == 0 and masks.calls["dynamodb.Scan"] == 0
     assert deletes.calls["dynamodb.Query"] >= 1
-    assert masks.calls["dynamodb.UpdateItem"] == 3 + 1  # three items, and the task's own completion
+    assert masks.calls["dynamodb.UpdateItem"] == 3  # three items
+    assert masks.calls["dynamodb.TransactWriteItems"] == 1  # the task's completion with its audit record

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from lethe.data.mail import send_email
 from lethe.domain import RequestType, Status
-from lethe.logic import intake
+from lethe.logic import fulfilment, intake
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
 
@@ -41,6 +41,7 @@ class DeadlineSummary(BaseModel):
     due_soon: list[DueRequest]
     expired_unverified: int
     digest_sent: bool
+    resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment.resume_stalled)
 
 
 def due_requests(now: datetime) -> tuple[list[DueRequest], list[DueRequest]]:
@@ -84,13 +85,19 @@ def digest_text(now: datetime, overdue: list[DueRequest], due_soon: list[DueRequ
 
 
 def watch(now: datetime) -> DeadlineSummary:
-    """Expire unverified requests, then email the digest (only when something is due or overdue)."""
+    """Find what is due, resume stalled requests, expire unverified ones, then email the digest (only when something is
+    due or overdue)."""
     now = now.astimezone(UTC)
-    expired = intake.expire_unverified(now)
+    # The digest lists the requests as found; stalled ones are then resumed, each on its own, so one
+    # failure does not hold up the rest.
     overdue, due_soon = due_requests(now)
+    resumed = fulfilment.resume_stalled(now)
+    expired = intake.expire_unverified(now)
     sent = False
     if overdue or due_soon:
         subject = f"Lethe: {len(overdue)} overdue, {len(due_soon)} due within {HORIZON.days} days"
         send_email(get_settings().operator_email, subject, digest_text(now, overdue, due_soon))
         sent = True
-    return DeadlineSummary(now=now, overdue=overdue, due_soon=due_soon, expired_unverified=expired, digest_sent=sent)
+    return DeadlineSummary(
+        now=now, overdue=overdue, due_soon=due_soon, expired_unverified=expired, digest_sent=sent, resumed=resumed
+    )

@@ -15,17 +15,20 @@ build the export and the erasure certificate from them. No personal data reaches
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import UpdateError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from lethe.aws import client
 from lethe.data import audit, datasets, vault
-from lethe.data.models import RequestEventRecord, RequestSummaryRecord
+from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
 from lethe.domain import RequestType, Status
 from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
@@ -33,7 +36,7 @@ from lethe.inventory import Action, Dataset, Inventory, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic import certificates, exports, legal_holds, suppression
 from lethe.logic.expiry import parse_instant
-from lethe.logic.requests import DataSubjectRequest, add_event, get_request, transition
+from lethe.logic.requests import DataSubjectRequest, add_event, get_request, list_by_status, transition
 from lethe.settings import get_settings
 
 logger = Logger(child=True)
@@ -136,39 +139,51 @@ def run_task(request_id: str, dataset_name: str, *, attempt: int = 1) -> dict[st
         work = _WORK[request.type]
         result = work(request, inventory.dataset(dataset_name), key_ring(), datetime.now(UTC))
     _save_task_result(request_id, dataset_name, result, attempt=attempt)
-    updated = _record_done(request_id, dataset_name)
+    details = {k: v for k, v in result.items() if k != "changes"}
+    updated = _record_done(request_id, dataset_name, details, request.subject_ref)
     if updated is None:
         return {"dataset": dataset_name, "skipped": "already done"}
-    audit.append(
-        "request.dataset_done",
-        request_id=request_id,
-        subject_ref=request.subject_ref,
-        dataset=dataset_name,
-        details={k: v for k, v in result.items() if k != "changes"},
-    )
     logger.info("dataset task done", request_id=request_id, dataset=dataset_name, action=result.get("action"))
     if not updated.datasets_pending and updated.status == Status.in_progress.value:
         finalize(request_id)
     return {"dataset": dataset_name, **{k: v for k, v in result.items() if k != "changes"}}
 
 
-def _record_done(request_id: str, dataset_name: str) -> RequestSummaryRecord | None:
+def _record_done(
+    request_id: str, dataset_name: str, audit_details: dict[str, Any], subject_ref: str | None
+) -> RequestSummaryRecord | None:
     """ADD datasets_done, DELETE datasets_pending, only if the dataset is still pending: exactly one
-    delivery of a task records it. Returns the summary as updated, or None if it was already done."""
-    record = RequestSummaryRecord(pk_of(request_id), SUMMARY)
-    try:
-        record.update(
-            actions=[
-                RequestSummaryRecord.datasets_done.add({dataset_name}),
-                RequestSummaryRecord.datasets_pending.delete({dataset_name}),
-            ],
-            condition=RequestSummaryRecord.datasets_pending.contains(dataset_name),
+    delivery of a task records it. The audit record is written in the same transaction, so a
+    recorded task never lacks it. Returns the summary as updated, or None if it was already done."""
+    for _ in range(20):
+        record = audit.prepare(
+            "request.dataset_done",
+            request_id=request_id,
+            subject_ref=subject_ref,
+            dataset=dataset_name,
+            details=audit_details,
         )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise
-    return record
+        summary = RequestSummaryRecord(pk_of(request_id), SUMMARY)
+        try:
+            with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+                tx.update(
+                    summary,
+                    actions=[
+                        RequestSummaryRecord.datasets_done.add({dataset_name}),
+                        RequestSummaryRecord.datasets_pending.delete({dataset_name}),
+                    ],
+                    condition=RequestSummaryRecord.datasets_pending.contains(dataset_name),
+                )
+                tx.save(record, condition=AuditRecord.seq.does_not_exist())
+        except TransactWriteError as exc:
+            if exc.cause_response_code != "TransactionCanceledException":
+                raise
+            if dataset_name not in get_request(request_id).datasets_pending:
+                return None
+            continue  # the audit chain moved on: prepare the next record again
+        summary.refresh(consistent_read=True)
+        return summary
+    raise ConflictingWrite("the audit chain is contended; the task will be redelivered")
 
 
 def _save_task_result(request_id: str, dataset_name: str, result: dict[str, Any], *, attempt: int) -> None:
@@ -408,17 +423,23 @@ def finalize(request_id: str) -> None:
         link = exports.export_link(request_id)
         outcome["export"] = {"items": sum(counts.values()), "link_ttl_seconds": get_settings().export_link_ttl_seconds}
         if email:
-            certificates.send_export_link(email, request, link, results)
+            _notify_once(
+                request_id, "export_link", lambda: certificates.send_export_link(email, request, link, results)
+            )
     elif request.type in ERASURE_TYPES:
         if email:
             suppression.suppress(email, reason="erasure", source=request_id)
-            certificates.send_erasure_certificate(email, request, results, now=now)
+            _notify_once(
+                request_id,
+                "erasure_certificate",
+                lambda: certificates.send_erasure_certificate(email, request, results, now=now),
+            )
     elif request.type in (RequestType.objection, RequestType.marketing_opt_out, RequestType.consent_withdrawal):
         if email:
             _withdraw_marketing(email, request_id)
         add_event(request_id, "consent_withdrawn", detail={"type": request.type.value, "purposes": ["marketing_email"]})
     elif request.type in (RequestType.rectification, RequestType.restriction) and email:
-        certificates.send_completion(email, request, results)
+        _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
     forget_contact = {"email": None, "name": None} if request.type in ERASURE_TYPES else {}
     try:
@@ -432,6 +453,37 @@ def finalize(request_id: str) -> None:
         )
     except (InvalidTransition, ConflictingWrite):
         logger.info("request already finalized", request_id=request_id)
+
+
+NOTICE_PREFIX = "NOTICE#"
+_MARK_ATTEMPTS = 5
+
+
+def _notify_once(request_id: str, notice: str, send: Callable[[], object]) -> None:
+    """Send the subject's final notice once, however often finalization runs: a row NOTICE#<notice>
+    in the request's partition records that it went. Finalization can fail after the email and run
+    again on redelivery; without the row the subject would get the email again. SES takes no
+    idempotency token, so the row is written right after the send and that write is retried in
+    place: only a send whose record could not be written five times over is ever repeated."""
+    key = (pk_of(request_id), f"{NOTICE_PREFIX}{notice}")
+    if RequestEventRecord.count(key[0], RequestEventRecord.sk == key[1], consistent_read=True):
+        return
+    send()
+    row = RequestEventRecord(
+        *key,
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        kind="notice_sent",
+        actor="system",
+        detail={"notice": notice},
+    )
+    for attempt in range(_MARK_ATTEMPTS):
+        try:
+            row.save()
+            return
+        except PutError:
+            if attempt == _MARK_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 def _withdraw_marketing(email: str, request_id: str) -> None:
@@ -455,8 +507,11 @@ def mark_failed(request_id: str, dataset_name: str) -> None:
     except RequestNotFound:
         logger.warning("dead task for an unknown request dropped", request_id=request_id, dataset=dataset_name)
         return
-    if dataset_name in request.datasets_done:
+    finalizing = request.status is Status.in_progress and not request.datasets_pending
+    if dataset_name in request.datasets_done and not finalizing:
         return
+    # Either the task itself kept failing, or it was done and the finalization it ran kept failing:
+    # both leave the request failed, for an operator to retry (a retry with nothing left finalizes).
     if request.status is Status.in_progress:
         try:
             transition(
@@ -477,9 +532,57 @@ def mark_failed(request_id: str, dataset_name: str) -> None:
         add_event(request_id, "dataset_failed", detail={"dataset": dataset_name})
 
 
+# A request that has not moved for this long is stalled: longer than a task's redeliveries take
+# (5 receives of a 900 s visibility timeout) would be too long for the daily watcher to matter.
+STALLED_AFTER = timedelta(hours=1)
+
+
+def resume_stalled(now: datetime, *, stalled_after: timedelta = STALLED_AFTER) -> int:
+    """The safety net the deadline watcher runs. A step that failed half-way can leave a request with
+    nothing queued to move it on: verified or approved (pending) but not started, or in_progress with
+    its tasks never queued or its finalization never done. The caller's retry cannot tell (a second
+    verify is a conflict), so such a request is resumed here: started, its pending datasets queued
+    again (a task already done is a no-op), or finalized. Returns how many were resumed."""
+    resumed = 0
+    for status in (Status.pending, Status.in_progress):
+        cursor: str | None = None
+        while True:
+            page, cursor = list_by_status(status, limit=100, cursor=cursor)
+            for listed in page:
+                try:
+                    resumed += _resume(listed.request_id, status, now, stalled_after)
+                except Exception:  # one request's failure must not keep the others stalled
+                    logger.exception(
+                        "stalled request not resumed; the next run tries again", request_id=listed.request_id
+                    )
+            if cursor is None:
+                break
+    return resumed
+
+
+def _resume(request_id: str, status: Status, now: datetime, stalled_after: timedelta) -> int:
+    request = get_request(request_id)
+    if request.status is not status or now - request.updated_at < stalled_after:
+        return 0
+    if request.status is Status.pending:
+        start(request_id)
+    elif request.datasets_pending:
+        queue_tasks(request_id, sorted(request.datasets_pending), attempt=2)
+    elif request.datasets_done or request.type not in DATASET_TYPES:
+        finalize(request_id)
+    else:
+        return 0  # a state fulfilment never leaves (no dataset recorded at all): an operator's to judge
+    logger.info("stalled request resumed", request_id=request_id, status=status.value)
+    return 1
+
+
 def retry(request_id: str, *, actor: str) -> list[str]:
     """Resume a failed request: re-queue only the datasets that are not done."""
     request = get_request(request_id)
+    if request.status is Status.in_progress and not request.datasets_pending:
+        # A retry whose finalization failed half-way (every dataset done): finalizing is what is left.
+        finalize(request_id)
+        return []
     if request.status is not Status.failed:
         raise InvalidTransition(f"only a failed request can be retried; this one is {request.status.value}")
     names = [n for n in datasets_for(request, get_inventory()) if n not in request.datasets_done]
