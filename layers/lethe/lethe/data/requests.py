@@ -301,7 +301,7 @@ def consume_attempt(
         & RequestSummaryRecord.status.is_in(*[s.value for s in allowed_from])
         & (RequestSummaryRecord.attempts < max_attempts)
     )
-    actions = [RequestSummaryRecord.attempts.add(1)]
+    actions: list[Action] = [RequestSummaryRecord.attempts.add(1)]
     if tried is not None:
         condition = condition & ~RequestSummaryRecord.tried_codes.contains(tried)
         actions.append(RequestSummaryRecord.tried_codes.add({tried}))
