@@ -51,7 +51,6 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
-
 def _encryption() -> dict[str, str]:
     """SSE-KMS under Lethe's data key. Naming the key matters: "aws:kms" alone would use the
     AWS-managed key rather than the one the bucket and its key policy are built around."""
