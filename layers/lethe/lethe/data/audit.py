@@ -82,21 +82,9 @@ def append(
     """Append one record at the head of the chain. The put is conditional on the sequence number
     being free, so two writers never fork the chain; the loser re-reads the head and retries."""
     for _ in range(attempts):
-        head = next(iter(AuditRecord.query(CHAIN, scan_index_forward=False, limit=1, consistent_read=True)), None)
-        record = AuditRecord(
-            CHAIN,
-            (int(head.seq) + 1) if head else 1,
-            at=(at or datetime.now(UTC)).isoformat(),
-            action=action,
-            actor=actor,
-            request_id=request_id,
-            subject_ref=subject_ref,
-            dataset=dataset,
-            details=details,
-            prev_hash=head.hash if head else GENESIS,
-            hash="",
+        record = prepare(
+            action, actor=actor, request_id=request_id, subject_ref=subject_ref, dataset=dataset, details=details, at=at
         )
-        record.hash = _digest(record.prev_hash, _body(record))
         try:
             record.save(condition=AuditRecord.seq.does_not_exist())
             return record
