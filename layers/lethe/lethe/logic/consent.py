@@ -272,30 +272,20 @@ def link_device(device_id: str, account_id: str, *, source: str = "signup", now:
         s.model_copy(update={"subject_id": account_id, "at": at, "source": source, "note": f"linked from {device_id}"})
         for s in adopted
     ]
-    changes = [
-        ConsentChange(
-            subject_id=account_id,
-            purpose=s.purpose,
-            granted=s.granted,
-            policy_version=s.policy_version,
+
+    def link_change(subject_id: str, state: ConsentState, note: str) -> ConsentChange:
+        return ConsentChange(
+            subject_id=subject_id,
+            purpose=state.purpose,
+            granted=state.granted,
+            policy_version=state.policy_version,
             source=source,
             at=at,
-            note=f"linked from {device_id}",
+            note=note,
         )
-        for s in adopted
-    ]
-    changes += [
-        ConsentChange(
-            subject_id=device_id,
-            purpose=s.purpose,
-            granted=s.granted,
-            policy_version=s.policy_version,
-            source=source,
-            at=at,
-            note=f"linked to {account_id}",
-        )
-        for s in device_states
-    ]
+
+    changes = [link_change(account_id, s, f"linked from {device_id}") for s in adopted]
+    changes += [link_change(device_id, s, f"linked to {account_id}") for s in device_states]
     if not adopted:  # the account's choices are all newer: its history still shows the link
         kept = next(iter(account_now.values()), None)
         if kept is not None:
