@@ -88,3 +88,65 @@ def test_no_digest_when_nothing_is_due(
     result = invoke("DeadlineFunction", sample_event("deadline.json"))
     assert (result["overdue"], result["due_soon"], result["digest_sent"]) == ([], [], False)
     assert _sent() == []
+
+
+def test_a_failed_digest_query_does_not_keep_requests_from_expiring(
+    invoke: Callable[..., Any],
+    sample_event: Callable[[str], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lethe.data import requests as repository
+    from lethe.errors import RunIncomplete
+    from lethe.logic import deadline_watch
+
+    # Given a request never verified for eight days, and the digest's query failing
+    stale = _request("identity_unverified", NOW + timedelta(days=22), created_at=NOW - timedelta(days=8))
+
+    def unavailable(now: datetime) -> Any:
+        raise ConnectionError("the requests table did not answer")
+
+    monkeypatch.setattr(deadline_watch, "due_requests", unavailable)
+
+    # When the watcher runs, Then the run fails, naming the job that failed
+    capsys.readouterr()
+    with pytest.raises(RunIncomplete, match="find_due"):
+        invoke("DeadlineFunction", sample_event("deadline.json"))
+    # And the other jobs were done: the unverified request expired
+    assert repository.get(stale).status == "expired"
+    # And the failure is a metric as well as an error
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("DeadlineWatchJobsFailed" in m for m in emitted)
+
+
+def test_one_request_that_cannot_expire_does_not_keep_the_others_open(
+    invoke: Callable[..., Any], sample_event: Callable[[str], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lethe.data import requests as repository
+    from lethe.errors import RunIncomplete
+    from lethe.logic import intake
+
+    # Given three requests never verified, and the write that expires the first one failing
+    stale = [
+        _request("identity_unverified", NOW + timedelta(days=22), created_at=NOW - timedelta(days=8)) for _ in range(3)
+    ]
+    original = intake.transition
+    failing = {stale[0]}
+
+    def transition(request_id: str, *args: Any, **kwargs: Any) -> Any:
+        if request_id in failing:
+            raise ConnectionError("throttled")
+        return original(request_id, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "transition", transition)
+
+    # When the watcher runs, Then the run fails and the other two expired
+    with pytest.raises(RunIncomplete, match="expire_unverified"):
+        invoke("DeadlineFunction", sample_event("deadline.json"))
+    assert [repository.get(r).status for r in stale] == ["identity_unverified", "expired", "expired"]
+
+    # And the next run expires the last one
+    failing.clear()
+    result = invoke("DeadlineFunction", sample_event("deadline.json"))
+    assert result["expired_unverified"] == 1 and result["failed"] == []
+    assert repository.get(stale[0]).status == "expired"

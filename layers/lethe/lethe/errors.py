@@ -125,3 +125,10 @@ class UnknownDataset(LetheError):
     """A dataset name that the inventory does not define."""
 
     code = "unknown_dataset"
+
+
+class RunIncomplete(LetheError):
+    """A scheduled run did what it could and some of its jobs failed; the next run carries on. Raised
+    after the rest is done, so the run counts as failed (alarms, the schedule's dead-letter queue)."""
+
+    code = "run_incomplete"

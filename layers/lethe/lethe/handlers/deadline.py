@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from lethe.data.models import bind_models
+from lethe.errors import RunIncomplete
 from lethe.logic import deadline_watch
 from lethe.settings import get_settings
 
@@ -32,6 +33,11 @@ def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
             "overdue": len(summary.overdue),
             "due_soon": len(summary.due_soon),
             "expired_unverified": summary.expired_unverified,
+            "failed_jobs": summary.failed,
         },
     )
+    if summary.failed:
+        # The rest is done; failing the run makes the error alarm see it, and the next run retries.
+        metrics.add_metric(name="DeadlineWatchJobsFailed", unit=MetricUnit.Count, value=len(summary.failed))
+        raise RunIncomplete(f"deadline watch jobs failed: {', '.join(summary.failed)}")
     return summary.model_dump(mode="json")

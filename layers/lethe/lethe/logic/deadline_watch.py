@@ -10,8 +10,11 @@ date only: no subject's contact details.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from lethe.data.mail import send_email
@@ -20,6 +23,8 @@ from lethe.logic import fulfilment, intake
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
 
+logger = Logger(child=True)
+T = TypeVar("T")
 WATCHED = (Status.pending, Status.awaiting_approval, Status.in_progress, Status.failed)
 HORIZON = timedelta(days=7)
 
@@ -42,6 +47,7 @@ class DeadlineSummary(BaseModel):
     expired_unverified: int
     digest_sent: bool
     resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment.resume_stalled)
+    failed: list[str] = []  # jobs of this run that failed; the next run does them again
 
 
 def due_requests(now: datetime) -> tuple[list[DueRequest], list[DueRequest]]:
@@ -86,18 +92,34 @@ def digest_text(now: datetime, overdue: list[DueRequest], due_soon: list[DueRequ
 
 def watch(now: datetime) -> DeadlineSummary:
     """Find what is due, resume stalled requests, expire unverified ones, then email the digest (only when something is
-    due or overdue)."""
+    due or overdue). Each job runs even when another failed: a failed digest query must not keep
+    requests from expiring. The summary names the jobs that failed."""
     now = now.astimezone(UTC)
-    # The digest lists the requests as found; stalled ones are then resumed, each on its own, so one
-    # failure does not hold up the rest.
-    overdue, due_soon = due_requests(now)
-    resumed = fulfilment.resume_stalled(now)
-    expired = intake.expire_unverified(now)
+    failed: list[str] = []
+
+    def job(name: str, run: Callable[[], T], default: T) -> T:
+        try:
+            return run()
+        except Exception:  # reported in the summary, and the run then fails
+            logger.exception("deadline watch job failed; the next run does it again", job=name)
+            failed.append(name)
+            return default
+
+    nothing: tuple[list[DueRequest], list[DueRequest]] = ([], [])
+    overdue, due_soon = job("find_due", lambda: due_requests(now), nothing)
+    resumed = job("resume_stalled", lambda: fulfilment.resume_stalled(now), 0)
+    expired = job("expire_unverified", lambda: intake.expire_unverified(now), 0)
     sent = False
     if overdue or due_soon:
         subject = f"Lethe: {len(overdue)} overdue, {len(due_soon)} due within {HORIZON.days} days"
-        send_email(get_settings().operator_email, subject, digest_text(now, overdue, due_soon))
-        sent = True
+        text = digest_text(now, overdue, due_soon)
+        sent = bool(job("send_digest", lambda: send_email(get_settings().operator_email, subject, text), ""))
     return DeadlineSummary(
-        now=now, overdue=overdue, due_soon=due_soon, expired_unverified=expired, digest_sent=sent, resumed=resumed
+        now=now,
+        overdue=overdue,
+        due_soon=due_soon,
+        expired_unverified=expired,
+        digest_sent=sent,
+        resumed=resumed,
+        failed=failed,
     )

@@ -39,6 +39,7 @@ from lethe.errors import (
     ConflictingWrite,
     InvalidTransition,
     RequestNotFound,
+    RunIncomplete,
     VerificationExpired,
     VerificationFailed,
     VerificationLocked,
@@ -351,7 +352,7 @@ def expire_unverified(now: datetime | None = None, *, batch: int = 100) -> int:
     moment = _now(now)
     cutoff = moment - timedelta(days=get_settings().unverified_expiry_days)
     due_bound = max(deadlines.due_at(regulation, cutoff) for regulation in Regulation)
-    expired, cursor = 0, None
+    expired, failed, cursor = 0, 0, None
     while True:
         page, cursor = repository.query_by_status(
             Status.identity_unverified, due_before=due_bound, created_before=cutoff, limit=batch, cursor=cursor
@@ -369,5 +370,13 @@ def expire_unverified(now: datetime | None = None, *, batch: int = 100) -> int:
                 expired += 1
             except (InvalidTransition, RequestNotFound):
                 continue
+            except Exception:  # one request's failure must not keep the others open
+                logger.exception(
+                    "unverified request not expired; the next run tries again", request_id=request.request_id
+                )
+                failed += 1
         if cursor is None:
-            return expired
+            break
+    if failed:
+        raise RunIncomplete(f"{failed} unverified requests not expired ({expired} were); the next run tries again")
+    return expired
