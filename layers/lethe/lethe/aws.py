@@ -1,14 +1,41 @@
-"""boto3 clients, one per service per process. The endpoint comes from AWS_ENDPOINT_URL (moto locally)."""
+"""boto3 clients, one per service per process. The endpoint comes from AWS_ENDPOINT_URL (moto locally).
+And what counts as a transient AWS error, for the loops that retry one in place."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
+from aws_lambda_powertools import Logger
 from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+logger = Logger(child=True)
+T = TypeVar("T")
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "TransactionInProgressException",
+    }
+)
+# A cancelled transaction is worth retrying when nothing in it was refused, only throttled or raced.
+_TRANSIENT_CANCELLATIONS = frozenset({"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"})
 
 
 @cache
@@ -22,3 +49,63 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps: `raise ... from`, and pynamodb's `cause`."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = getattr(current, "cause", None) or current.__cause__
+    return chain
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code behind an exception (or its class name), for logs and counts."""
+    for cause in _causes(exc):
+        if isinstance(cause, ClientError):
+            return str(cause.response.get("Error", {}).get("Code", "unknown"))
+    return type(exc).__name__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, a 5xx, a timeout or a dropped connection: the same call may well succeed again.
+    A refused condition, a missing table or bad input is not."""
+    for cause in _causes(exc):
+        if isinstance(cause, HTTPClientError | EndpointUnreachable):
+            return True
+        if isinstance(cause, ClientError):
+            code = cause.response.get("Error", {}).get("Code")
+            if code == "TransactionCanceledException":
+                reasons = {r.get("Code") for r in cause.response.get("CancellationReasons", [])} - {"None", None}
+                return bool(reasons) and reasons <= _TRANSIENT_CANCELLATIONS
+            status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            return code in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def retry_transient(operation: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+    """Call `operation(*args, **kwargs)`, retrying it in place on a transient error with full-jitter backoff
+    (`transient_retries` times, from `transient_retry_base_ms`). Only for operations that are safe to
+    repeat: reads, and writes whose condition makes a second attempt harmless."""
+    from lethe.settings import get_settings
+
+    settings = get_settings()
+    for attempt in range(settings.transient_retries + 1):
+        try:
+            return operation(*args, **kwargs)
+        except Exception as exc:
+            if attempt == settings.transient_retries or not is_transient(exc):
+                raise
+            logger.info("transient AWS error, retrying", operation=what, error=error_code(exc), attempt=attempt + 1)
+            back_off(attempt)
+    raise AssertionError("unreachable")
+
+
+def back_off(attempt: int) -> None:
+    """Full-jitter exponential backoff before retry number `attempt` + 1, capped at two seconds."""
+    from lethe.settings import get_settings
+
+    ceiling = min(2.0, get_settings().transient_retry_base_ms / 1000 * 2**attempt)
+    time.sleep(random.uniform(0, ceiling))  # noqa: S311 - backoff jitter, not a secret

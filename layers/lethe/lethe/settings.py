@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         int, Field(ge=0, description="Days an item isolated by a retention rule stays in the vault")
     ] = 30
     vault_hold_recheck_days: Annotated[int, Field(ge=1, le=366)] = 1
+    # Long sweeps retry a throttled or failed call in place (after the SDK's own retries), so one
+    # transient error does not throw away the rest of a task (lethe.aws.retry_transient).
+    transient_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    transient_retry_base_ms: Annotated[int, Field(ge=0, le=10_000)] = 100
 
     @field_validator("dataset_tables", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from lethe.aws import error_code
 from lethe.data.models import ConsentLinkRecord, ConsentRecord
 from lethe.errors import ConflictingWrite
 from lethe.settings import get_settings
@@ -135,7 +136,7 @@ def write_changes(states: Sequence[ConsentState], changes: Sequence[ConsentChang
                 transaction.save(record, condition=ConsentRecord.sk.does_not_exist())
     except TransactWriteError as exc:
         # Only a canceled transaction is a conflict; a throttle, 500 or timeout is a server-side failure.
-        if exc.cause_response_code == "TransactionCanceledException":
+        if error_code(exc) == "TransactionCanceledException":
             raise ConflictingWrite("a consent history row already exists at that time; try again") from exc
         raise
 
@@ -184,7 +185,7 @@ def save_link(device_id: str, account_id: str, at: datetime) -> bool:
             at=at.isoformat(),
         ).save(condition=ConsentLinkRecord.sk.does_not_exist())
     except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             return False
         raise
     ConsentLinkRecord(

@@ -20,6 +20,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from lethe.aws import error_code
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
 from lethe.domain import Regulation, RequestType, Status
 from lethe.errors import ConflictingWrite, RequestNotFound
@@ -189,7 +190,7 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
     except TransactWriteError as exc:
         # Only a canceled transaction (the id is taken) is a conflict; a throttle, 500 or timeout is
         # a server-side failure to retry, never a 409 to the caller.
-        if exc.cause_response_code == "TransactionCanceledException":
+        if error_code(exc) == "TransactionCanceledException":
             raise ConflictingWrite("a request with this id already exists") from exc
         raise
     return _to_domain(record)
@@ -248,7 +249,7 @@ def change_status(
             if audit_record is not None:
                 tx.save(audit_record, condition=AuditRecord.seq.does_not_exist())
     except TransactWriteError as exc:
-        if exc.cause_response_code == "TransactionCanceledException":
+        if error_code(exc) == "TransactionCanceledException":
             raise ConflictingWrite("the request or the audit chain changed while it was being updated") from exc
         raise
     return get(current.request_id)
@@ -308,7 +309,7 @@ def consume_attempt(
     try:
         record.update(actions=actions, condition=condition)
     except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             if tried is not None:
                 current = _record(request_id)
                 if tried in (current.tried_codes or set()) and current.status in {s.value for s in allowed_from}:

@@ -26,7 +26,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import client
+from lethe.aws import client, error_code
 from lethe.data import audit, datasets, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
@@ -176,7 +176,7 @@ def _record_done(
                 )
                 tx.save(record, condition=AuditRecord.seq.does_not_exist())
         except TransactWriteError as exc:
-            if exc.cause_response_code != "TransactionCanceledException":
+            if error_code(exc) != "TransactionCanceledException":
                 raise
             if dataset_name not in get_request(request_id).datasets_pending:
                 return None

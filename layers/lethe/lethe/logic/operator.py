@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pynamodb.exceptions import UpdateError
 
+from lethe.aws import error_code
 from lethe.data import audit
 from lethe.data.models import RequestSummaryRecord
 from lethe.data.requests import SUMMARY, iso, pk_of
@@ -149,7 +150,7 @@ def extend(request_id: str, *, reason: str, actor: str, now: datetime | None = N
             & RequestSummaryRecord.status.is_in(*[s.value for s in OPEN_STATUSES]),
         )
     except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             raise ExtensionNotAllowed("this request was already extended, or is finished") from exc
         raise
     add_event(request_id, "extended", actor=actor, detail={"reason": reason, "due_at": iso(new_due)})

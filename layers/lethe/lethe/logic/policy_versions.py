@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import PutError
 
-from lethe.aws import client
+from lethe.aws import client, error_code
 from lethe.data import audit
 from lethe.data import consents as ledger
 from lethe.data.models import ControlRecord
@@ -120,7 +120,7 @@ def _store(version: str, summary: str, at: datetime) -> tuple[str, datetime]:
         )
         return summary, at
     except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
+        if error_code(exc) != "ConditionalCheckFailedException":
             raise
         existing = ControlRecord.get(POLICY_PK, version, consistent_read=True)
         data = existing.data or {}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
+from lethe.aws import error_code
 from lethe.data.models import ControlRecord, bind_models
 from lethe.errors import RateLimited
 from lethe.settings import get_settings
@@ -49,7 +50,7 @@ def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None, token: 
             )
             count = int(counter.tally or 0)
         except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             current = ControlRecord.get(f"RATE#{kind}#{ref}", window, consistent_read=True)
             counted_before = token in (current.seen or set())

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import PutError
 
+from lethe.aws import error_code
 from lethe.data.models import SuppressionRecord
 from lethe.keys import key_ring
 
@@ -21,7 +22,7 @@ def suppress(email: str, *, reason: str, source: str) -> str:
                 condition=SuppressionRecord.subject_ref.does_not_exist()
             )
         except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
     return ref
 
