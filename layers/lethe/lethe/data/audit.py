@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, QueryError
 
+from lethe.aws import back_off, error_code, is_transient
 from lethe.data.models import AuditRecord
 
 CHAIN = "main"
@@ -50,7 +51,33 @@ def prepare(
     """The next record of the chain, not yet written: for a caller that writes it in the same
     transaction as the change it records (save it with the condition `AuditRecord.seq.does_not_exist()`;
     if another writer took the sequence number, the transaction is canceled and the caller prepares again)."""
-    head = next(iter(AuditRecord.query(CHAIN, scan_index_forward=False, limit=1, consistent_read=True)), None)
+    return _next(
+        _head(),
+        action,
+        actor=actor,
+        request_id=request_id,
+        subject_ref=subject_ref,
+        dataset=dataset,
+        details=details,
+        at=at,
+    )
+
+
+def _head() -> AuditRecord | None:
+    return next(iter(AuditRecord.query(CHAIN, scan_index_forward=False, limit=1, consistent_read=True)), None)
+
+
+def _next(
+    head: AuditRecord | None,
+    action: str,
+    *,
+    actor: str,
+    request_id: str | None,
+    subject_ref: str | None,
+    dataset: str | None,
+    details: dict[str, Any] | None,
+    at: datetime | None,
+) -> AuditRecord:
     record = AuditRecord(
         CHAIN,
         (int(head.seq) + 1) if head else 1,
@@ -80,18 +107,43 @@ def append(
     attempts: int = 20,
 ) -> AuditRecord:
     """Append one record at the head of the chain. The put is conditional on the sequence number
-    being free, so two writers never fork the chain; the loser re-reads the head and retries."""
-    for _ in range(attempts):
-        record = prepare(
-            action, actor=actor, request_id=request_id, subject_ref=subject_ref, dataset=dataset, details=details, at=at
-        )
+    being free, so two writers never fork the chain; the loser re-reads the head and retries.
+    A transient error is retried the same way; as the failed put may have landed all the same, the
+    head is first compared with the record: if it is this very record, it is not written twice."""
+    moment = at or datetime.now(UTC)
+    may_have_landed = False
+    for attempt in range(attempts):
         try:
+            head = _head()
+            record = _next(
+                head,
+                action,
+                actor=actor,
+                request_id=request_id,
+                subject_ref=subject_ref,
+                dataset=dataset,
+                details=details,
+                at=moment,
+            )
+            if may_have_landed and head is not None and _entry(head) == _entry(record):
+                return head
             record.save(condition=AuditRecord.seq.does_not_exist())
             return record
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
+        except (PutError, QueryError) as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                continue
+            if not is_transient(exc):
                 raise
-    raise RuntimeError("audit chain is contended; giving up after retries")
+            may_have_landed = may_have_landed or isinstance(exc, PutError)
+            back_off(attempt)
+    raise RuntimeError("audit chain is contended or unavailable; giving up after retries")
+
+
+def _entry(record: AuditRecord) -> dict[str, Any]:
+    """What a record says, apart from its place in the chain."""
+    body = _body(record)
+    body.pop("seq")
+    return body
 
 
 @dataclass(frozen=True)
