@@ -12,6 +12,7 @@ import pytest
 from lethe.inventory import Inventory, load_inventory
 from lethe.keys import KeyRing
 from lethe.logic import retention
+from lethe.logic.legal_holds import Hold
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "retention_inventory.yaml"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -86,13 +87,11 @@ def test_a_dataset_without_index_is_scanned_and_named_with_a_suggestion(
 
 
 def _sweep(inventory: Inventory, monkeypatch: pytest.MonkeyPatch, dataset: str, held: set[str]) -> retention._Sweep:
-    monkeypatch.setattr(retention, "list_holds", lambda active_only: ["h"] if held else [])
-
-    class _Hold:
-        hold_id = "hold_1"
-
-    monkeypatch.setattr(retention, "holds_for_email", lambda email, name: [_Hold()] if email in held else [])
-    monkeypatch.setattr(retention, "holds_for", lambda ref, name: [])
+    holds = [
+        Hold(hold_id=f"hold_{n}", subject_ref=RING.subject_ref(email), reason="litigation", placed_at=NOW.isoformat())
+        for n, email in enumerate(sorted(held))
+    ]
+    monkeypatch.setattr(retention, "list_holds", lambda active_only: holds)
     spec = inventory.dataset(dataset)
     assert spec.retention is not None
     return retention._Sweep(spec, spec.retention, NOW, apply=False, ring=RING)

@@ -132,3 +132,14 @@ class RunIncomplete(LetheError):
     after the rest is done, so the run counts as failed (alarms, the schedule's dead-letter queue)."""
 
     code = "run_incomplete"
+
+
+class RetentionTaskFailed(LetheError):
+    """A retention task failed part-way. `counts` is what it did before, so the audit records every
+    item it changed; the task is redelivered and carries on with what is left."""
+
+    code = "retention_task_failed"
+
+    def __init__(self, message: str, *, counts: dict[str, int]) -> None:
+        super().__init__(message)
+        self.counts = counts

@@ -5,7 +5,6 @@ Items are plain dicts, as lethe.data.datasets returns them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
-from lethe.aws import client
+from lethe.aws import client, error_code, retry_transient
 from lethe.data.datasets import delete_item, from_wire, key_of, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
@@ -56,7 +55,7 @@ def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
     try:
         record.save(condition=ControlRecord.at.does_not_exist() | (ControlRecord.at < day))
     except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             return False
         raise
     return True
@@ -65,11 +64,15 @@ def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def index_page(dataset: Dataset, index: str, bucket: str, until: str, start_key: dict[str, Any] | None = None) -> Page:
-    """One Query page of a sparse expiry index: keys in `bucket` whose expiry is at or before `until`."""
+def index_page(
+    dataset: Dataset, index: str, bucket: str, until: str, start_key: dict[str, Any] | None = None, *, limit: int
+) -> Page:
+    """One Query page of a sparse expiry index: up to `limit` keys in `bucket` whose expiry is at or
+    before `until`."""
     request: dict[str, Any] = {
         "TableName": table_name(dataset),
         "IndexName": index,
+        "Limit": limit,
         "KeyConditionExpression": "#b = :b AND #e <= :until",
         "ExpressionAttributeNames": {"#b": BUCKET_ATTRIBUTE, "#e": EXPIRES_ATTRIBUTE},
         "ExpressionAttributeValues": {":b": {"S": bucket}, ":until": {"S": until}},
@@ -153,20 +156,22 @@ def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, An
 # ---------------------------------------------------------------- writing
 
 
-def delete_unchanged(dataset: Dataset, items: Iterable[dict[str, Any]], *, attribute: str) -> tuple[int, int]:
-    """Delete items, each by a DeleteItem conditional on `attribute` still holding the value read;
-    an item that changed meanwhile is left alone. Returns (deleted, refused).
+def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) -> bool:
+    """Delete an item by a DeleteItem conditional on `attribute` still holding the value read; an item
+    that changed meanwhile is left alone (False). A transient error is retried in place; a retry after
+    a timeout whose delete did happen finds the item gone, and answers False.
 
     One conditional DeleteItem per item rather than TransactWriteItems: the deletes are independent,
     and a transaction would cost twice the write capacity and fail whole on one changed item.
     (BatchWriteItem takes no conditions.)"""
-    deleted = refused = 0
-    for item in items:
-        if delete_item(dataset, item, condition_attribute=attribute, condition_value=item[attribute]):
-            deleted += 1
-        else:
-            refused += 1
-    return deleted, refused
+    return retry_transient(
+        delete_item,
+        dataset,
+        item,
+        condition_attribute=attribute,
+        condition_value=item[attribute],
+        what="retention delete",
+    )
 
 
 # ---------------------------------------------------------------- queueing

@@ -10,7 +10,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lethe.aws import retry_transient
 from lethe.data.models import bind_models
+from lethe.errors import RetentionTaskFailed
 from lethe.logic import retention
 from lethe.settings import get_settings
 
@@ -39,10 +41,18 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     def out_of_time() -> bool:
         return lambda_context is not None and lambda_context.get_remaining_time_in_millis() < _RESERVE_MS
 
-    outcome = retention.execute(task, out_of_time=out_of_time)
-    if outcome.continuation is not None:
-        retention.queue_tasks([outcome.continuation])
+    try:
+        outcome = retention.execute(task, out_of_time=out_of_time)
+    except RetentionTaskFailed as failure:
+        # Audit what was changed before the failure; the redelivery carries on with the rest.
+        if any(failure.counts.values()):
+            retention.record_failed_task(task, failure)
+        raise
+    # Audit before queueing the continuation: a redelivery after a failed queueing finds the work done
+    # and records only what is new, and no continuation is queued twice.
     retention.record_task(outcome)
+    if outcome.continuation is not None:
+        retry_transient(retention.queue_tasks, [outcome.continuation], what="queue continuation")
     # One flush per task, so each carries its own dataset dimension (names of datasets, never PII).
     metrics.add_dimension(name="dataset", value=task.dataset)
     for name, field in _METRICS.items():

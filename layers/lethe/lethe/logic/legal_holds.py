@@ -7,11 +7,13 @@ ControlTable (pk HOLD, sk <hold id>). A hold on a subject stores only the subjec
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from pynamodb.exceptions import UpdateError
 
+from lethe.aws import error_code
 from lethe.data import audit
 from lethe.data.models import ControlRecord
 from lethe.errors import LegalHoldNotFound, UnknownDataset
@@ -73,7 +75,7 @@ def lift(hold_id: str, *, actor: str = "operator") -> Hold:
             condition=ControlRecord.sk.exists() & (ControlRecord.active == True),  # noqa: E712 - pynamodb condition
         )
     except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             raise LegalHoldNotFound(f"no active legal hold {hold_id}") from exc
         raise
     hold = _to_hold(record)
@@ -92,25 +94,26 @@ def list_holds(*, active_only: bool = False) -> list[Hold]:
     return [h for h in holds if h.active] if active_only else holds
 
 
+def covering(holds: Iterable[Hold], subject_refs: Iterable[str | None], dataset: str) -> list[Hold]:
+    """The active holds among `holds` that cover a subject known by any of `subject_refs` in this
+    dataset. A hold naming both a subject and a dataset covers only that subject in that dataset.
+    With subject_refs [None] (a sweep that does not know the subject), only holds on a whole dataset
+    apply."""
+    refs = set(subject_refs)
+    return [
+        hold
+        for hold in holds
+        if hold.active
+        and (hold.dataset is None or hold.dataset == dataset)
+        and (hold.subject_ref is None or hold.subject_ref in refs)
+    ]
+
+
 def holds_for(subject_ref: str | None, dataset: str) -> list[Hold]:
-    """Active holds covering this subject's items in this dataset (or the dataset as a whole).
-    A hold naming both a subject and a dataset covers only that subject in that dataset.
-    With subject_ref None (e.g. a retention sweep that does not know the subject), only holds
-    that do not name a subject apply."""
-    found = []
-    for hold in list_holds(active_only=True):
-        if hold.dataset is not None and hold.dataset != dataset:
-            continue
-        if hold.subject_ref is not None and hold.subject_ref != subject_ref:
-            continue
-        found.append(hold)
-    return found
+    """Active holds covering this subject's items in this dataset (or the dataset as a whole)."""
+    return covering(list_holds(active_only=True), [subject_ref], dataset)
 
 
 def holds_for_email(email: str, dataset: str) -> list[Hold]:
     """Active holds for a subject under any key id of the ring (survives a key rotation)."""
-    seen: dict[str, Hold] = {}
-    for ref in key_ring().subject_refs(email):
-        for hold in holds_for(ref, dataset):
-            seen[hold.hold_id] = hold
-    return list(seen.values())
+    return covering(list_holds(active_only=True), key_ring().subject_refs(email), dataset)

@@ -39,13 +39,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from lethe.aws import error_code, retry_transient
 from lethe.data import audit, sweeps, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
-from lethe.errors import ConflictingWrite, DatasetUnavailable
+from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
 from lethe.inventory import Action, Dataset, Retention, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
-from lethe.logic.legal_holds import holds_for, holds_for_email, list_holds
+from lethe.logic.legal_holds import Hold, covering, list_holds
 from lethe.logic.masking import anonymize
 from lethe.settings import get_settings
 
@@ -138,7 +139,7 @@ def _days(first: date, last: date) -> Iterator[date]:
 def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
     """The days of expiry buckets the sweep of `today` covers for an index dataset; None when the
     dataset was never swept (the first sweep is a backfill by Scan)."""
-    last = sweeps.watermark(dataset.name)
+    last = retry_transient(sweeps.watermark, dataset.name, what="read sweep watermark")
     if last is None:
         return None
     overlap_start = today - timedelta(days=get_settings().retention_overlap_days)
@@ -230,7 +231,7 @@ def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> Run
         paths[task.dataset] = task.path
     for name in paths:
         if path_of(get_inventory().dataset(name)) == "index":
-            sweeps.advance_watermark(name, today, now=now)
+            retry_transient(sweeps.advance_watermark, name, today, now=now, what="advance sweep watermark")
     summary = RunSummary(
         run_id=run_id,
         now=now,
@@ -261,20 +262,20 @@ class _Sweep:
         self.dataset, self.rule, self.now, self.apply, self.ring = dataset, rule, now, apply, ring
         self.counts = Counts()
         self._holds: dict[str | None, list[str]] = {}
-        self._any_hold: bool | None = None
+        self._active_holds: list[Hold] | None = None
         self._pending_deletes: list[dict[str, Any]] = []
 
     def hold_ids(self, subject: Any) -> list[str]:
-        """Active holds over this item's subject in this dataset (or over the dataset), looked up once
-        per subject, and not at all while no hold is active anywhere (one read per task)."""
-        if self._any_hold is None:
-            self._any_hold = bool(list_holds(active_only=True))
-        if not self._any_hold:
+        """Active holds over this item's subject in this dataset (or over the dataset). The holds are
+        read once per task (one Query), then matched in memory, once per subject."""
+        if self._active_holds is None:
+            self._active_holds = retry_transient(list_holds, active_only=True, what="list holds")
+        if not self._active_holds:
             return []
         key = subject if isinstance(subject, str) and subject else None
         if key not in self._holds:
-            found = holds_for_email(key, self.dataset.name) if key else holds_for(None, self.dataset.name)
-            self._holds[key] = sorted(h.hold_id for h in found)
+            refs = self.ring.subject_refs(key) if key else [None]
+            self._holds[key] = sorted(h.hold_id for h in covering(self._active_holds, refs, self.dataset.name))
         return self._holds[key]
 
     def subject_ref(self, item: dict[str, Any]) -> str | None:
@@ -315,16 +316,20 @@ class _Sweep:
         if not self.apply:
             self.counts.deleted += len(batch)
             return
-        deleted, refused = sweeps.delete_unchanged(self.dataset, batch, attribute=self.rule.since)
-        self.counts.deleted += deleted
-        self.counts.conflicts += refused
+        for item in batch:  # counted one by one, so a task that fails part-way reports what it did
+            if sweeps.delete_unchanged(self.dataset, item, attribute=self.rule.since):
+                self.counts.deleted += 1
+            else:
+                self.counts.conflicts += 1
 
     def _isolate(
         self, item: dict[str, Any], *, reason: str, purge_at: datetime, holds: list[str], counter: str
     ) -> None:
         if self.apply:
             try:
-                isolated = vault.isolate_item(
+                # Retried after a timeout whose transaction did happen, it finds its vault record: not counted twice.
+                isolated = retry_transient(
+                    vault.isolate_item,
                     self.dataset,
                     key_of(self.dataset, item),
                     item,
@@ -334,6 +339,7 @@ class _Sweep:
                     request_id=None,
                     hold_ids=holds or None,
                     now=self.now,
+                    what="retention isolate",
                 )
             except ConflictingWrite:
                 self.counts.conflicts += 1
@@ -346,7 +352,8 @@ class _Sweep:
         if self.apply:
             to_set, to_remove = anonymize(self.dataset, item, self.ring, self.now)
             masked = [*to_set, *to_remove]
-            written = update_item(
+            written = retry_transient(
+                update_item,
                 self.dataset,
                 item,
                 to_set={**to_set, ANONYMIZED_ATTRIBUTE: self.now.astimezone(UTC).isoformat()},
@@ -354,6 +361,7 @@ class _Sweep:
                 condition_attribute=self.rule.since,
                 condition_value=item[self.rule.since],
                 unchanged=masked,
+                what="retention anonymize",
             )
             if not written:
                 self.counts.conflicts += 1
@@ -369,18 +377,26 @@ def execute(
     ring: KeyRing | None = None,
 ) -> TaskOutcome:
     """Carry out one task (or, with apply=False, count what it would do). If `out_of_time` turns
-    true between pages, the rest is returned as a continuation task to queue."""
+    true between pages, the rest is returned as a continuation task to queue. A task that fails part-way
+    raises RetentionTaskFailed with the counts of what it did do, for the audit."""
     started = time.monotonic()
     dataset = get_inventory().dataset(task.dataset)
     rule = dataset.retention
     if rule is None:
         raise ValueError(f"dataset {task.dataset} has no retention rule")
     sweep = _Sweep(dataset, rule, task.now.astimezone(UTC), apply=apply, ring=ring or key_ring())
-    if task.path == "index":
-        continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
-    else:
-        continuation = _execute_scan(task, dataset, rule, sweep, out_of_time)
-    sweep.flush()
+    try:
+        if task.path == "index":
+            continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
+        else:
+            continuation = _execute_scan(task, dataset, rule, sweep, out_of_time)
+        sweep.flush()
+    except Exception as exc:
+        if not apply:
+            raise
+        raise RetentionTaskFailed(
+            f"retention task on {task.dataset} failed part-way ({error_code(exc)})", counts=sweep.counts.model_dump()
+        ) from exc
     return TaskOutcome(
         task=task,
         counts=sweep.counts,
@@ -399,9 +415,19 @@ def _execute_index(
     for day in _days(task.first_day, task.last_day):
         bucket = f"{day.isoformat()}#{task.shard}"
         while True:
-            page = sweeps.index_page(dataset, rule.index, bucket, until, start_key)
+            # Small pages: reads and writes interleave, so a task that fails loses one page of reads.
+            page = retry_transient(
+                sweeps.index_page,
+                dataset,
+                rule.index,
+                bucket,
+                until,
+                start_key,
+                limit=sweeps.GET_BATCH,
+                what="retention index page",
+            )
             if page.items:
-                sweep.handle(sweeps.get_items(dataset, page.items))
+                sweep.handle(retry_transient(sweeps.get_items, dataset, page.items, what="retention read"))
             start_key = page.next_key
             more = start_key is not None or day < task.last_day
             if more and out_of_time():
@@ -420,7 +446,8 @@ def _execute_scan(
     cutoff = rule.after.before(task.now.astimezone(UTC)) + _SCAN_SLACK
     start_key = task.start_key
     while True:
-        page = sweeps.scan_page(
+        page = retry_transient(
+            sweeps.scan_page,
             dataset,
             segment=task.segment,
             total_segments=task.total_segments,
@@ -429,6 +456,7 @@ def _execute_scan(
             cutoff_epoch=int(cutoff.timestamp()),
             skip_attribute=ANONYMIZED_ATTRIBUTE if rule.action is Action.anonymize else None,
             start_key=start_key,
+            what="retention scan page",
         )
         sweep.handle(page.items)
         start_key = page.next_key
@@ -438,27 +466,37 @@ def _execute_scan(
             return task.model_copy(update={"start_key": start_key})
 
 
+def _task_details(task: RetentionTask) -> dict[str, Any]:
+    return {
+        "run_id": task.run_id,
+        "now": task.now.isoformat(),
+        "path": task.path,
+        "action": _action(task.dataset),
+        "shard": task.shard,
+        "days": [str(task.first_day), str(task.last_day)] if task.path == "index" else None,
+        "segment": task.segment,
+        "total_segments": task.total_segments,
+        "backfill": task.backfill,
+    }
+
+
 def record_task(outcome: TaskOutcome) -> None:
     """The task's summary in the audit: counts, path, span, duration. No personal data."""
     task = outcome.task
-    audit.append(
-        "retention.task",
-        dataset=task.dataset,
-        details={
-            "run_id": task.run_id,
-            "now": task.now.isoformat(),
-            "path": task.path,
-            "action": _action(task.dataset),
-            "shard": task.shard,
-            "days": [str(task.first_day), str(task.last_day)] if task.path == "index" else None,
-            "segment": task.segment,
-            "total_segments": task.total_segments,
-            "backfill": task.backfill,
-            "continued": outcome.continuation is not None,
-            "counts": outcome.counts.model_dump(),
-            "duration_ms": outcome.duration_ms,
-        },
-    )
+    details = {
+        **_task_details(task),
+        "continued": outcome.continuation is not None,
+        "counts": outcome.counts.model_dump(),
+        "duration_ms": outcome.duration_ms,
+    }
+    audit.append("retention.task", dataset=task.dataset, details=details)
+
+
+def record_failed_task(task: RetentionTask, failure: RetentionTaskFailed) -> None:
+    """What a task that failed part-way did change, so that the audit's counts add up to every item
+    changed; the redelivered task records the rest."""
+    details = {**_task_details(task), "error": failure.message, "counts": failure.counts}
+    audit.append("retention.task_failed", dataset=task.dataset, details=details)
 
 
 def _action(dataset: str) -> str:
@@ -506,4 +544,6 @@ def report(now: datetime) -> RetentionReport:
 
 def queue_tasks(tasks: list[RetentionTask]) -> None:
     """Hand tasks to the RetentionQueue."""
-    sweeps.send_messages(get_settings().retention_queue_url, [t.model_dump_json() for t in tasks])
+    bodies = [t.model_dump_json() for t in tasks]
+    # A retry may send a batch that did go again: a task is idempotent, so a duplicate only costs reads.
+    retry_transient(sweeps.send_messages, get_settings().retention_queue_url, bodies, what="queue retention tasks")
