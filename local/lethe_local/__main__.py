@@ -168,6 +168,9 @@ def _validate_inventory() -> None:
 def _start_aws(stack: LocalStack) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+    from lethe_local import moto_speed
+
+    moto_speed.install()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
     server = _bind(app, stack.aws_port, "LETHE_AWS_PORT", "AWS endpoint", MotoRequestHandler)
