@@ -7,13 +7,16 @@ import random
 import time
 from collections.abc import Callable
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
+
+if TYPE_CHECKING:
+    from pynamodb.connection import Connection
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 logger = Logger(child=True)
@@ -46,9 +49,21 @@ def client(service: str) -> Any:
     return session.client(service, region_name=get_settings().region, config=_CONFIG)
 
 
+@cache
+def transaction_connection() -> Connection:
+    """The pynamodb connection that DynamoDB transactions (TransactWrite) go through, one per process:
+    a new Connection per transaction would build a new botocore session and client each time."""
+    from pynamodb.connection import Connection
+
+    from lethe.settings import get_settings
+
+    return Connection(region=get_settings().region)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+    transaction_connection.cache_clear()
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -13,14 +13,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
-from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import error_code
+from lethe.aws import error_code, transaction_connection
 from lethe.data.models import ConsentLinkRecord, ConsentRecord
 from lethe.errors import ConflictingWrite
-from lethe.settings import get_settings
 
 CURRENT_PREFIX = "PURPOSE#"
 HISTORY_PREFIX = "HIST#"
@@ -99,9 +97,8 @@ def write_changes(states: Sequence[ConsentState], changes: Sequence[ConsentChang
     if its key is free, so history is never overwritten; a clash fails the whole write."""
     if not states and not changes:
         return
-    connection = Connection(region=get_settings().region)
     try:
-        with TransactWrite(connection=connection) as transaction:
+        with TransactWrite(connection=transaction_connection()) as transaction:
             for state in states:
                 transaction.save(
                     ConsentRecord(

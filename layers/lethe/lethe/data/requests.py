@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import error_code
+from lethe.aws import error_code, transaction_connection
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
 from lethe.domain import Regulation, RequestType, Status
 from lethe.errors import ConflictingWrite, RequestNotFound
@@ -94,10 +93,6 @@ def _bind() -> None:
     settings = get_settings()
     if RequestSummaryRecord.Meta.table_name != settings.requests_table:
         bind_models(settings)
-
-
-def _connection() -> Connection:
-    return Connection(region=get_settings().region)
 
 
 def _parse(value: str | None) -> datetime | None:
@@ -184,7 +179,7 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
         request.request_id, "created", request.created_at, "000001", to_status=request.status.value, actor=actor
     )
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=transaction_connection()) as tx:
             tx.save(record, condition=RequestSummaryRecord.pk.does_not_exist())
             tx.save(event, condition=RequestEventRecord.pk.does_not_exist())
     except TransactWriteError as exc:
@@ -243,7 +238,7 @@ def change_status(
         detail=detail,
     )
     try:
-        with TransactWrite(connection=_connection()) as tx:
+        with TransactWrite(connection=transaction_connection()) as tx:
             tx.update(record, actions=actions, condition=condition)
             tx.save(event, condition=RequestEventRecord.sk.does_not_exist())
             if audit_record is not None:

@@ -22,11 +22,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
-from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import client, error_code
+from lethe.aws import client, error_code, transaction_connection
 from lethe.data import audit, datasets, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
@@ -165,7 +164,7 @@ def _record_done(
         )
         summary = RequestSummaryRecord(pk_of(request_id), SUMMARY)
         try:
-            with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+            with TransactWrite(connection=transaction_connection()) as tx:
                 tx.update(
                     summary,
                     actions=[
