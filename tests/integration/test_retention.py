@@ -28,7 +28,15 @@ TABLES = {
 }
 
 
-def create_table(name: str, hash_key: str, subject: tuple[str, str] | None, expiry_index: bool) -> None:
+def create_table(
+    name: str,
+    hash_key: str,
+    subject: tuple[str, str] | None,
+    expiry_index: bool,
+    *,
+    expiry_projects: list[str] | None = None,
+) -> None:
+    """A fixture table; the retention index projects keys only, or `expiry_projects` as well."""
     attributes = {hash_key}
     indexes = []
     if subject:
@@ -49,7 +57,9 @@ def create_table(name: str, hash_key: str, subject: tuple[str, str] | None, expi
                     {"AttributeName": "expiry_bucket", "KeyType": "HASH"},
                     {"AttributeName": "expires_on", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": expiry_projects}
+                if expiry_projects
+                else {"ProjectionType": "KEYS_ONLY"},
             }
         )
     kwargs: dict[str, Any] = {"GlobalSecondaryIndexes": indexes} if indexes else {}
@@ -448,3 +458,72 @@ def test_the_first_sweep_of_an_index_dataset_is_a_backfill_by_scan(
     assert ancient not in keys_in("RetSessions", "session_id")
     after = retention.report(NOW).datasets["sessions"]
     assert (after.path, after.backfill, after.would_delete) == ("index", False, 0)
+
+
+def test_a_delete_index_that_projects_what_it_decides_on_spares_the_item_reads(
+    aws: Any, invoke: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, sample_event: Callable[[str], dict[str, Any]]
+) -> None:
+    from lethe.data import sweeps
+    from lethe.data.models import bind_models
+    from lethe.logic import legal_holds
+    from lethe.settings import get_settings
+
+    # Given sessions whose retention index projects since, the subject and the restriction mark
+    use_inventory(monkeypatch, FIXTURE)
+    for name, (hash_key, subject, expiry) in TABLES.items():
+        projects = ["started_at", "user_email", "lethe_restricted"] if name == "RetSessions" else None
+        create_table(name, hash_key, subject, expiry, expiry_projects=projects)
+    bind_models(get_settings())
+    sweeps.advance_watermark("sessions", (NOW - timedelta(days=60)).date().isoformat(), now=NOW)
+    tag = uuid.uuid4().hex[:8]
+    held = f"held-{tag}@example.com"
+    legal_holds.place(email=held, reason="litigation")
+    ids = {label: f"{label}-{tag}" for label in ("old1", "old2", "held", "restricted", "fresh", "meanwhile")}
+    for label in ("old1", "old2", "meanwhile"):
+        put("sessions", {"session_id": ids[label], "user_email": f"{label}-{tag}@example.com", "started_at": ago(45)})
+    put("sessions", {"session_id": ids["held"], "user_email": held, "started_at": ago(50)})
+    put("sessions", {"session_id": ids["restricted"], "user_email": f"r-{tag}@x.org", "started_at": ago(50)})
+    table("RetSessions").update_item(
+        Key={"session_id": ids["restricted"]},
+        UpdateExpression="SET lethe_restricted = :r",
+        ExpressionAttributeValues={":r": "req_1"},
+    )
+    put("sessions", {"session_id": ids["fresh"], "user_email": f"f-{tag}@x.org", "started_at": ago(3)})
+
+    # And one item is restricted after the index page is read and before the sweep acts on it
+    read_from_table: list[str] = []
+    original_page, original_get = sweeps.index_page, sweeps.get_items
+
+    def page_then_restrict(dataset: Any, *args: Any, **kwargs: Any) -> Any:
+        page = original_page(dataset, *args, **kwargs)
+        if dataset.name == "sessions" and any(i["session_id"] == ids["meanwhile"] for i in page.items):
+            table("RetSessions").update_item(
+                Key={"session_id": ids["meanwhile"]},
+                UpdateExpression="SET lethe_restricted = :r",
+                ExpressionAttributeValues={":r": "req_2"},
+            )
+        return page
+
+    def get_items(dataset: Any, keys: Any) -> Any:
+        read_from_table.append(dataset.name)
+        return original_get(dataset, keys)
+
+    monkeypatch.setattr(sweeps, "index_page", page_then_restrict)
+    monkeypatch.setattr(sweeps, "get_items", get_items)
+
+    # When the sweep runs
+    summary = sweep(invoke, aws, event_at(sample_event, NOW))
+
+    # Then the sessions were decided on from the index alone, without reading the items
+    assert summary["paths"]["sessions"] == "index"
+    assert "sessions" not in read_from_table
+    # And the expired ones are gone, the held one isolated, the restricted and fresh ones kept
+    assert keys_in("RetSessions", "session_id") == {ids["restricted"], ids["fresh"], ids["meanwhile"]}
+    # And the item restricted meanwhile was refused by the delete's condition, and counted as a conflict
+    counts = task_counts(summary["run_id"])["sessions"]
+    assert (counts["deleted"], counts["skipped_under_hold"], counts["skipped_restricted"], counts["conflicts"]) == (
+        2,
+        1,
+        1,
+        1,
+    )

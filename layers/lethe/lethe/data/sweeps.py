@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from lethe.aws import client, error_code, retry_transient
-from lethe.data.datasets import delete_item, from_wire, key_of, table_name, to_wire
+from lethe.data.datasets import RESTRICTED_ATTRIBUTE, from_wire, table_key, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
 from lethe.inventory import Dataset
@@ -21,6 +21,9 @@ from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 
 WATERMARK_PARTITION = "SWEEP"
 GET_BATCH = 100
+# Keys per index page: reads and writes interleave, so a task that fails loses at most one page of
+# reads; large enough that each page's Query is a small part of its cost.
+INDEX_PAGE = 1_000
 _ROUNDS = 8
 
 
@@ -67,8 +70,8 @@ def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
 def index_page(
     dataset: Dataset, index: str, bucket: str, until: str, start_key: dict[str, Any] | None = None, *, limit: int
 ) -> Page:
-    """One Query page of a sparse expiry index: up to `limit` keys in `bucket` whose expiry is at or
-    before `until`."""
+    """One Query page of a sparse expiry index: up to `limit` items in `bucket` whose expiry is at or
+    before `until`, with the attributes the index projects (see index_attributes)."""
     request: dict[str, Any] = {
         "TableName": table_name(dataset),
         "IndexName": index,
@@ -83,8 +86,25 @@ def index_page(
         page = client("dynamodb").query(**request)
     except ClientError as exc:
         raise _unavailable(dataset, exc) from exc
-    keys = [key_of(dataset, from_wire(raw)) for raw in page.get("Items", [])]
-    return Page(keys, page.get("LastEvaluatedKey"))
+    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+
+
+def index_attributes(dataset: Dataset, index: str) -> frozenset[str] | None:
+    """The attributes an index's items carry: the table's and the index's keys plus what it projects;
+    None when it projects every attribute. One DescribeTable."""
+    try:
+        table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
+    except ClientError as exc:
+        raise _unavailable(dataset, exc) from exc
+    for gsi in table.get("GlobalSecondaryIndexes", []):
+        if gsi["IndexName"] != index:
+            continue
+        projection = gsi.get("Projection", {})
+        if projection.get("ProjectionType") == "ALL":
+            return None
+        keys = {k["AttributeName"] for k in [*table["KeySchema"], *gsi["KeySchema"]]}
+        return frozenset(keys | set(projection.get("NonKeyAttributes", [])))
+    raise DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} has no index {index}")
 
 
 def scan_page(
@@ -157,21 +177,39 @@ def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) -> bool:
-    """Delete an item by a DeleteItem conditional on `attribute` still holding the value read; an item
-    that changed meanwhile is left alone (False). A transient error is retried in place; a retry after
-    a timeout whose delete did happen finds the item gone, and answers False.
+    """Delete an item as it was read: a DeleteItem conditional on `attribute` (the retention rule's
+    `since`) and the subject attribute still holding the values read, and on the item not being
+    restricted meanwhile. An item that changed is left alone (False). A transient error is retried in
+    place; a retry after a timeout whose delete did happen finds the item gone, and answers False.
 
     One conditional DeleteItem per item rather than TransactWriteItems: the deletes are independent,
     and a transaction would cost twice the write capacity and fail whole on one changed item.
     (BatchWriteItem takes no conditions.)"""
-    return retry_transient(
-        delete_item,
-        dataset,
-        item,
-        condition_attribute=attribute,
-        condition_value=item[attribute],
-        what="retention delete",
-    )
+    key = {name: item[name] for name in table_key(dataset).attributes}
+    names = {"#s": attribute, "#r": RESTRICTED_ATTRIBUTE}
+    values = {":s": item[attribute]}
+    condition = "#s = :s AND attribute_not_exists(#r)"
+    subject = dataset.subject.attribute
+    if subject not in key and item.get(subject) is not None:
+        names["#p"], values[":p"] = subject, item[subject]
+        condition += " AND #p = :p"
+
+    def delete() -> bool:
+        try:
+            client("dynamodb").delete_item(
+                TableName=table_name(dataset),
+                Key=to_wire(key),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_wire(values),
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(dataset, exc) from exc
+        return True
+
+    return retry_transient(delete, what="retention delete")
 
 
 # ---------------------------------------------------------------- queueing

@@ -15,7 +15,9 @@ up to the run's own day. The first sweep of an index dataset (no watermark yet) 
 parallel Scan, once, because items may have expired on any day before Lethe first looked; from
 then on the index is enough. (Removing a dataset's watermark forces another backfill.)
 
-Per item, once `since` + `after` has passed (checked on the item itself, not on the index):
+Per item, once `since` + `after` has passed (checked on the item as read from the table; for a
+delete whose index projects `since`, the subject and the restriction mark, on the index's copy, with
+the delete conditional on all three being unchanged):
 - restricted items (attribute `lethe_restricted`, GDPR Art. 18) are left alone;
 - items under a legal hold are isolated in the vault, never deleted (purged once no hold covers
   them), and counted as skipped_under_hold;
@@ -263,6 +265,7 @@ class _Sweep:
         self.counts = Counts()
         self._holds: dict[str | None, list[str]] = {}
         self._active_holds: list[Hold] | None = None
+        self._reads_items: bool | None = None
         self._pending_deletes: list[dict[str, Any]] = []
 
     def hold_ids(self, subject: Any) -> list[str]:
@@ -277,6 +280,20 @@ class _Sweep:
             refs = self.ring.subject_refs(key) if key else [None]
             self._holds[key] = sorted(h.hold_id for h in covering(self._active_holds, refs, self.dataset.name))
         return self._holds[key]
+
+    def reads_items(self, index: str) -> bool:
+        """Whether each index page's items must be read from the table before acting on them. A delete
+        decides on `since`, the subject (for holds) and the restriction mark, and its condition
+        re-checks all three; an index that projects them is enough. Anonymizing and isolating need the
+        whole item. One DescribeTable per task."""
+        if self._reads_items is None:
+            if self.rule.action is not Action.delete:
+                self._reads_items = True
+            else:
+                available = retry_transient(sweeps.index_attributes, self.dataset, index, what="describe index")
+                needed = {self.rule.since, self.dataset.subject.attribute, RESTRICTED_ATTRIBUTE}
+                self._reads_items = available is not None and not needed <= available
+        return self._reads_items
 
     def subject_ref(self, item: dict[str, Any]) -> str | None:
         subject = item.get(self.dataset.subject.attribute)
@@ -415,7 +432,6 @@ def _execute_index(
     for day in _days(task.first_day, task.last_day):
         bucket = f"{day.isoformat()}#{task.shard}"
         while True:
-            # Small pages: reads and writes interleave, so a task that fails loses one page of reads.
             page = retry_transient(
                 sweeps.index_page,
                 dataset,
@@ -423,11 +439,14 @@ def _execute_index(
                 bucket,
                 until,
                 start_key,
-                limit=sweeps.GET_BATCH,
+                limit=sweeps.INDEX_PAGE,
                 what="retention index page",
             )
-            if page.items:
-                sweep.handle(retry_transient(sweeps.get_items, dataset, page.items, what="retention read"))
+            if page.items and sweep.reads_items(rule.index):
+                keys = [key_of(dataset, item) for item in page.items]
+                sweep.handle(retry_transient(sweeps.get_items, dataset, keys, what="retention read"))
+            elif page.items:
+                sweep.handle(page.items)
             start_key = page.next_key
             more = start_key is not None or day < task.last_day
             if more and out_of_time():
