@@ -15,7 +15,6 @@ build the export and the erasure certificate from them. No personal data reaches
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import client, error_code, transaction_connection
+from lethe.aws import back_off, client, error_code, transaction_connection
 from lethe.data import audit, datasets, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
@@ -455,7 +454,7 @@ def finalize(request_id: str) -> None:
 
 
 NOTICE_PREFIX = "NOTICE#"
-_MARK_ATTEMPTS = 5
+_MARK_ATTEMPTS = 10
 
 
 def _notify_once(request_id: str, notice: str, send: Callable[[], object]) -> None:
@@ -463,7 +462,7 @@ def _notify_once(request_id: str, notice: str, send: Callable[[], object]) -> No
     in the request's partition records that it went. Finalization can fail after the email and run
     again on redelivery; without the row the subject would get the email again. SES takes no
     idempotency token, so the row is written right after the send and that write is retried in
-    place: only a send whose record could not be written five times over is ever repeated."""
+    place: only a send whose record could not be written ten times over is ever repeated."""
     key = (pk_of(request_id), f"{NOTICE_PREFIX}{notice}")
     if RequestEventRecord.count(key[0], RequestEventRecord.sk == key[1], consistent_read=True):
         return
@@ -482,7 +481,7 @@ def _notify_once(request_id: str, notice: str, send: Callable[[], object]) -> No
         except PutError:
             if attempt == _MARK_ATTEMPTS - 1:
                 raise
-            time.sleep(0.05 * 2**attempt)
+            back_off(attempt)
 
 
 def _withdraw_marketing(email: str, request_id: str) -> None:
