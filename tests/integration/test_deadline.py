@@ -76,6 +76,23 @@ def test_digest_lists_due_and_overdue_requests_and_emits_the_metric(
     # And the unverified request expired
     assert result["expired_unverified"] == 1
     assert repository.get(stale).status == "expired"
+    # And the open requests are counted per status, for the dashboard, after the expiry
+    assert result["open_by_status"] == {
+        "identity_unverified": 0,
+        "pending": 1,
+        "awaiting_approval": 1,
+        "in_progress": 1,
+        "failed": 0,
+    }
+    by_status = {m["status"]: m["RequestsByStatus"] for m in emitted if "RequestsByStatus" in m}
+    assert {k: v if isinstance(v, float) else v[0] for k, v in by_status.items()} == {
+        "identity_unverified": 0.0,
+        "pending": 1.0,
+        "awaiting_approval": 1.0,
+        "in_progress": 1.0,
+        "failed": 0.0,
+    }
+    assert all(m.get("service") == "lethe" for m in emitted if "RequestsByStatus" in m)
 
 
 def test_no_digest_when_nothing_is_due(

@@ -330,6 +330,13 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     return value
 
 
+def count_by_status(status: Status) -> int:
+    """How many requests are in one status: a COUNT Query of the by_status_due index (reads the
+    status's index partition; meant for open statuses, which stay small)."""
+    _bind()
+    return int(RequestSummaryRecord.by_status.count(status.value))
+
+
 def query_by_status(
     status: Status,
     *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -27,6 +27,12 @@ def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
     metrics.add_metric(name="OverdueRequests", unit=MetricUnit.Count, value=len(summary.overdue))
     metrics.add_metric(name="RequestsDueSoon", unit=MetricUnit.Count, value=len(summary.due_soon))
     metrics.add_metric(name="UnverifiedRequestsExpired", unit=MetricUnit.Count, value=summary.expired_unverified)
+    for status, count in summary.open_by_status.items():
+        # One metric per status value, for the dashboard's "requests by status" (a dimension each).
+        with single_metric(
+            name="RequestsByStatus", unit=MetricUnit.Count, value=count, default_dimensions=metrics.default_dimensions
+        ) as by_status:
+            by_status.add_dimension(name="status", value=status)
     logger.info(
         "deadline watch done",
         extra={

@@ -17,6 +17,7 @@ from typing import TypeVar
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
+from lethe.data import requests as repository
 from lethe.data.mail import send_email
 from lethe.domain import RequestType, Status
 from lethe.logic import fulfilment, intake
@@ -26,6 +27,8 @@ from lethe.settings import get_settings
 logger = Logger(child=True)
 T = TypeVar("T")
 WATCHED = (Status.pending, Status.awaiting_approval, Status.in_progress, Status.failed)
+# Counted for the dashboard's "requests by status"; terminal statuses grow forever and are not.
+OPEN = (Status.identity_unverified, *WATCHED)
 HORIZON = timedelta(days=7)
 
 
@@ -48,6 +51,7 @@ class DeadlineSummary(BaseModel):
     digest_sent: bool
     resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment.resume_stalled)
     failed: list[str] = []  # jobs of this run that failed; the next run does them again
+    open_by_status: dict[str, int] = {}  # after this run's expiries and resumptions
 
 
 def due_requests(now: datetime) -> tuple[list[DueRequest], list[DueRequest]]:
@@ -109,6 +113,8 @@ def watch(now: datetime) -> DeadlineSummary:
     overdue, due_soon = job("find_due", lambda: due_requests(now), nothing)
     resumed = job("resume_stalled", lambda: fulfilment.resume_stalled(now), 0)
     expired = job("expire_unverified", lambda: intake.expire_unverified(now), 0)
+    no_counts: dict[str, int] = {}
+    open_by_status = job("count_open", lambda: {s.value: repository.count_by_status(s) for s in OPEN}, no_counts)
     sent = False
     if overdue or due_soon:
         subject = f"Lethe: {len(overdue)} overdue, {len(due_soon)} due within {HORIZON.days} days"
@@ -122,4 +128,5 @@ def watch(now: datetime) -> DeadlineSummary:
         digest_sent=sent,
         resumed=resumed,
         failed=failed,
+        open_by_status=open_by_status,
     )
