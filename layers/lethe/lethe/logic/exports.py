@@ -22,7 +22,7 @@ from lethe.inventory import Dataset, Inventory
 from lethe.keys import key_ring
 from lethe.settings import get_settings
 
-PART_SIZE = 8 * 1024 * 1024  # S3 parts must be at least 5 MiB, except the last
+PART_SIZE = 5 * 1024 * 1024  # S3's minimum part (except the last): the smallest buffer per open writer
 CONTROLLER = {
     "name": "CaféX Communications Inc.",
     "contact": "privacy@cafex.com",
@@ -83,8 +83,8 @@ class S3Writer:
             )["UploadId"]
         number = len(self._parts) + 1
         etag = s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer)
-        )["ETag"]
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=self._buffer
+        )["ETag"]  # the buffer itself, not a bytes copy of it: one part in memory at a time
         self._parts.append({"PartNumber": number, "ETag": etag})
         self._buffer = bytearray()
 
