@@ -227,15 +227,31 @@ def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]]) -> int:
     return sent
 
 
-def delete_item(dataset: Dataset, item: dict[str, Any], *, condition_attribute: str, condition_value: Any) -> bool:
-    """One conditional DeleteItem (the item must still belong to the subject). False if it did not."""
+def delete_item(
+    dataset: Dataset,
+    item: dict[str, Any],
+    *,
+    condition_attribute: str,
+    condition_value: Any,
+    unchanged: Iterable[str] = (),
+    absent: Iterable[str] = (),
+) -> bool:
+    """One conditional DeleteItem: the item must still have `condition_attribute` = `condition_value`
+    (it still belongs to the subject), the `unchanged` attributes as read, and none of the `absent`
+    ones. False if it did not, and nothing is deleted."""
+    names: dict[str, str] = {"#s": condition_attribute}
+    values: dict[str, Any] = {":s": _serializer.serialize(condition_value)}
+    conditions = ["#s = :s", *_unchanged_condition(item, unchanged, names, values)]
+    for i, attribute in enumerate(absent):
+        names[f"#a{i}"] = attribute
+        conditions.append(f"attribute_not_exists(#a{i})")
     try:
         client("dynamodb").delete_item(
             TableName=table_name(dataset),
             Key=to_wire(key_of(dataset, item)),
-            ConditionExpression="#s = :s",
-            ExpressionAttributeNames={"#s": condition_attribute},
-            ExpressionAttributeValues={":s": _serializer.serialize(condition_value)},
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
     except ClientError as exc:
         if _code(exc) == "ConditionalCheckFailedException":

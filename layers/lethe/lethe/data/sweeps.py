@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from lethe.aws import client, error_code, retry_transient
-from lethe.data.datasets import RESTRICTED_ATTRIBUTE, from_wire, table_key, table_name, to_wire
+from lethe.data.datasets import RESTRICTED_ATTRIBUTE, delete_item, from_wire, table_key, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
 from lethe.inventory import Dataset
@@ -185,31 +185,18 @@ def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) 
     One conditional DeleteItem per item rather than TransactWriteItems: the deletes are independent,
     and a transaction would cost twice the write capacity and fail whole on one changed item.
     (BatchWriteItem takes no conditions.)"""
-    key = {name: item[name] for name in table_key(dataset).attributes}
-    names = {"#s": attribute, "#r": RESTRICTED_ATTRIBUTE}
-    values = {":s": item[attribute]}
-    condition = "#s = :s AND attribute_not_exists(#r)"
     subject = dataset.subject.attribute
-    if subject not in key and item.get(subject) is not None:
-        names["#p"], values[":p"] = subject, item[subject]
-        condition += " AND #p = :p"
-
-    def delete() -> bool:
-        try:
-            client("dynamodb").delete_item(
-                TableName=table_name(dataset),
-                Key=to_wire(key),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_wire(values),
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise _unavailable(dataset, exc) from exc
-        return True
-
-    return retry_transient(delete, what="retention delete")
+    keyed = subject in table_key(dataset).attributes
+    return retry_transient(
+        delete_item,
+        dataset,
+        item,
+        condition_attribute=attribute,
+        condition_value=item[attribute],
+        unchanged=[] if keyed or item.get(subject) is None else [subject],
+        absent=[RESTRICTED_ATTRIBUTE],
+        what="retention delete",
+    )
 
 
 # ---------------------------------------------------------------- queueing
