@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lethe.aws import retry_transient
 from lethe.data.models import bind_models
 from lethe.errors import RetentionTaskFailed
 from lethe.logic import retention
@@ -52,7 +51,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     # and records only what is new, and no continuation is queued twice.
     retention.record_task(outcome)
     if outcome.continuation is not None:
-        retry_transient(retention.queue_tasks, [outcome.continuation], what="queue continuation")
+        retention.queue_tasks([outcome.continuation])  # retries a transient error itself
     # One flush per task, so each carries its own dataset dimension (names of datasets, never PII).
     metrics.add_dimension(name="dataset", value=task.dataset)
     for name, field in _METRICS.items():
