@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from lethe.data import requests as repository
 from lethe.data.mail import send_email
-from lethe.domain import RequestType, Status
+from lethe.domain import TERMINAL_STATUSES, RequestType, Status
 from lethe.logic import fulfilment, intake
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
@@ -28,7 +28,7 @@ logger = Logger(child=True)
 T = TypeVar("T")
 WATCHED = (Status.pending, Status.awaiting_approval, Status.in_progress, Status.failed)
 # Counted for the dashboard's "requests by status"; terminal statuses grow forever and are not.
-OPEN = (Status.identity_unverified, *WATCHED)
+OPEN = tuple(status for status in Status if status not in TERMINAL_STATUSES)
 HORIZON = timedelta(days=7)
 
 
