@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.integration.test_fault_injection import scan
 from tests.integration.test_retention import FIXTURE, NOW, TABLES, create_table, event_at, use_inventory
 from tests.support.aws_calls import injecting_faults
 from tests.support.faults_driver import Tally, poll
@@ -125,15 +126,7 @@ def seeded(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
 def _live(dataset: str) -> dict[str, dict[str, Any]]:
     from lethe.inventory import get_inventory
 
-    table = boto3.resource("dynamodb", region_name="us-east-1").Table(get_inventory().dataset(dataset).table)
-    found: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"ConsistentRead": True}
-    while True:
-        page = table.scan(**kwargs)
-        found |= {item[HASH_KEYS[dataset]]: item for item in page["Items"]}
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return {item[HASH_KEYS[dataset]]: item for item in scan(get_inventory().dataset(dataset).table)}
 
 
 def outstanding(seeded: Seeded) -> int:
