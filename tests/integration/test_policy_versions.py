@@ -224,6 +224,7 @@ def test_the_notice_carries_a_one_click_unsubscribe_that_works(invoke: Invoke, o
     message = message_from_string(notice.raw_data, policy=policy.default)
     # Then it has RFC 8058 headers, and its "your choices" link is the same link, a page for a GET
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "\r\nList-Unsubscribe: <http" in notice.raw_data  # the URL as it is, not RFC 2047 encoded words
     url = re.search(r"<(https?://[^>]+/unsubscribe\?token=[^>]+)>", str(message["List-Unsubscribe"])).group(1)  # type: ignore[union-attr]
     assert f"Your choices, or to stop these notices: {url}" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     token = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["token"][0]
