@@ -197,3 +197,24 @@ def test_withdraw_marketing_is_the_entry_point_for_verified_requests(invoke: Inv
         assert purposes["marketing_email"]["granted"] is False
         assert purposes["performance"]["granted"] is True
     assert is_suppressed(email)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/swagger", "/exports/not-a-real-export-link", "/unsubscribe", "/subscriptions/confirm"],
+)
+def test_no_html_page_lethe_serves_can_be_framed(invoke: Invoke, path: str) -> None:
+    # Given any page a person may open (the form, Swagger UI, an export link, the email links, bad ones included)
+    response = invoke(
+        "PublicApiFunction",
+        api_event(
+            "GET",
+            path,
+            resource="/exports/{id}" if "exports" in path else None,
+            path_parameters={"id": path.rsplit("/", 1)[1]} if "exports" in path else None,
+        ),
+    )
+    headers = headers_of(response)
+    # Then it is HTML and forbids framing
+    assert headers["content-type"].startswith("text/html"), (path, response["statusCode"])
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]

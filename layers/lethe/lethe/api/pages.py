@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from lethe.api.errors import ERROR_RESPONSES, ErrorBody
 
@@ -56,3 +57,11 @@ def html_responses(ok: str, **pages: str) -> dict[int, Any]:
             "content": {**_HTML, "application/json": {"model": ErrorBody}},
         }
     return described
+
+
+def unframeable(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[str]:
+    """For a page Lethe does not write itself (Swagger UI loads its own assets): forbid framing only."""
+    response = next_middleware(app)
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
