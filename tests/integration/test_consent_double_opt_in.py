@@ -13,7 +13,7 @@ from lethe.data.models import ConsentRecord
 from lethe.errors import ConfirmationExpired
 from lethe.logic import consent
 from lethe.logic.suppression import suppress
-from tests.integration.test_consent_ledger import confirm, confirmation_tokens, mails_to, mint, read
+from tests.integration.test_consent_ledger import admin, confirm, confirmation_tokens, mails_to, mint, read
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -100,3 +100,17 @@ def test_opting_out_forgets_a_pending_address(invoke: Invoke) -> None:
     status, page, _ = confirm(invoke, confirmation_tokens(email)[0])
     assert status == 200 and "Nothing left to confirm" in page
     assert ConsentRecord.get(f"SUBJ#{device.id}", "PURPOSE#marketing_email").contact is None
+
+
+def test_a_confirmation_after_sign_up_also_confirms_the_linked_account(invoke: Invoke, admin_token: str) -> None:
+    # Given a device with a pending address, linked to an account before the address was confirmed
+    email = new_email()
+    device, _ = mint(invoke, {"policy_updates": True}, email=email)
+    account = f"acct-{uuid.uuid4().hex[:12]}"
+    assert admin(invoke, admin_token, "POST", f"/admin/consents/{device.id}/link", {"account_id": account})[0] == 200
+    assert ConsentRecord.get(f"SUBJ#{account}", "PURPOSE#policy_updates").contact is None
+    # When the address is confirmed
+    assert confirm(invoke, confirmation_tokens(email)[0])[0] == 200
+    # Then both the device and the account can reach it
+    for subject_id in (device.id, account):
+        assert ConsentRecord.get(f"SUBJ#{subject_id}", "PURPOSE#policy_updates").contact == email

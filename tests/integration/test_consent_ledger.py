@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from lethe.data.models import ConsentDeviceRecord, ConsentRecord
-from lethe.settings import get_settings
 from lethe_local.events import api_event
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -115,14 +114,6 @@ def read(invoke: Invoke, device: Device, headers: dict[str, str] | None = None) 
 
 def history(invoke: Invoke, device: Device, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     return _get(invoke, device.id, "/history", headers if headers is not None else {SECRET_HEADER: device.secret})
-
-
-@pytest.fixture
-def admin_token(monkeypatch: pytest.MonkeyPatch, invoke: Invoke) -> str:
-    token = f"itest-{uuid.uuid4()}"
-    monkeypatch.setenv("LETHE_ADMIN_TOKEN", token)
-    get_settings.cache_clear()
-    return token
 
 
 def admin(invoke: Invoke, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -388,13 +388,16 @@ def check_confirmation(token: str, *, now: datetime | None = None) -> None:
 
 def confirm_email(token: str, *, now: datetime | None = None) -> int:
     """Follow a confirmation link: the pending address becomes the contact of every granted purpose
-    still waiting for it. One-time: the link is used up first. Returns how many purposes it confirmed."""
+    still waiting for it, on the device and on the account it was linked to. One-time: the link is used
+    up first. Returns how many purposes it confirmed."""
     at = _now(now)
     found = _open_confirmation(token, at)
     if not ledger.use_confirmation(_digest(token)):
         raise InvalidToken("this confirmation link is not valid, or was already used")
+    # A device linked to an account since the email went out passed its pending address on to it.
+    accounts = [link.linked_id for link in ledger.links(found.subject_id) if link.role == "device"]
     confirmed = 0
-    for state in ledger.current(found.subject_id):
+    for state in [s for subject_id in (found.subject_id, *accounts) for s in ledger.current(subject_id)]:
         if not state.granted or state.pending_contact_ref != found.contact_ref:
             continue
         change = ConsentChange(
