@@ -60,9 +60,9 @@ def register(app: APIGatewayRestResolver) -> None:
     )
     def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[RecordedConsent]:
         event = app.current_event
-        recorded = consent.record_device_consent(
-            body.subject_id,
-            device_secret(),
+        device_id, minted = consent.claim_device(body.subject_id, device_secret(), body.purposes, body.email)
+        recorded = consent.record_consent(
+            device_id,
             body.purposes,
             policy_version=body.policy_version,
             source=body.source,
@@ -71,7 +71,7 @@ def register(app: APIGatewayRestResolver) -> None:
             user_agent=event.headers.get("user-agent"),
             gpc=(event.headers.get("sec-gpc") or "").strip() == "1",
         )
-        return Response(201, content_types.APPLICATION_JSON, recorded)
+        return Response(201, content_types.APPLICATION_JSON, recorded.model_copy(update={"device_secret": minted}))
 
     @app.get(
         "/consents/<subject_id>",

@@ -1,8 +1,8 @@
 """The consent ledger: cookie and communication choices per subject, with an append-only history.
 
 Decisions (documented here because the API follows them):
-- Who writes: a device is known by an id Lethe mints, with a secret only its hash of is kept; the public
-  API writes and reads a device's choices only with that secret. Accounts are written by the service
+- Who writes: a device is known by an id Lethe mints, with a secret of which only the hash is kept; the
+  public API writes and reads a device's choices only with that secret. Accounts are written by the service
   that authenticated them, through the admin API (IAM in AWS, the bearer token locally).
 - Purposes are configuration: PURPOSES below. `strictly_necessary` cannot be refused.
 - A POST records only the purposes it names; the others keep their state.
@@ -213,39 +213,16 @@ def _validate_choices(purposes: dict[str, bool], email: str | None) -> None:
         raise InvalidConsent("an email is accepted only with a grant of marketing_email or policy_updates")
 
 
-def record_device_consent(
-    device_id: str | None,
-    device_secret: str | None,
-    purposes: dict[str, bool],
-    *,
-    policy_version: str,
-    source: str,
-    email: str | None = None,
-    ip: str | None = None,
-    user_agent: str | None = None,
-    gpc: bool = False,
-    now: datetime | None = None,
-) -> RecordedConsent:
-    """The public write: without a device id, mint one (its secret is returned once); with one, only
-    its secret lets the choices be written. Nothing is written before the choices are valid."""
+def claim_device(
+    device_id: str | None, device_secret: str | None, purposes: dict[str, bool], email: str | None
+) -> tuple[str, str | None]:
+    """Who a public write is for: without a device id, a newly minted one (and its secret, returned
+    once); with one, that device, if the secret is its own. Nothing is minted for invalid choices."""
     _validate_choices(purposes, email)
-    minted = None
     if device_id is None:
-        device_id, minted = _mint_device(_now(now))
-    else:
-        authenticate_device(device_id, device_secret)
-    recorded = record_consent(
-        device_id,
-        purposes,
-        policy_version=policy_version,
-        source=source,
-        email=email,
-        ip=ip,
-        user_agent=user_agent,
-        gpc=gpc,
-        now=now,
-    )
-    return recorded.model_copy(update={"device_secret": minted})
+        return _mint_device(datetime.now(UTC))
+    authenticate_device(device_id, device_secret)
+    return device_id, None
 
 
 def _ip_hash(ring: KeyRing, subject_id: str, ip: str | None) -> str | None:
