@@ -141,16 +141,19 @@ def seed(stack: FuzzStack) -> Seeds:
     )
     assert hold.status_code == 201, hold.text
     ids.append(hold.json()["hold_id"])
-    subject_ids = ["fuzz-device-0001", "fuzz-account-0001"]
-    for subject_id in subject_ids:
-        body: dict[str, Any] = {
-            "subject_id": subject_id,
-            "purposes": {"performance": True, "marketing_email": False},
-            "policy_version": "2026-01",
-            "source": "banner",
-        }
-        recorded = requests.post(f"{base}/consents", json=body, timeout=30)
-        assert recorded.status_code == 201, recorded.text
+    body: dict[str, Any] = {
+        "purposes": {"performance": True, "marketing_email": False},
+        "policy_version": "2026-01",
+        "source": "banner",
+    }
+    # A device's id is minted by Lethe; an account's choices come from the account service (admin API).
+    recorded = requests.post(f"{base}/consents", json=body, timeout=30)
+    assert recorded.status_code == 201, recorded.text
+    account = requests.post(
+        f"{base}/admin/consents", json={**body, "subject_id": "fuzz-account-0001"}, headers=admin, timeout=30
+    )
+    assert account.status_code == 201, account.text
+    subject_ids = [recorded.json()["subject_id"], "fuzz-account-0001"]
     link = requests.post(
         f"{base}/admin/unsubscribe-links", json={"email": "fuzz.subscriber@example.org"}, headers=admin, timeout=30
     )

@@ -141,7 +141,6 @@ def test_no_personal_data_in_any_log_line_or_metric(stack: Stack) -> None:
         "/consents",
         headers={"User-Agent": "Mozilla/5.0 Firefox/130.0"},
         json={
-            "subject_id": "device-pii-run",
             "purposes": {"strictly_necessary": True, "marketing_email": True},
             "policy_version": "2026-11",
             "source": "banner",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import re
+import urllib.parse
 import uuid
 from collections.abc import Callable
+from email import message_from_string, policy
 from typing import Any
 
 import pytest
@@ -17,8 +21,8 @@ from lethe.errors import PolicyVersionExists
 from lethe.logic import policy_versions
 from lethe.logic.suppression import suppress
 from lethe.settings import get_settings
-from lethe_local.events import sqs_event
-from tests.integration.test_consent_ledger import read, record
+from lethe_local.events import api_event, sqs_event
+from tests.integration.test_consent_ledger import Device, mint, read, record, subscribe
 from tests.integration.test_unsubscribe_flow import admin_caller
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -30,8 +34,13 @@ def operator(monkeypatch: pytest.MonkeyPatch, invoke: Invoke) -> Callable[..., t
 
 
 def sent_to(address: str) -> list[Any]:
+    """The policy notices sent to an address (its confirmation email is not one)."""
     messages = ses_backends["123456789012"]["us-east-1"].sent_messages
-    return [m for m in messages if address in (getattr(m, "destinations", None) or [])]
+    return [
+        m
+        for m in messages
+        if address in (getattr(m, "destinations", None) or []) and "Our privacy policy has changed" in m.raw_data
+    ]
 
 
 def all_sent() -> list[Any]:
@@ -49,11 +58,12 @@ def drain_notifications() -> dict[str, Any]:
     return sqs_event(messages, arn)
 
 
-def subscriber(invoke: Invoke, version: str = "2026-01") -> tuple[str, str]:
-    device, email = f"device-{uuid.uuid4().hex[:12]}", f"sub-{uuid.uuid4().hex[:10]}@example.com"
-    status, _ = record(invoke, device, {"policy_updates": True}, email=email, policy_version=version)
-    assert status == 201
-    return device, email
+def subscriber(invoke: Invoke, version: str = "2026-01") -> tuple[Device, str]:
+    """A confirmed subscriber of policy_updates (double opt-in done)."""
+    email = f"sub-{uuid.uuid4().hex[:10]}@example.com"
+    # Each from its own source address: confirmation emails are limited per source IP.
+    ip = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    return subscribe(invoke, {"policy_updates": True}, email, policy_version=version, source_ip=ip), email
 
 
 def test_a_publish_emails_each_subscriber_once_even_when_the_message_is_delivered_twice(
@@ -66,7 +76,7 @@ def test_a_publish_emails_each_subscriber_once_even_when_the_message_is_delivere
     (_, first), (_, second) = subscriber(invoke), subscriber(invoke)
     _, suppressed = subscriber(invoke)
     suppress(suppressed, reason="erasure", source="test")
-    record(invoke, f"device-{uuid.uuid4().hex[:12]}", {"policy_updates": False})
+    mint(invoke, {"policy_updates": False})
     # When a version is published
     caplog.set_level(logging.INFO)
     status, published = operator("POST", "/admin/policy-versions", body={"version": "2026-11", "summary": "Shorter"})
@@ -104,8 +114,7 @@ def test_a_version_is_published_once(operator: Callable[..., Any]) -> None:
 def test_consent_under_an_older_version_needs_reconsent(invoke: Invoke, operator: Callable[..., Any]) -> None:
     # Given a published version and a device that consented under it
     operator("POST", "/admin/policy-versions", body={"version": "2027-01", "summary": "One"})
-    device = f"device-{uuid.uuid4().hex[:12]}"
-    record(invoke, device, {"performance": True}, policy_version="2027-01")
+    device, _ = mint(invoke, {"performance": True}, policy_version="2027-01")
     view = read(invoke, device)[1]
     assert view["needs_reconsent"] is False and view["latest_policy_version"] == "2027-01"
     # When a newer version is published
@@ -189,3 +198,51 @@ def test_a_publish_whose_fan_out_failed_can_be_completed_and_sends_once(
     # And once completed, a further publish is a conflict, as is one with another summary
     with pytest.raises(PolicyVersionExists):
         policy_versions.publish("2029-01", "Half-way")
+
+
+def test_an_unconfirmed_address_never_receives_a_notice(invoke: Invoke, operator: Callable[..., Any]) -> None:
+    # Given a device that gave a stranger's address for policy_updates, never confirmed
+    email = f"stranger-{uuid.uuid4().hex[:10]}@example.com"
+    device, body = mint(invoke, {"policy_updates": True}, email=email)
+    assert body["email_confirmation"] == "pending"
+    assert read(invoke, device)[1]["purposes"]["policy_updates"]["email"] == "unconfirmed"
+    # When a version is published
+    status, published = operator("POST", "/admin/policy-versions", body={"version": "2030-01", "summary": "Four"})
+    # Then no notice is even queued for it
+    assert status == 201 and published["subscribers"] == 0 and published["batches"] == 0
+    # Then the address got its one confirmation email and nothing else
+    assert sent_to(email) == []
+    assert len([m for m in all_sent() if email in (m.destinations or [])]) == 1
+
+
+def test_the_notice_carries_a_one_click_unsubscribe_that_works(invoke: Invoke, operator: Callable[..., Any]) -> None:
+    # Given a confirmed subscriber who receives a notice
+    device, email = subscriber(invoke)
+    operator("POST", "/admin/policy-versions", body={"version": "2030-02", "summary": "Five"})
+    assert invoke("NotificationFunction", drain_notifications()) == {"batchItemFailures": []}
+    (notice,) = sent_to(email)
+    message = message_from_string(notice.raw_data, policy=policy.default)
+    # Then it has RFC 8058 headers, and its "your choices" link is the same link, a page for a GET
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "\r\nList-Unsubscribe: <http" in notice.raw_data  # the URL as it is, not RFC 2047 encoded words
+    url = re.search(r"<(https?://[^>]+/unsubscribe\?token=[^>]+)>", str(message["List-Unsubscribe"])).group(1)  # type: ignore[union-attr]
+    assert f"Your choices, or to stop these notices: {url}" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["token"][0]
+    page = invoke("PublicApiFunction", api_event("GET", "/unsubscribe", query={"token": [token]}))
+    assert page["statusCode"] == 200 and "policy changes" in page["body"]
+    # When the mail client posts the one-click body
+    done = invoke(
+        "PublicApiFunction",
+        api_event(
+            "POST",
+            "/unsubscribe",
+            query={"token": [token]},
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body="List-Unsubscribe=One-Click",
+        ),
+    )
+    # Then policy_updates is withdrawn, and the next publish does not reach the address
+    assert done["statusCode"] == 200
+    assert read(invoke, device)[1]["purposes"]["policy_updates"]["granted"] is False
+    again = operator("POST", "/admin/policy-versions", body={"version": "2030-03", "summary": "Six"})
+    assert again[1]["subscribers"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 import uuid
@@ -14,7 +15,7 @@ from lethe.logic.consent import withdraw_marketing
 from lethe.logic.suppression import is_suppressed
 from lethe.settings import get_settings
 from lethe_local.events import api_event
-from tests.integration.test_consent_ledger import decode, read, record
+from tests.integration.test_consent_ledger import decode, headers_of, read, subscribe
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -49,6 +50,15 @@ def public(invoke: Invoke, method: str, token: str, *, body: str | None = None) 
     event = api_event(method, "/unsubscribe", query={"token": [token]}, headers=headers, body=body)
     response = invoke("PublicApiFunction", event)
     return response["statusCode"], decode(response)
+
+
+def public_page(invoke: Invoke, method: str, token: str) -> tuple[int, Any, dict[str, str]]:
+    body = "List-Unsubscribe=One-Click" if method == "POST" else None
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+    response = invoke(
+        "PublicApiFunction", api_event(method, "/unsubscribe", query={"token": [token]}, headers=headers, body=body)
+    )
+    return response["statusCode"], decode(response), headers_of(response)
 
 
 def new_email() -> str:
@@ -86,8 +96,7 @@ def test_one_click_unsubscribes_suppresses_and_withdraws_marketing(
 ) -> None:
     # Given a subscriber to marketing email, known to the ledger by that address
     email = new_email()
-    device = f"device-{uuid.uuid4().hex[:12]}"
-    record(invoke, device, {"marketing_email": True}, email=email)
+    device = subscribe(invoke, {"marketing_email": True}, email)
     token = token_of(operator("POST", "/admin/unsubscribe-links", body={"email": email})[1]["url"])
     # When the mail client posts the one-click body
     status, page = public(invoke, "POST", token, body="List-Unsubscribe=One-Click")
@@ -101,33 +110,68 @@ def test_one_click_unsubscribes_suppresses_and_withdraws_marketing(
     assert public(invoke, "POST", token, body="List-Unsubscribe=One-Click")[0] == 200
 
 
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_the_token_carries_no_address(operator: Callable[..., Any]) -> None:
+    email = new_email()
+    token = token_of(operator("POST", "/admin/unsubscribe-links", body={"email": email})[1]["url"])
+    assert email not in token and email.split("@")[0] not in token
+    assert _b64(email) not in token and _b64(email)[:8] not in token
+
+
 @pytest.mark.parametrize(
     "forge",
     [
-        pytest.param(lambda t: t[:-2] + ("00" if not t.endswith("00") else "11"), id="altered-mac"),
-        pytest.param(
-            lambda t: urllib.parse.quote("dmljdGltQGV4YW1wbGUuY29t") + "." + t.split(".", 1)[1], id="other-address"
-        ),
-        pytest.param(lambda t: "bm9ib2R5QGV4YW1wbGUuY29t.k0.deadbeef", id="made-up"),
+        pytest.param(lambda t, e: t[:-2] + ("00" if not t.endswith("00") else "11"), id="altered-mac"),
+        pytest.param(lambda t, e: t + "=", id="padded"),
+        pytest.param(lambda t, e: t + "==", id="padded-twice"),
+        pytest.param(lambda t, e: t.upper(), id="upper-case"),
+        pytest.param(lambda t, e: t + "\n", id="trailing-newline"),
+        pytest.param(lambda t, e: "p" + t[1:], id="other-list"),
+        pytest.param(lambda t, e: f"{_b64(e)}.k1.{'0' * 64}", id="old-address-format"),
+        pytest.param(lambda t, e: "", id="empty"),
+        pytest.param(lambda t, e: "x" * 2000, id="long"),
     ],
 )
-def test_a_forged_token_is_refused_with_4xx_and_changes_nothing(
-    operator: Callable[..., Any], invoke: Invoke, forge: Callable[[str], str]
+def test_a_forged_or_altered_token_gets_a_page_and_changes_nothing(
+    operator: Callable[..., Any], invoke: Invoke, forge: Callable[[str, str], str]
 ) -> None:
+    # Given a genuine link for a subscriber
     email = new_email()
+    device = subscribe(invoke, {"marketing_email": True, "policy_updates": True}, email)
     token = token_of(operator("POST", "/admin/unsubscribe-links", body={"email": email})[1]["url"])
-    forged = forge(token)
+    # When a forged or altered variant is followed or posted
     for method in ("GET", "POST"):
-        status, answer = public(invoke, method, forged, body="List-Unsubscribe=One-Click" if method == "POST" else None)
-        assert status == 400 and answer["error"]["code"] == "invalid_token"
+        status, page, headers = public_page(invoke, method, forge(token, email))
+        # Then a person gets an HTML page saying so, which no one can frame
+        assert status == 400, page
+        assert headers["content-type"].startswith("text/html") and "not valid" in page
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    # And nothing changed
     assert not is_suppressed(email)
-    assert not is_suppressed("victim@example.com")
+    purposes = read(invoke, device)[1]["purposes"]
+    assert purposes["marketing_email"]["granted"] is True and purposes["policy_updates"]["granted"] is True
 
 
-def test_a_missing_token_is_4xx_json(invoke: Invoke) -> None:
-    response = invoke("PublicApiFunction", api_event("POST", "/unsubscribe", body="List-Unsubscribe=One-Click"))
-    assert 400 <= response["statusCode"] < 500
-    assert "error" in decode(response)
+def test_a_missing_token_gets_a_page(invoke: Invoke) -> None:
+    for method in ("GET", "POST"):
+        response = invoke("PublicApiFunction", api_event(method, "/unsubscribe", body="List-Unsubscribe=One-Click"))
+        assert response["statusCode"] == 400
+        assert headers_of(response)["content-type"].startswith("text/html")
+
+
+def test_the_unsubscribe_pages_cannot_be_framed_and_post_under_a_stage_path(
+    operator: Callable[..., Any], invoke: Invoke
+) -> None:
+    token = token_of(operator("POST", "/admin/unsubscribe-links", body={"email": new_email()})[1]["url"])
+    status, page, headers = public_page(invoke, "GET", token)
+    assert status == 200
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "no-referrer" and headers["x-content-type-options"] == "nosniff"
+    # The form posts to a relative URL, so it also works as /Prod/unsubscribe behind API Gateway
+    assert f'action="?token={urllib.parse.quote(token, safe="")}"' in page
 
 
 @pytest.mark.parametrize("body", [{}, {"email": "nope"}, {"email": "a@example.com", "x": 1}, []])
@@ -144,9 +188,7 @@ def test_a_suppression_lookup_without_an_email_is_4xx(operator: Callable[..., An
 def test_withdraw_marketing_is_the_entry_point_for_verified_requests(invoke: Invoke) -> None:
     # Given two devices of one person subscribed to marketing with the same address
     email = new_email()
-    devices = [f"device-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    for device in devices:
-        record(invoke, device, {"marketing_email": True, "performance": True}, email=email)
+    devices = [subscribe(invoke, {"marketing_email": True, "performance": True}, email) for _ in range(2)]
     # When a verified marketing_opt_out request withdraws marketing
     withdraw_marketing(email.title(), source="marketing_opt_out")
     # Then both devices refuse marketing, keep their other choices, and the address is suppressed
@@ -155,3 +197,24 @@ def test_withdraw_marketing_is_the_entry_point_for_verified_requests(invoke: Inv
         assert purposes["marketing_email"]["granted"] is False
         assert purposes["performance"]["granted"] is True
     assert is_suppressed(email)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/swagger", "/exports/not-a-real-export-link", "/unsubscribe", "/subscriptions/confirm"],
+)
+def test_no_html_page_lethe_serves_can_be_framed(invoke: Invoke, path: str) -> None:
+    # Given any page a person may open (the form, Swagger UI, an export link, the email links, bad ones included)
+    response = invoke(
+        "PublicApiFunction",
+        api_event(
+            "GET",
+            path,
+            resource="/exports/{id}" if "exports" in path else None,
+            path_parameters={"id": path.rsplit("/", 1)[1]} if "exports" in path else None,
+        ),
+    )
+    headers = headers_of(response)
+    # Then it is HTML and forbids framing
+    assert headers["content-type"].startswith("text/html"), (path, response["statusCode"])
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]

@@ -91,7 +91,19 @@ def test_malformed_messages_are_refused(body: str) -> None:
         parse_notice(body)
 
 
-def test_the_notice_names_the_version_and_summary() -> None:
-    subject, text = policy_versions.notice_email("2026-11", "We keep diagnostics for 30 days.")
+def test_the_notice_names_the_version_and_carries_a_one_click_unsubscribe(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lethe.keys import KeyRing
+    from lethe.logic import unsubscribe
+
+    monkeypatch.setattr(unsubscribe, "key_ring", lambda: KeyRing(current="k1", keys={"k1": b"a" * 32}))
+    subject, text, headers = policy_versions.notice_email(
+        "2026-11", "We keep diagnostics for 30 days.", "o@example.com"
+    )
     assert "2026-11" in subject
     assert "We keep diagnostics for 30 days." in text
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = headers["List-Unsubscribe"].split(">", 1)[0].lstrip("<")
+    assert "/unsubscribe?token=p." in url
+    # "Your choices" is that same link: a page for a GET, never the POST-only /consents
+    assert f"Your choices, or to stop these notices: {url}" in text and "/consents" not in text
+    assert unsubscribe.check(url.split("token=", 1)[1]) == "policy_updates"

@@ -81,6 +81,12 @@ class InvalidToken(LetheError):
     code = "invalid_token"
 
 
+class ConfirmationExpired(LetheError):
+    """A genuine email confirmation link whose time ran out."""
+
+    code = "confirmation_expired"
+
+
 class PolicyVersionExists(LetheError):
     code = "policy_version_exists"
 

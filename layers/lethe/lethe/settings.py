@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     export_link_ttl_seconds: Annotated[int, Field(le=7 * 24 * 3600, gt=0)] = 7 * 24 * 3600
     submissions_per_email_per_hour: int = 5
     submissions_per_ip_per_hour: int = 20
+    # Double opt-in of consent contacts (lethe.logic.consent): how long a confirmation link works, and how
+    # many confirmation emails one address, or one source address, may be sent per hour.
+    consent_confirmation_ttl_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 48
+    consent_confirmations_per_email_per_hour: Annotated[int, Field(ge=1, le=100)] = 3
+    consent_confirmations_per_ip_per_hour: Annotated[int, Field(ge=1, le=1000)] = 10
 
     # Retention sweep and vault purge (lethe.logic.retention, lethe.logic.vault_purge): how far back
     # the first vault purge looks, how many recent days every run re-reads, and how work is split.

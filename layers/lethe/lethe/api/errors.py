@@ -38,6 +38,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.VerificationFailed: HTTPStatus.BAD_REQUEST,
     errors.VerificationExpired: HTTPStatus.GONE,
     errors.ExportLinkExpired: HTTPStatus.GONE,
+    errors.ConfirmationExpired: HTTPStatus.GONE,
     errors.VerificationLocked: HTTPStatus.LOCKED,
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

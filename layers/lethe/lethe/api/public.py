@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from lethe.api import form, public_consent, public_exports, public_requests
 from lethe.api.errors import responses
+from lethe.api.pages import unframeable
 from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
 from lethe.domain import Regulation, RequestType
 
@@ -24,7 +25,9 @@ class Discovery(BaseModel):
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    app.enable_swagger(path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
+    app.enable_swagger(
+        path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION, middlewares=[unframeable]
+    )
 
     @app.get(
         "/discovery",

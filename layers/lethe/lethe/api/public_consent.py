@@ -1,77 +1,68 @@
-"""Routes: the consent ledger and one-click unsubscribe (registered by lethe.api.public)."""
+"""Routes: the consent ledger, email confirmation and one-click unsubscribe (registered by lethe.api.public).
+
+A device's choices are written and read with its secret (X-Lethe-Device-Secret); an operator may read
+them with the admin bearer token (locally) instead. Accounts are written only through the admin API."""
 
 from __future__ import annotations
 
-import html
 from typing import Annotated
 from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import Field
 
-from lethe.api.errors import responses
+from lethe.api.admin import authorize_operator, bearer_token
+from lethe.api.consent_models import Choices, History, SubjectId
+from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.api.pages import button_page, html_responses, message_page
+from lethe.errors import ConfirmationExpired, InvalidToken
 from lethe.logic import consent, unsubscribe
-from lethe.logic.consent import EMAIL_PATTERN, SOURCE_PATTERN, SUBJECT_ID_PATTERN, ConsentView, HistoryEntry
-from lethe.logic.policy_versions import VERSION_PATTERN
+from lethe.logic.consent import DEVICE_SECRET_HEADER, MARKETING, SUBJECT_ID_PATTERN, ConsentView, RecordedConsent
 
-SubjectId = Annotated[
-    str,
-    Field(pattern=SUBJECT_ID_PATTERN, description="Opaque device or account id (6-128 of A-Z a-z 0-9 . _ : -)"),
-]
-Token = Annotated[str, Query(min_length=8, max_length=1024, description="The signed token from the unsubscribe link")]
+# Tokens are checked by the logic, not by the resolver, so a bad one gets a page rather than a JSON error.
+Token = Annotated[str | None, Query(description="The token from the emailed link")]
 
 
-class ConsentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    subject_id: SubjectId
-    purposes: Annotated[
-        dict[Annotated[str, Field(max_length=64)], StrictBool],
-        Field(min_length=1, max_length=16, description="Purpose name -> granted; strictly_necessary cannot be false"),
-    ]
-    policy_version: Annotated[str, Field(pattern=VERSION_PATTERN, description="The policy version shown")]
-    source: Annotated[str, Field(pattern=SOURCE_PATTERN, description="Where the choice was made: banner, settings...")]
-    email: Annotated[
-        str | None,
+class ConsentBody(Choices):
+    subject_id: Annotated[
+        SubjectId | None,
         Field(
-            max_length=254,
-            pattern=EMAIL_PATTERN,
-            description="Only with a grant of marketing_email or policy_updates: where to reach the subscriber",
+            description="Omit on a device's first consent (an id and secret are minted); then send both, "
+            f"the secret in {DEVICE_SECRET_HEADER}"
         ),
     ] = None
 
 
-class LinkBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    account_id: SubjectId
-
-
-class History(BaseModel):
-    subject_id: str
-    changes: list[HistoryEntry]
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title></head>\n<body><main>{body}</main></body></html>"
-    )
+READ_ERRORS = ADMIN_ERROR_RESPONSES  # 401 without the device secret, 403 with a wrong one
+_STOPPED = {MARKETING: "marketing email", consent.POLICY_UPDATES: "notices of privacy policy changes"}
 
 
 def register(app: APIGatewayRestResolver) -> None:
+    def device_secret() -> str | None:
+        return app.current_event.headers.get(DEVICE_SECRET_HEADER.lower())
+
+    def authorize_reader(subject_id: str) -> None:
+        """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
+        event = app.current_event
+        if bearer_token(event.headers) is not None:
+            authorize_operator(event.headers, event.raw_event.get("requestContext"))
+            return
+        consent.authenticate_device(subject_id, device_secret())
+
     @app.post(
         "/consents",
-        summary="Record consent choices",
+        summary="Record a device's consent choices",
+        description=f"Without subject_id, mints a device id and secret (answered once). With subject_id, "
+        f"the device's secret must be sent in {DEVICE_SECRET_HEADER}.",
         tags=["consents"],
-        responses=responses(201, "Recorded"),
+        responses=responses(201, "Recorded", errors=READ_ERRORS),
     )
-    def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[ConsentView]:
+    def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[RecordedConsent]:
         event = app.current_event
-        view = consent.record_consent(
-            body.subject_id,
+        device_id, minted = consent.claim_device(body.subject_id, device_secret(), body.purposes, body.email)
+        recorded = consent.record_consent(
+            device_id,
             body.purposes,
             policy_version=body.policy_version,
             source=body.source,
@@ -80,62 +71,104 @@ def register(app: APIGatewayRestResolver) -> None:
             user_agent=event.headers.get("user-agent"),
             gpc=(event.headers.get("sec-gpc") or "").strip() == "1",
         )
-        return Response(201, content_types.APPLICATION_JSON, view)
+        return Response(201, content_types.APPLICATION_JSON, recorded.model_copy(update={"device_secret": minted}))
 
     @app.get(
         "/consents/<subject_id>",
-        summary="Current consent per purpose",
+        summary="Current consent per purpose (device secret or operator token)",
         tags=["consents"],
-        responses=responses(200, "The current choice per purpose"),
+        responses=responses(200, "The current choice per purpose", errors=READ_ERRORS),
     )
     def get_consent(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> ConsentView:
+        authorize_reader(subject_id)
         return consent.get_consent(subject_id)
 
     @app.get(
         "/consents/<subject_id>/history",
-        summary="Every consent change, oldest first",
+        summary="Every consent change, oldest first (device secret or operator token)",
         tags=["consents"],
-        responses=responses(200, "The consent changes"),
+        responses=responses(200, "The consent changes", errors=READ_ERRORS),
     )
     def get_history(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> History:
+        authorize_reader(subject_id)
         return History(subject_id=subject_id, changes=consent.get_history(subject_id))
 
-    @app.post(
-        "/consents/<subject_id>/link",
-        summary="Link a guest device to the account it signed up for",
+    register_pages(app)
+
+
+def register_pages(app: APIGatewayRestResolver) -> None:
+    """The routes a person reaches from an email: each answers a page, a bad token included."""
+
+    @app.get(
+        "/subscriptions/confirm",
+        summary="Email confirmation page (double opt-in)",
         tags=["consents"],
-        responses=responses(200, "Linked: the account's current consent"),
+        responses=html_responses("A page with the confirm button", _404="Not valid or used", _410="Expired"),
     )
-    def link(
-        subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)], body: Annotated[LinkBody, Body()]
-    ) -> ConsentView:
-        return consent.link_device(subject_id, body.account_id)
+    def confirmation_page(token: Token = None) -> Response[str]:
+        try:
+            consent.check_confirmation(token or "")
+        except (InvalidToken, ConfirmationExpired) as exc:
+            return _bad_confirmation(exc)
+        return button_page(
+            "Confirm your email address",
+            "Press the button to confirm that you want to receive what you asked for at this address.",
+            f"token={quote(token or '', safe='')}",
+            "Confirm",
+        )
+
+    @app.post(
+        "/subscriptions/confirm",
+        summary="Confirm an email address (double opt-in)",
+        tags=["consents"],
+        responses=html_responses("A page saying it is confirmed", _404="Not valid or used", _410="Expired"),
+    )
+    def confirm(token: Token = None) -> Response[str]:
+        try:
+            confirmed = consent.confirm_email(token or "")
+        except (InvalidToken, ConfirmationExpired) as exc:
+            return _bad_confirmation(exc)
+        if not confirmed:
+            return message_page(200, "Nothing left to confirm", "The choice this address was given for was withdrawn.")
+        return message_page(200, "Your address is confirmed", "Thank you. You can unsubscribe from any email we send.")
 
     @app.get(
         "/unsubscribe",
-        summary="Unsubscribe confirmation page",
+        summary="Unsubscribe page: your choices for this address",
         tags=["unsubscribe"],
-        responses=responses(200, "A page with the one-click unsubscribe button", content_type=content_types.TEXT_HTML),
+        responses=html_responses("A page with the one-click unsubscribe button", _400="The link is not valid"),
     )
-    def unsubscribe_page(token: Token) -> Response[str]:
-        unsubscribe.check(token)
-        action = f"/unsubscribe?token={quote(token, safe='')}"
-        body = (
-            "<h1>Unsubscribe from marketing email</h1>"
-            "<p>Press the button to stop receiving marketing email at this address.</p>"
-            f'<form method="post" action="{html.escape(action)}">'
-            f'<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            '<button type="submit">Unsubscribe</button></form>'
+    def unsubscribe_page(token: Token = None) -> Response[str]:
+        try:
+            purpose = unsubscribe.check(token or "")
+        except InvalidToken:
+            return _bad_unsubscribe()
+        return button_page(
+            f"Unsubscribe from {_STOPPED[purpose]}",
+            f"Press the button to stop receiving {_STOPPED[purpose]} at this address.",
+            f"token={quote(token or '', safe='')}",
+            "Unsubscribe",
         )
-        return Response(200, content_types.TEXT_HTML, _page("Unsubscribe", body))
 
     @app.post(
         "/unsubscribe",
         summary="One-click unsubscribe (RFC 8058)",
         tags=["unsubscribe"],
-        responses=responses(200, "A page confirming the unsubscribe", content_type=content_types.TEXT_HTML),
+        responses=html_responses("A page confirming the unsubscribe", _400="The link is not valid"),
     )
-    def unsubscribe_now(token: Token) -> Response[str]:
-        unsubscribe.unsubscribe(token)
-        body = "<h1>You are unsubscribed</h1><p>You will receive no more marketing email at this address.</p>"
-        return Response(200, content_types.TEXT_HTML, _page("Unsubscribed", body))
+    def unsubscribe_now(token: Token = None) -> Response[str]:
+        try:
+            purpose = unsubscribe.unsubscribe(token or "")
+        except InvalidToken:
+            return _bad_unsubscribe()
+        return message_page(200, "You are unsubscribed", f"You will receive no more {_STOPPED[purpose]} here.")
+
+
+def _bad_confirmation(exc: InvalidToken | ConfirmationExpired) -> Response[str]:
+    if isinstance(exc, ConfirmationExpired):
+        return message_page(410, "This link has expired", "Choose again where you made the choice to get a new one.")
+    return message_page(404, "This link is not valid", "It may have been used already; check that it is complete.")
+
+
+def _bad_unsubscribe() -> Response[str]:
+    return message_page(400, "This link is not valid", "Check that you copied the whole link from the email.")

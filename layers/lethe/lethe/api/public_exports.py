@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from lethe.api.errors import ERROR_RESPONSES as _ERRORS
 from lethe.api.errors import ErrorBody
+from lethe.api.pages import PAGE_HEADERS
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.logic import exports
 
@@ -41,7 +42,7 @@ _PAGE = """<!doctype html>
 
 def page(status: int, title: str, message: str) -> Response[str]:
     body = _PAGE.format(title=html.escape(title), message=html.escape(message))
-    return Response(status, content_types.TEXT_HTML, body, headers={"Cache-Control": "no-store"})
+    return Response(status, content_types.TEXT_HTML, body, headers=dict(PAGE_HEADERS))
 
 
 def register(app: APIGatewayRestResolver) -> None:

@@ -3,6 +3,8 @@
 Current state: pk SUBJ#<subject_id>, sk PURPOSE#<name>, one row per purpose, overwritten on change.
 History:       pk SUBJ#<subject_id>, sk HIST#<iso time>#<seq>#<name>, append-only (conditional puts).
 Links:         pk SUBJ#<subject_id>, sk LINK#<other id>, one row on each side of a device-account link.
+Devices:       pk SUBJ#<device id>, sk DEVICE, a device id Lethe minted, with the hash of its secret.
+Confirmations: ControlTable pk CONFIRM#<token hash>, sk EMAIL, one per confirmation email (TTL'd, one-time).
 
 Returns pydantic domain models, never pynamodb objects.
 """
@@ -10,19 +12,22 @@ Returns pydantic domain models, never pynamodb objects.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from lethe.aws import error_code, transaction_connection
-from lethe.data.models import ConsentLinkRecord, ConsentRecord
+from lethe.data.models import ConsentDeviceRecord, ConsentLinkRecord, ConsentRecord, ControlRecord
 from lethe.errors import ConflictingWrite
 
 CURRENT_PREFIX = "PURPOSE#"
 HISTORY_PREFIX = "HIST#"
 LINK_PREFIX = "LINK#"
+DEVICE_SK = "DEVICE"
+CONFIRM_PREFIX = "CONFIRM#"
+CONFIRM_SK = "EMAIL"
 
 
 def _pk(subject_id: str) -> str:
@@ -41,6 +46,8 @@ class ConsentState(BaseModel):
     note: str | None = None
     contact: str | None = None
     contact_ref: str | None = None
+    pending_contact: str | None = None
+    pending_contact_ref: str | None = None
 
 
 class ConsentChange(BaseModel):
@@ -64,6 +71,14 @@ class ConsentLink(BaseModel):
     at: datetime
 
 
+class Confirmation(BaseModel):
+    """An emailed confirmation link: which subject's pending address it confirms, and until when."""
+
+    subject_id: str
+    contact_ref: str
+    expires_at: datetime
+
+
 def _state(record: ConsentRecord) -> ConsentState:
     return ConsentState(
         subject_id=record.subject_id,
@@ -75,6 +90,8 @@ def _state(record: ConsentRecord) -> ConsentState:
         note=record.note,
         contact=record.contact,
         contact_ref=record.contact_ref,
+        pending_contact=record.pending_contact,
+        pending_contact_ref=record.pending_contact_ref,
     )
 
 
@@ -89,6 +106,22 @@ def _change(record: ConsentRecord) -> ConsentChange:
         ip_hash=record.ip_hash,
         user_agent_family=record.user_agent_family,
         note=record.note,
+    )
+
+
+def _history_record(change: ConsentChange, seq: int) -> ConsentRecord:
+    return ConsentRecord(
+        _pk(change.subject_id),
+        f"{HISTORY_PREFIX}{change.at.isoformat()}#{seq:04d}#{change.purpose}",
+        subject_id=change.subject_id,
+        purpose=change.purpose,
+        granted=change.granted,
+        policy_version=change.policy_version,
+        source=change.source,
+        at=change.at.isoformat(),
+        ip_hash=change.ip_hash,
+        user_agent_family=change.user_agent_family,
+        note=change.note,
     )
 
 
@@ -114,23 +147,12 @@ def write_changes(states: Sequence[ConsentState], changes: Sequence[ConsentChang
                         granted_purpose=state.purpose if state.granted else None,
                         contact=state.contact if state.granted else None,
                         contact_ref=state.contact_ref if state.granted else None,
+                        pending_contact=state.pending_contact if state.granted else None,
+                        pending_contact_ref=state.pending_contact_ref if state.granted else None,
                     )
                 )
             for seq, change in enumerate(changes):
-                record = ConsentRecord(
-                    _pk(change.subject_id),
-                    f"{HISTORY_PREFIX}{change.at.isoformat()}#{seq:04d}#{change.purpose}",
-                    subject_id=change.subject_id,
-                    purpose=change.purpose,
-                    granted=change.granted,
-                    policy_version=change.policy_version,
-                    source=change.source,
-                    at=change.at.isoformat(),
-                    ip_hash=change.ip_hash,
-                    user_agent_family=change.user_agent_family,
-                    note=change.note,
-                )
-                transaction.save(record, condition=ConsentRecord.sk.does_not_exist())
+                transaction.save(_history_record(change, seq), condition=ConsentRecord.sk.does_not_exist())
     except TransactWriteError as exc:
         # Only a canceled transaction is a conflict; a throttle, 500 or timeout is a server-side failure.
         if error_code(exc) == "TransactionCanceledException":
@@ -193,4 +215,85 @@ def save_link(device_id: str, account_id: str, at: datetime) -> bool:
         role="account",
         at=at.isoformat(),
     ).save()
+    return True
+
+
+def save_device(device_id: str, secret_hash: str, at: datetime) -> None:
+    """Record a newly minted device id. Its key must be free: an id is never minted twice."""
+    try:
+        ConsentDeviceRecord(
+            _pk(device_id), DEVICE_SK, subject_id=device_id, secret_hash=secret_hash, at=at.isoformat()
+        ).save(condition=ConsentDeviceRecord.pk.does_not_exist())
+    except PutError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise ConflictingWrite("that device id is taken; try again") from exc
+        raise
+
+
+def device_secret_hash(device_id: str) -> str | None:
+    """The stored hash of a minted device's secret; None if Lethe never minted that id."""
+    try:
+        return ConsentDeviceRecord.get(_pk(device_id), DEVICE_SK, consistent_read=True).secret_hash
+    except ConsentDeviceRecord.DoesNotExist:
+        return None
+
+
+def save_confirmation(token_hash: str, confirmation: Confirmation, at: datetime) -> None:
+    ControlRecord(
+        f"{CONFIRM_PREFIX}{token_hash}",
+        CONFIRM_SK,
+        at=at.isoformat(),
+        data={"subject_id": confirmation.subject_id, "contact_ref": confirmation.contact_ref},
+        expires_at=int(confirmation.expires_at.timestamp()),
+    ).save(condition=ControlRecord.pk.does_not_exist())
+
+
+def find_confirmation(token_hash: str) -> Confirmation | None:
+    try:
+        row = ControlRecord.get(f"{CONFIRM_PREFIX}{token_hash}", CONFIRM_SK, consistent_read=True)
+    except ControlRecord.DoesNotExist:
+        return None
+    data = row.data or {}
+    return Confirmation(
+        subject_id=data["subject_id"],
+        contact_ref=data["contact_ref"],
+        expires_at=datetime.fromtimestamp(int(row.expires_at or 0), tz=UTC),
+    )
+
+
+def use_confirmation(token_hash: str) -> bool:
+    """Delete a confirmation (links are one-time). False if it was already used or never existed."""
+    try:
+        ControlRecord(f"{CONFIRM_PREFIX}{token_hash}", CONFIRM_SK).delete(condition=ControlRecord.pk.exists())
+    except DeleteError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def confirm_contact(state: ConsentState, change: ConsentChange) -> bool:
+    """Make a row's pending address its contact, if the row still grants the purpose and still waits
+    for that address; with a history row, in one transaction. False if the row changed meanwhile."""
+    if not state.pending_contact or not state.pending_contact_ref:
+        return False
+    row = ConsentRecord(_pk(state.subject_id), f"{CURRENT_PREFIX}{state.purpose}")
+    try:
+        with TransactWrite(connection=transaction_connection()) as transaction:
+            transaction.update(
+                row,
+                actions=[
+                    ConsentRecord.contact.set(state.pending_contact),
+                    ConsentRecord.contact_ref.set(state.pending_contact_ref),
+                    ConsentRecord.pending_contact.remove(),
+                    ConsentRecord.pending_contact_ref.remove(),
+                ],
+                condition=(ConsentRecord.pending_contact_ref == state.pending_contact_ref)
+                & (ConsentRecord.granted == True),  # noqa: E712 - a pynamodb condition, not a comparison
+            )
+            transaction.save(_history_record(change, 0), condition=ConsentRecord.sk.does_not_exist())
+    except TransactWriteError as exc:
+        if error_code(exc) == "TransactionCanceledException":
+            return False
+        raise
     return True

@@ -3,11 +3,16 @@ Addresses are never logged."""
 
 from __future__ import annotations
 
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from lethe.aws import client
 from lethe.settings import get_settings
+
+# CRLF, and lines up to RFC 5322's 998: a List-Unsubscribe URL longer than 78 characters is then sent
+# as it is, not as RFC 2047 encoded words that no mail client reads as a link.
+MIME_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def send_email(
@@ -19,7 +24,7 @@ def send_email(
     headers: dict[str, str] | None = None,
 ) -> str:
     settings = get_settings()
-    message = EmailMessage()
+    message = EmailMessage(policy=MIME_POLICY)
     message["From"] = settings.sender_email
     message["To"] = to
     message["Subject"] = subject

@@ -124,8 +124,24 @@ class ConsentRecord(Model):
     # The subscriber's address, only on current rows of granted marketing_email / policy_updates;
     # never on history rows, never logged.
     contact = UnicodeAttribute(null=True)
+    # An address given but not yet confirmed (double opt-in): nothing but its confirmation is sent to it.
+    pending_contact = UnicodeAttribute(null=True)
+    pending_contact_ref = UnicodeAttribute(null=True)
 
     by_granted_purpose = GrantedPurposeIndex()
+
+
+class ConsentDeviceRecord(Model):
+    """A device id minted by Lethe: pk SUBJ#<device id>, sk DEVICE. Only a hash of its secret is kept."""
+
+    class Meta:
+        table_name = "ConsentsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    subject_id = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()
+    at = UnicodeAttribute()
 
 
 class ConsentLinkRecord(Model):
@@ -213,7 +229,8 @@ class VaultRecord(Model):
 
 
 class ControlRecord(Model):
-    """Legal holds (pk HOLD), policy versions (pk POLICY), rate counters (pk RATE#..., TTL)."""
+    """Legal holds (pk HOLD), policy versions (pk POLICY), rate counters (pk RATE#..., TTL), email
+    confirmations of the consent ledger (pk CONFIRM#<token hash>, TTL)."""
 
     class Meta:
         table_name = "ControlTable"
@@ -233,7 +250,7 @@ class ControlRecord(Model):
 
 ALL_MODELS: dict[str, list[type[Model]]] = {
     "RequestsTable": [RequestSummaryRecord, RequestEventRecord],
-    "ConsentsTable": [ConsentRecord, ConsentLinkRecord],
+    "ConsentsTable": [ConsentRecord, ConsentLinkRecord, ConsentDeviceRecord],
     "AuditTable": [AuditRecord],
     "SuppressionTable": [SuppressionRecord],
     "VaultTable": [VaultRecord],

@@ -30,8 +30,8 @@ idempotency = IdempotencyConfig(event_key_jmespath="[version, recipient_ref]", e
 
 @idempotent_function(data_keyword_argument="notice_key", persistence_store=persistence, config=idempotency)
 def send_notice(*, notice_key: dict[str, str], email: str, version: str, summary: str) -> dict[str, str]:
-    subject, text = notice_email(version, summary)
-    return {"message_id": send_email(email, subject, text)}
+    subject, text, headers = notice_email(version, summary, email)
+    return {"message_id": send_email(email, subject, text, headers=headers)}
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, Field, model_validator
 from pynamodb.exceptions import PutError
@@ -25,7 +25,7 @@ from lethe.logic.suppression import is_suppressed
 from lethe.settings import get_settings
 
 POLICY_PK = "POLICY"
-POLICY_UPDATES = "policy_updates"
+POLICY_UPDATES: Final = "policy_updates"
 NOTICE_BATCH_SIZE = 50
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
@@ -174,16 +174,20 @@ def deliver_notices(notice: PolicyNotice, send: NoticeSender) -> NoticeBatchResu
     return result
 
 
-def notice_email(version: str, summary: str) -> tuple[str, str]:
-    """Subject and text of a policy-change notice."""
-    base = get_settings().public_base_url.rstrip("/")
+def notice_email(version: str, summary: str, email: str) -> tuple[str, str, dict[str, str]]:
+    """Subject, text and headers of a policy-change notice to one subscriber. It carries that
+    subscriber's one-click unsubscribe link (RFC 8058 headers too); "your choices" opens the same
+    link's page, which a person can follow with a GET."""
+    from lethe.logic.unsubscribe import unsubscribe_link  # it imports the ledger, which imports this module
+
+    link = unsubscribe_link(email, POLICY_UPDATES)
     text = (
         f"We have published a new version of our privacy policy ({version}).\n\n"
         f"{summary}\n\n"
-        f"You receive this notice because you asked to be told about policy changes. "
-        f"Your choices: {base}/consents\n"
+        "You receive this notice because you asked to be told about policy changes.\n"
+        f"Your choices, or to stop these notices: {link.url}\n"
     )
-    return f"Our privacy policy has changed ({version})", text
+    return f"Our privacy policy has changed ({version})", text, link.headers
 
 
 def parse_notice(body: str) -> PolicyNotice:

@@ -14,16 +14,21 @@ from lethe.keys import key_ring
 
 def suppress(email: str, *, reason: str, source: str) -> str:
     """Add an address (idempotent: a second call keeps the first reason and time). Returns its reference."""
-    ring = key_ring()
-    ref = ring.subject_ref(email)
+    ref = key_ring().subject_ref(email)
     if not is_suppressed(email):
-        try:
-            SuppressionRecord(ref, reason=reason, at=datetime.now(UTC).isoformat(), source=source).save(
-                condition=SuppressionRecord.subject_ref.does_not_exist()
-            )
-        except PutError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        suppress_ref(ref, reason=reason, source=source)
+    return ref
+
+
+def suppress_ref(ref: str, *, reason: str, source: str) -> str:
+    """Add an address known only by its reference (a one-click unsubscribe token carries no address)."""
+    try:
+        SuppressionRecord(ref, reason=reason, at=datetime.now(UTC).isoformat(), source=source).save(
+            condition=SuppressionRecord.subject_ref.does_not_exist()
+        )
+    except PutError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
     return ref
 
 

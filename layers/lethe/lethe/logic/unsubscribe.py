@@ -1,71 +1,73 @@
-"""Signed one-click unsubscribe (RFC 8058).
+"""Signed one-click unsubscribe (RFC 8058), for marketing email and for policy-change notices.
 
-A token is `<base64url(normalized email)>.<key id>.<HMAC>`: the HMAC is taken over the normalized
-address under the named key id, so tokens issued before a key rotation still verify while their key
-stays in the ring. A token whose address, key id or HMAC was altered is refused.
+A token is `<list>.<key id>.<subject HMAC>.<signature>`: `m` (marketing_email) or `p` (policy_updates),
+the key id, the keyed HMAC of the normalized address under that key (the reference the suppression list
+and the audit know it by; never the address itself), and an HMAC over the three. Tokens issued before a
+key rotation still verify while their key stays in the ring. The whole token must match its exact form,
+so an altered, padded or re-encoded variant is refused.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from lethe.data import audit
 from lethe.errors import InvalidToken
 from lethe.keys import key_ring, normalize_email
-from lethe.logic.consent import withdraw_marketing
+from lethe.logic.consent import MARKETING, POLICY_UPDATES, withdraw_by_ref
+from lethe.logic.suppression import suppress_ref
 from lethe.settings import get_settings
 
 MAC_PURPOSE = "unsubscribe"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+LISTS: dict[str, str] = {"m": MARKETING, "p": POLICY_UPDATES}
+_CODES = {purpose: code for code, purpose in LISTS.items()}
+TOKEN = re.compile(r"(?P<list>[mp])\.(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<ref>[0-9a-f]{64})\.(?P<mac>[0-9a-f]{64})")
+Unsubscribable = Literal["marketing_email", "policy_updates"]
 
 
 class UnsubscribeLink(BaseModel):
     url: Annotated[str, Field(description="The signed unsubscribe URL (GET shows a page, POST unsubscribes)")]
     headers: Annotated[
-        dict[str, str], Field(description="List-Unsubscribe and List-Unsubscribe-Post, to put on the marketing email")
+        dict[str, str], Field(description="List-Unsubscribe and List-Unsubscribe-Post, to put on the email")
     ]
 
 
-def _b64encode(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+class Unsubscribed(BaseModel):
+    purpose: str
+    subject_ref: str
 
 
-def _b64decode(value: str) -> str:
-    padded = value + "=" * (-len(value) % 4)
-    return base64.urlsafe_b64decode(padded.encode()).decode()
-
-
-def make_token(email: str, key_id: str | None = None) -> str:
+def make_token(email: str, purpose: Unsubscribable = "marketing_email", key_id: str | None = None) -> str:
     ring = key_ring()
     kid = key_id or ring.current
-    address = normalize_email(email)
-    return f"{_b64encode(address)}.{kid}.{ring.mac(MAC_PURPOSE, address, kid)}"
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", kid):
+        raise InvalidToken("the current key id cannot be carried in an unsubscribe token")
+    code = _CODES[purpose]
+    ref = ring.subject_ref(normalize_email(email), kid).partition(":")[2]
+    return f"{code}.{kid}.{ref}.{ring.mac(MAC_PURPOSE, f'{code}.{ref}', kid)}"
 
 
-def read_token(token: str) -> str:
-    """The address a token was issued for; InvalidToken if it is malformed, forged or altered."""
-    encoded, _, rest = token.partition(".")
-    kid, _, mac = rest.rpartition(".")
+def read_token(token: str) -> Unsubscribed:
+    """The list and address reference a token was issued for; InvalidToken if malformed, forged or altered."""
+    found = TOKEN.fullmatch(token or "")
     ring = key_ring()
-    if not encoded or not kid or not mac or kid not in ring.keys:
+    if found is None or found["kid"] not in ring.keys:
         raise InvalidToken("this unsubscribe link is not valid")
-    try:
-        address = _b64decode(encoded)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidToken("this unsubscribe link is not valid") from exc
-    if address != normalize_email(address) or not hmac.compare_digest(ring.mac(MAC_PURPOSE, address, kid), mac):
+    expected = ring.mac(MAC_PURPOSE, f"{found['list']}.{found['ref']}", found["kid"])
+    if not hmac.compare_digest(expected, found["mac"]):
         raise InvalidToken("this unsubscribe link is not valid")
-    return address
+    return Unsubscribed(purpose=LISTS[found["list"]], subject_ref=f"{found['kid']}:{found['ref']}")
 
 
-def unsubscribe_link(email: str) -> UnsubscribeLink:
+def unsubscribe_link(email: str, purpose: Unsubscribable = "marketing_email") -> UnsubscribeLink:
     settings = get_settings()
-    url = f"{settings.public_base_url.rstrip('/')}/unsubscribe?token={quote(make_token(email), safe='')}"
+    url = f"{settings.public_base_url.rstrip('/')}/unsubscribe?token={quote(make_token(email, purpose), safe='')}"
     mailto = f"mailto:{settings.sender_email}?subject=unsubscribe"
     return UnsubscribeLink(
         url=url,
@@ -73,12 +75,19 @@ def unsubscribe_link(email: str) -> UnsubscribeLink:
     )
 
 
-def check(token: str) -> None:
-    """Verify a token without acting on it (the GET confirmation page)."""
-    read_token(token)
+def check(token: str) -> str:
+    """Verify a token without acting on it (the GET confirmation page). Returns the purpose it stops."""
+    return read_token(token).purpose
 
 
-def unsubscribe(token: str) -> None:
-    """One click: suppress the address and withdraw marketing in the ledger. Idempotent."""
-    address = read_token(token)
-    withdraw_marketing(address, source="one_click_unsubscribe")
+def unsubscribe(token: str) -> str:
+    """One click. Marketing: suppress the address and withdraw marketing_email in the ledger. Policy
+    notices: withdraw policy_updates. Idempotent. Returns the purpose withdrawn."""
+    found = read_token(token)
+    source = "one_click_unsubscribe"
+    if found.purpose == MARKETING:
+        suppress_ref(found.subject_ref, reason="marketing_opt_out", source=source)
+    withdrawn = withdraw_by_ref(found.purpose, found.subject_ref, source)
+    action = "marketing_withdrawn" if found.purpose == MARKETING else "policy_updates_withdrawn"
+    audit.append(action, subject_ref=found.subject_ref, details={"source": source, "subjects": withdrawn})
+    return found.purpose
