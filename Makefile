@@ -7,12 +7,16 @@ STAMP := $(VENV)/.installed
 # checkov pins packages that conflict with the SAM CLI's and boto3's, so it lives in its own venv.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
+# The SAM CLI too: its pins are its own.
+SAM_VENV := .venv-sam
+SAM_VERSION := 1.170.0
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PORT ?= 3000
 LETHE_AWS_PORT ?= 4566
 FN ?=
 EVENT ?=
 
-.PHONY: venv run test unit integration e2e bench check lint format types cfn-lint security checkov bandit pip-audit invoke clean build-LetheLayer
+.PHONY: venv run test unit integration e2e bench check lint format types cfn-lint security checkov bandit pip-audit invoke clean sam-validate sam-build sam-deploy
 
 venv: $(STAMP)
 
@@ -80,12 +84,19 @@ invoke: venv
 	@$(BIN)/python -m lethe_local.invoke "$(FN)" "$(EVENT)"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .local .pytest_cache .mypy_cache .ruff_cache .aws-sam
 
-# sam build runs this for LetheLayer (BuildMethod: makefile; ContentUri is the repository root).
-build-LetheLayer:
-	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)/python" -r layers/lethe/requirements.txt \
-		--platform manylinux2014_aarch64 --only-binary=:all: --implementation cp --python-version 3.11
-	cp -r layers/lethe/lethe "$(ARTIFACTS_DIR)/python/lethe"
-	mkdir -p "$(ARTIFACTS_DIR)/config"
-	cp config/inventory.yaml "$(ARTIFACTS_DIR)/config/inventory.yaml"
+# AWS: samconfig.toml holds the region and the stack's defaults. The layer is built by
+# layers/lethe/Makefile (build-LetheLayer), from that directory alone.
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+sam-validate: $(SAM_VENV)/bin/sam
+	$(SAM) validate --lint
+
+sam-build: $(SAM_VENV)/bin/sam
+	$(SAM) build
+
+sam-deploy: sam-build
+	$(SAM) deploy --guided

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,3 +92,19 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+PUBLIC_BASE_URL_VARIABLE = "LETHE_PUBLIC_BASE_URL"
+
+
+def adopt_invoke_url(event: dict[str, Any]) -> None:
+    """An API function deployed without a PublicBaseUrl links to the API's invoke URL as API Gateway
+    reports it in the event: the template cannot pass it, as the API itself refers to the function.
+    Only in Lambda, only an execute-api domain, and only before the settings are first read."""
+    if PUBLIC_BASE_URL_VARIABLE in os.environ or "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
+        return
+    context = event.get("requestContext") or {}
+    domain, api_id, stage = context.get("domainName"), context.get("apiId"), context.get("stage")
+    if isinstance(domain, str) and api_id and stage and domain.startswith(f"{api_id}.execute-api."):
+        os.environ[PUBLIC_BASE_URL_VARIABLE] = f"https://{domain}/{stage}"
+        get_settings.cache_clear()

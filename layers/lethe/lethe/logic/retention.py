@@ -121,11 +121,24 @@ class DatasetReport(BaseModel):
     items_read: int = 0
     suggestion: str | None = None
     error: str | None = None
+    complete: Annotated[
+        bool,
+        Field(description="False when the report's time ran out here: the counts are what was read so far"),
+    ] = True
 
 
 class RetentionReport(BaseModel):
     at: datetime
     datasets: dict[str, DatasetReport]
+    complete: Annotated[
+        bool,
+        Field(
+            description=(
+                "False when the report ran out of time before reading everything: incomplete datasets say so, "
+                "and their counts are lower bounds"
+            )
+        ),
+    ] = True
 
 
 # ---------------------------------------------------------------- planning
@@ -530,12 +543,19 @@ def new_run_id() -> str:
 # ---------------------------------------------------------------- dry run
 
 
-def report(now: datetime) -> RetentionReport:
+def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionReport:
     """What a run at `now` would do, per dataset, without writing anything: the same plan and the
-    same per-item decisions as the real run, with every write switched off."""
+    same per-item decisions as the real run, with every write switched off. With a budget, reading
+    stops between pages once it is spent (an API call has 29 s): the datasets not read to the end
+    are marked incomplete and the report with them."""
     now = now.astimezone(UTC)
     ring = key_ring()
     run_id = new_run_id()
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
     datasets: dict[str, DatasetReport] = {}
     for dataset in get_inventory().datasets.values():
         if dataset.retention is None:
@@ -548,7 +568,14 @@ def report(now: datetime) -> RetentionReport:
         )
         try:
             for task in tasks:
-                counts.add(execute(task, apply=False, ring=ring).counts)
+                if out_of_time():
+                    entry.complete = False
+                    break
+                outcome = execute(task, apply=False, out_of_time=out_of_time, ring=ring)
+                counts.add(outcome.counts)
+                if outcome.continuation is not None:
+                    entry.complete = False
+                    break
         except DatasetUnavailable as exc:
             entry.error = exc.message
         entry.would_delete = counts.deleted
@@ -558,7 +585,7 @@ def report(now: datetime) -> RetentionReport:
         entry.skipped_restricted = counts.skipped_restricted
         entry.items_read = counts.items_read
         datasets[dataset.name] = entry
-    return RetentionReport(at=now, datasets=datasets)
+    return RetentionReport(at=now, datasets=datasets, complete=all(e.complete for e in datasets.values()))
 
 
 def queue_tasks(tasks: list[RetentionTask]) -> None:
