@@ -67,7 +67,7 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
         try:
             if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting up
             pass
         time.sleep(0.3)
     process.kill()
