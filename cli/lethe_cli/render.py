@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-LIST_KEYS = ("items", "requests", "holds", "legal_holds", "results", "datasets", "events")
+LIST_KEYS = ("items", "requests", "holds", "legal_holds", "results", "datasets", "events", "tasks")
 PREFERRED_COLUMNS = (
     "request_id",
     "hold_id",
@@ -33,6 +33,7 @@ PREFERRED_COLUMNS = (
     "action",
 )
 MAX_COLUMNS = 9
+CELL_WIDTH = 40  # the room a long value gets in a table; a nested one is cut to one line (whole in --json)
 REF_LENGTH = 12  # an HMAC reference shortened in tables: enough to tell rows apart and to search for
 # Bidirectional embeddings, overrides and isolates: they reorder how the text around them reads.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -96,9 +97,15 @@ def compact_time(value: str) -> str:
     return parsed.strftime("%Y-%m-%d %H:%M")
 
 
+def _scalar_list(value: Any) -> bool:
+    return isinstance(value, list) and not any(isinstance(item, dict | list) for item in value)
+
+
 def _text_of(value: Any) -> str:
     if value is None:
         return ""
+    if _scalar_list(value):
+        return ", ".join(str(item) for item in value)
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return str(value)
@@ -122,23 +129,48 @@ def _empty(value: Any) -> bool:
     return value is None or value is False or value == "" or value == [] or value == {}
 
 
-def columns_for(rows: list[dict[str, Any]]) -> list[str]:
-    """The columns worth a place: those with a value in some row, preferred ones first."""
+def _identifier(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
+
+
+def _cell_width(column: str, rows: list[dict[str, Any]]) -> int:
+    widest = max([len(column)] + [len(_table_cell(column, row.get(column)).plain) for row in rows])
+    return widest if _identifier(column) else min(widest, CELL_WIDTH)
+
+
+def columns_for(rows: list[dict[str, Any]], width: int | None = None) -> list[str]:
+    """The columns worth a place: those with a value in some row, preferred ones first, then plain values
+    before lists and maps; with a width, only as many as fit it (the rest are in `show <id>` or --json)."""
     seen: list[str] = []
     for row in rows:
         for key, value in row.items():
             if key not in seen and not _empty(value):
                 seen.append(key)
-    ordered = [c for c in PREFERRED_COLUMNS if c in seen] + [c for c in seen if c not in PREFERRED_COLUMNS]
-    return ordered[:MAX_COLUMNS]
+    rest = [c for c in seen if c not in PREFERRED_COLUMNS]
+    rest.sort(key=lambda c: any(isinstance(row.get(c), dict | list) for row in rows))
+    ordered = ([c for c in PREFERRED_COLUMNS if c in seen] + rest)[:MAX_COLUMNS]
+    if width is None:
+        return ordered
+    chosen, used = [], 1
+    for column in ordered:
+        need = _cell_width(column, rows) + 3  # padding and a border
+        if not chosen or used + need <= width:
+            chosen.append(column)
+            used += need
+    return chosen
 
 
-def table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+def table(rows: list[dict[str, Any]], title: str | None = None, width: int | None = None) -> Table:
     out = Table(title=None if title is None else plain(title), show_lines=False, header_style="bold")
-    columns = columns_for(rows)
+    columns = columns_for(rows, width)
+    left_out = len(columns_for(rows)) - len(columns)
+    if left_out:
+        out.caption = Text(f"{left_out} more column(s) in --json", style="dim")
     for column in columns:
-        identifier = column == "id" or column.endswith("_id")
-        out.add_column(plain(column), overflow="fold", no_wrap=identifier)
+        if any(_nested(row.get(column)) for row in rows):
+            out.add_column(plain(column), overflow="ellipsis", no_wrap=True, max_width=CELL_WIDTH)
+        else:
+            out.add_column(plain(column), overflow="fold", no_wrap=_identifier(column), max_width=None)
     for row in rows:
         out.add_row(*(_table_cell(c, row.get(c)) for c in columns))
     return out
@@ -156,6 +188,11 @@ def record(answer: dict[str, Any], title: str | None = None) -> Table:
     return out
 
 
+def _nested(value: Any) -> bool:
+    """A value shown as a table of its own: a map or a list holding objects."""
+    return isinstance(value, dict) or (isinstance(value, list) and not _scalar_list(value))
+
+
 def show(console: Console, answer: Any, *, as_json: bool, title: str | None = None) -> None:
     if as_json:
         # json.dumps escapes every control character, so the JSON is as safe to print as it is to parse.
@@ -166,23 +203,19 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
         console.print(record(answer, title))
         return
     if isinstance(answer, dict):
-        scalars = {k: v for k, v in answer.items() if v is not None and not isinstance(v, list | dict)}
+        scalars = {k: v for k, v in answer.items() if not _empty(v) and not _nested(v)}
         if scalars:
             console.print(record(scalars, title))
             title = None
         for key, value in answer.items():
-            if isinstance(value, dict):
-                nested = rows_of({key: value}) or [value]
-                console.print(table(nested, title=key))
-            elif isinstance(value, list):
-                nested = rows_of(value) or []
-                if nested:
-                    console.print(table(nested, title=key if title is None else title))
-                else:
-                    console.print(plain(f"{key}: none", style="dim"))
+            if isinstance(value, dict) and value:
+                nested = rows_of({key: value}) or rows_of(value) or [value]
+                console.print(table(nested, title=key, width=console.width))
+            elif _nested(value):
+                console.print(table(rows_of(value) or [], title=key if title is None else title, width=console.width))
         return
     if rows is not None:
-        console.print(table(rows, title) if rows else Text("none", style="dim"))
+        console.print(table(rows, title, width=console.width) if rows else Text("none", style="dim"))
         return
     console.print(_cell(answer))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from hypothesis import given
@@ -86,6 +87,7 @@ def test_a_page_of_requests_fits_160_columns_one_line_each() -> None:
     assert SUBJECT_REF not in text and "09:38:59" not in text
     assert "denial_reason" not in text and "datasets_done" not in text
     assert len([line for line in lines if "req_" in line]) == len(rows)
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in lines) <= 160
 
 
 def test_a_sweep_outcome_is_a_summary_and_a_row_per_dataset() -> None:
@@ -109,3 +111,12 @@ def test_a_sweep_outcome_is_a_summary_and_a_row_per_dataset() -> None:
     ]
     text = shown(summary)
     assert "{" not in text and "run_1" in text and "62" in text
+
+
+def test_a_narrow_terminal_gets_the_columns_that_fit_and_is_told_the_rest_are_in_json() -> None:
+    rows = [{**request_row(n), "outcome": {"datasets": {"accounts": {"action": "delete"}}}} for n in range(2)]
+    text = shown({"requests": rows}, width=100, title="requests")
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in text.splitlines()) <= 100
+    assert all(row["request_id"] in text for row in rows)
+    assert "more column(s) in --json" in text
+    assert '{"datasets"' not in text
