@@ -78,10 +78,11 @@ pip-audit: venv
 check: lint types cfn-lint security test
 
 # Runs one function on the running local stack: make invoke FN=DeadlineFunction EVENT=events/deadline.json
+# The stack is found through the .local/stack.json it writes; PORT=<port>, when given, names one instead.
 invoke: venv
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<file.json>"; exit 2; }
 	@test -f "$(EVENT)" || { echo "make invoke: event file '$(EVENT)' not found"; exit 2; }
-	@$(BIN)/python -m lethe_local.invoke "$(FN)" "$(EVENT)"
+	@$(if $(filter-out file,$(origin PORT)),PORT=$(PORT)) $(BIN)/python -m lethe_local.invoke "$(FN)" "$(EVENT)"
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .local .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1,4 +1,7 @@
-"""Talks to a Lethe admin API: the local stack (bearer token) or a deployed stack (SigV4, IAM)."""
+"""Talks to a Lethe admin API: the local stack (bearer token) or a deployed stack (SigV4, IAM).
+
+The local stack is found through the .local/stack.json and .local/admin-token it writes (lethe_local.stack_file),
+so `lethe` reaches it on whatever port and stage it was started with."""
 
 from __future__ import annotations
 
@@ -8,23 +11,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from lethe_local.stack_file import find_local_file, local_api_url
+
 DEFAULT_LOCAL_URL = "http://127.0.0.1:3000"
-TOKEN_FILE = Path(".local") / "admin-token"
+TOKEN_FILE = "admin-token"  # noqa: S105 - the file's name, not a token
 
 
 class CliError(Exception):
     """A failure told to the operator in one line, with exit code 1."""
-
-
-def _find_token_file(start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        candidate = folder / TOKEN_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def local_token() -> str | None:
@@ -32,7 +28,7 @@ def local_token() -> str | None:
     token = os.environ.get("LETHE_ADMIN_TOKEN", "").strip()
     if token:
         return token
-    found = _find_token_file(Path.cwd())
+    found = find_local_file(TOKEN_FILE)
     if found is None:
         return None
     return found.read_text().strip() or None
@@ -54,7 +50,8 @@ class Target:
 
     @classmethod
     def local(cls, base_url: str | None = None) -> Target:
-        url = (base_url or os.environ.get("LETHE_API_URL") or DEFAULT_LOCAL_URL).rstrip("/")
+        # --api-url or LETHE_API_URL, else the URL the running stack wrote to .local/stack.json.
+        url = (base_url or os.environ.get("LETHE_API_URL") or local_api_url() or DEFAULT_LOCAL_URL).rstrip("/")
         return cls(base_url=url, token=local_token())
 
     @classmethod

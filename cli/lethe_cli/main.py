@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from lethe.domain import TERMINAL_STATUSES, Status
 from lethe_cli import render
 from lethe_cli.client import ApiClient, CliError, Target
 
@@ -74,7 +75,7 @@ def run(action: Any, *, as_json: bool, title: str | None = None) -> Any:
     try:
         answer = action()
     except CliError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        errors.print(render.error_line(exc), soft_wrap=True)
         raise typer.Exit(1) from None
     render.show(console, answer, as_json=as_json or state.json, title=title)
     return answer
@@ -96,31 +97,46 @@ def _next_cursor(page: Any) -> tuple[str, str] | None:
     return None
 
 
+OPEN_STATUSES = tuple(s.value for s in Status if s not in TERMINAL_STATUSES)
+
+
 @requests_app.command("list")
 def requests_list(
-    status: Annotated[str | None, typer.Option(help="Which status to list (the API's default: pending).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Page size.")] = None,
-    cursor: Annotated[str | None, typer.Option(help="Continue from a previous page's cursor.")] = None,
-    all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only this status (repeatable). Default: every open status.")
+    ] = None,
+    all_statuses: Annotated[bool, typer.Option("--all", help="Every status, finished ones included.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Page size of each call (the API's default is 50).")] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="One page of a single --status, from a previous page's cursor.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List requests, optionally by status."""
+    """List requests, earliest due first: the open ones (not completed, denied, canceled or expired) unless
+    --status or --all says otherwise. Every page is followed, unless --cursor asks for one page."""
+    statuses = list(status or ([s.value for s in Status] if all_statuses else OPEN_STATUSES))
+    if cursor and len(statuses) != 1:
+        errors.print(render.error_line("--cursor continues the listing of one status; give it with --status"))
+        raise typer.Exit(2)
 
     def fetch() -> Any:
         api = client()
-        page = api.get("/admin/requests", status=status, limit=limit, cursor=cursor)
-        if not all_pages:
-            return page
-        collected = list(render.rows_of(page) or [])
-        while (nxt := _next_cursor(page)) is not None:
-            page = api.get("/admin/requests", status=status, limit=limit, cursor=nxt[1])
+        if cursor:
+            return api.get("/admin/requests", status=statuses[0], limit=limit, cursor=cursor)
+        collected: list[dict[str, Any]] = []
+        for one in statuses:
+            page = api.get("/admin/requests", status=one, limit=limit)
             collected.extend(render.rows_of(page) or [])
+            while (nxt := _next_cursor(page)) is not None:
+                page = api.get("/admin/requests", status=one, limit=limit, cursor=nxt[1])
+                collected.extend(render.rows_of(page) or [])
+        collected.sort(key=lambda r: str(r.get("due_at") or ""))
         return {"requests": collected}
 
     answer = run(fetch, as_json=json_out, title="requests")
     nxt = _next_cursor(answer)
     if nxt and not (json_out or state.json):
-        console.print(f"[dim]more: --cursor {nxt[1]}[/dim]")
+        console.print(render.plain(f"more: --status {statuses[0]} --cursor {nxt[1]}", style="dim"))
 
 
 @requests_app.command("show")
@@ -163,7 +179,7 @@ def holds_place(
 ) -> None:
     """Place a legal hold on a subject (--email) or a dataset (--dataset)."""
     if not email and not dataset:
-        errors.print("[red]error:[/red] give --email or --dataset")
+        errors.print(render.error_line("give --email or --dataset"))
         raise typer.Exit(2)
     body = {k: v for k, v in {"email": email, "dataset": dataset, "reason": reason}.items() if v}
     run(lambda: client().post("/admin/legal-holds", body), as_json=json_out, title="legal hold")
@@ -305,11 +321,14 @@ def _follow(
     api: ApiClient, sweep: threading.Thread, at: str, before: int | None, timeout: float, poll: float
 ) -> int | None:
     """Show a progress bar until the sweep returns and the report shows nothing due (or time runs out)."""
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    count = MofNCompleteColumn() if before is not None else TextColumn("(the report could not say how many)")
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), count]
     deadline = time.monotonic() + timeout
     remaining = before
     with Progress(*columns, TimeElapsedColumn(), console=errors, transient=False) as progress:
-        task = progress.add_task("retention sweep", total=before or None)
+        # The total is what the report said was due before the sweep (0 when nothing is); None only when
+        # the report could not be read, and then the bar pulses instead of counting.
+        task = progress.add_task("retention sweep", total=before)
         while time.monotonic() < deadline:
             sweep.join(poll)
             remaining = _report_due(api, at)
@@ -317,7 +336,7 @@ def _follow(
                 progress.update(task, completed=max(before - remaining, 0))
             if not sweep.is_alive() and (remaining in (0, None) or api.target.is_local):
                 break
-        if remaining == 0 and before:
+        if remaining == 0 and before is not None:
             progress.update(task, completed=before)
     return remaining
 
@@ -334,7 +353,7 @@ def retention_run(
     try:
         tgt = target()
     except CliError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(render.error_line(exc), soft_wrap=True)
         raise typer.Exit(1) from None
     api = ApiClient(tgt, timeout=timeout)
     if not wait:
@@ -355,13 +374,16 @@ def retention_run(
     remaining = _follow(api, worker, event["time"], before, timeout, poll=0.5)
     worker.join(1)
     if "error" in outcome:
-        errors.print(f"[red]error:[/red] {outcome['error']}", highlight=False)
+        errors.print(render.error_line(outcome["error"]), soft_wrap=True)
         raise typer.Exit(1)
     if worker.is_alive():
-        errors.print(f"[red]error:[/red] the sweep did not finish within {timeout:.0f}s")
+        errors.print(render.error_line(f"the sweep did not finish within {timeout:.0f}s"))
         raise typer.Exit(1)
     answer = {"time": event["time"], "due_before": before, "due_after": remaining, "result": outcome.get("result")}
-    render.show(console, answer, as_json=json_out or state.json, title="retention sweep")
+    if json_out or state.json:
+        render.show(console, answer, as_json=True)
+    else:
+        render.show(console, render.sweep_summary(answer), as_json=False, title="retention sweep")
 
 
 # ---------------------------------------------------------------- audit

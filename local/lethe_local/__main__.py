@@ -2,13 +2,19 @@
 
 moto's server is the AWS endpoint (LETHE_AWS_PORT, default 4566); every resource of template.yaml
 is created there from the template's own properties; demo data is seeded; the API is served on
-PORT (default 3000); the SQS queues are polled; every email lands in the outbox.
+PORT (default 3000), under a stage prefix with `--stage prod` or LETHE_STAGE=prod (as on an execute-api
+URL); the SQS queues are polled; every email lands in the outbox. The API URL and ports are written to
+<local dir>/stack.json, where `make invoke` and `lethe` find them.
+
+Everything lives in moto's memory: a restart starts from the seeded demo data again.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -24,6 +30,7 @@ from lethe_local.outbox import local_dir
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # API Gateway's rule for stage names
 
 
 class StartupError(Exception):
@@ -42,11 +49,19 @@ class LocalStack:
     port: int
     aws_port: int
     directory: Path
+    stage: str | None = None
     servers: list[BaseWSGIServer] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     poller: Any = None
 
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.port}" + (f"/{self.stage}" if self.stage else "")
+
     def stop(self) -> None:
+        from lethe_local import stack_file
+
+        stack_file.remove(self.directory)
         if self.poller is not None:
             self.poller.stop()
         for server in reversed(self.servers):
@@ -96,14 +111,22 @@ def _serve(stack: LocalStack, server: BaseWSGIServer, name: str) -> None:
     stack.threads.append(thread)
 
 
-def _environment(aws_port: int, port: int) -> None:
+def _stage(given: str | None) -> str | None:
+    """--stage, else LETHE_STAGE; None serves the API at the root."""
+    stage = (given if given is not None else os.environ.get("LETHE_STAGE", "")).strip().strip("/")
+    if stage and not STAGE_NAME.fullmatch(stage):
+        raise StartupError(f"stage {stage!r} is not a valid stage name; use letters, digits, '-' or '_', e.g. prod")
+    return stage or None
+
+
+def _environment(stack: LocalStack) -> None:
     os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{HOST}:{aws_port}",
+        AWS_ENDPOINT_URL=f"http://{HOST}:{stack.aws_port}",
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
-        LETHE_PUBLIC_BASE_URL=f"http://{HOST}:{port}",
+        LETHE_PUBLIC_BASE_URL=stack.api_url,  # emailed links carry the stage, as PublicBaseUrl does in AWS
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
@@ -124,11 +147,12 @@ def _admin_token(directory: Path) -> tuple[str, Path | None]:
     return token, path
 
 
-def start() -> LocalStack:
+def start(stage: str | None = None) -> LocalStack:
     """Start everything; raise StartupError with a one-line message when the user must fix something."""
     from lethe.errors import InventoryError
     from lethe_local.template import TEMPLATE, TemplateError, functions, load_template
 
+    served_stage = _stage(stage)
     port, aws_port = _port("PORT", 3000), _port("LETHE_AWS_PORT", 4566)
     if port == aws_port:
         raise StartupError(f"PORT and LETHE_AWS_PORT are both {port}; give them different values")
@@ -145,8 +169,8 @@ def start() -> LocalStack:
         raise StartupError(f"inventory: {exc}") from None
 
     directory = local_dir()
-    stack = LocalStack(port=port, aws_port=aws_port, directory=directory)
-    _environment(aws_port, port)
+    stack = LocalStack(port=port, aws_port=aws_port, directory=directory, stage=served_stage)
+    _environment(stack)
     try:
         _start_aws(stack)
         _start_services(stack, template, specs)
@@ -203,6 +227,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
 
     from lethe.data.models import bind_models
     from lethe.settings import get_settings
+    from lethe_local import stack_file
     from lethe_local.outbox import Outbox
     from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
     from lethe_local.resources import create_stack
@@ -243,9 +268,13 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         outbox=Outbox(stack.directory / "outbox", region=REGION),
         drained=lambda timeout: wait_drained(sqs, urls, timeout),
     )
-    _serve(stack, _bind(LocalGateway(runtime), stack.port, "PORT", "API", _QuietHandler), "gateway")
+    gateway = LocalGateway(runtime, stage=stack.stage)
+    _serve(stack, _bind(gateway, stack.port, "PORT", "API", _QuietHandler), "gateway")
     stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked")
     stack.poller.start()
+    stack_file.write(
+        stack.directory, api_url=stack.api_url, port=stack.port, aws_port=stack.aws_port, stage=stack.stage
+    )
     _banner(stack, specs, token, token_file, seeded, sources)
 
 
@@ -259,7 +288,7 @@ def _banner(
 ) -> None:
     from lethe_local.seed import DEMO_SUBJECTS, FILLER_SUBJECTS
 
-    base = f"http://{HOST}:{stack.port}"
+    base = stack.api_url
     scheduled = sorted(s.logical_id for s in specs.values() if s.schedules)
     token_line = f"{token}  (saved in {token_file})" if token_file else "from LETHE_ADMIN_TOKEN"
     lines = [
@@ -269,7 +298,8 @@ def _banner(
         f"  Admin token  {token_line}",
         f"               curl -H 'Authorization: Bearer <token>' {base}/admin/requests",
         f"  Outbox       {stack.directory / 'outbox'}/  (every email sent is printed here too)",
-        f"  AWS (moto)   http://{HOST}:{stack.aws_port}  ({len(sources)} queue pollers)",
+        f"  AWS (moto)   http://{HOST}:{stack.aws_port}  ({len(sources)} queue pollers; state is in memory)",
+        f"  Stack file   {stack.directory / 'stack.json'}  (make invoke and lethe find the stack here)",
         f"  Demo data    {sum(seeded.values())} items written; subjects:",
         *(f"                 {s.email:20} {s.name:15} {s.story}" for s in DEMO_SUBJECTS),
         f"                 user001..user{FILLER_SUBJECTS:03d}@example.net (filler, some past retention)",
@@ -281,9 +311,13 @@ def _banner(
     print("\n".join(lines), flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from lethe.errors import InventoryError
     from lethe_local.template import TemplateError
+
+    parser = argparse.ArgumentParser(prog="python -m lethe_local", description="Run Lethe locally.")
+    parser.add_argument("--stage", help="serve the API under /<stage>/, as an execute-api URL (env LETHE_STAGE)")
+    args = parser.parse_args(argv)
 
     if not os.environ.get("LETHE_LOCAL_RAW_LOGS"):
         from lethe_local.console import CondensingStream
@@ -298,7 +332,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack = start()
+        stack = start(args.stage)
     except StartupError as exc:
         print(f"lethe_local: {exc}", file=sys.stderr)
         return 2

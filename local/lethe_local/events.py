@@ -21,8 +21,13 @@ def api_event(
     body: bytes | str | None = None,
     source_ip: str = "127.0.0.1",
     stage: str = "local",
+    request_path: str | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event, as API Gateway would send it."""
+    """An API Gateway REST (v1) proxy event, as API Gateway would send it.
+
+    `path` is the resource's path (without the stage); `request_path` is the path the client asked for
+    ("/prod/requests" on an execute-api URL), which API Gateway puts in requestContext.path. Without it the
+    API is reached as behind a custom domain: the stage is not part of the URL."""
     headers = dict(headers or {})
     raw = body.encode() if isinstance(body, str) else body
     is_text = raw is None or _is_text(raw)
@@ -40,7 +45,7 @@ def api_event(
         "requestContext": {
             "resourcePath": resource or path,
             "httpMethod": method.upper(),
-            "path": f"/{stage}{path}",
+            "path": request_path or path,
             "stage": stage,
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),

@@ -1,5 +1,8 @@
 """`python -m lethe_local.invoke FN EVENT` (`make invoke`): run one function on the running local
-stack with an event file, wait until the queues are drained, and print the function's result."""
+stack with an event file, wait until the queues are drained, and print the function's result.
+
+The stack is the one on PORT when PORT is set, else the one whose .local/stack.json is found (see
+lethe_local.stack_file), else http://127.0.0.1:3000."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from lethe_local.stack_file import local_api_url
 
 USAGE = "usage: python -m lethe_local.invoke <LogicalId> <event.json>"
 
@@ -44,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lethe_local.invoke: {event_path} is not valid JSON: {exc}", file=sys.stderr)
         return 2
-    port = os.environ.get("PORT") or "3000"
-    base_url = f"http://127.0.0.1:{port}"
+    port = os.environ.get("PORT")
+    base_url = f"http://127.0.0.1:{port}" if port else (local_api_url() or "http://127.0.0.1:3000")
     try:
         status, body, drained = invoke(base_url, logical_id, event)
     except (urllib.error.URLError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         print(
             f"lethe_local.invoke: no local stack answers on {base_url} ({reason}); start it with `make run` "
-            "(or set PORT to the port it uses)",
+            "(it writes .local/stack.json; or set PORT to the port it uses)",
             file=sys.stderr,
         )
         return 1

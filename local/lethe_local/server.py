@@ -3,6 +3,11 @@ template.yaml maps to its route, and the function's proxy response becomes the H
 
 `POST /_local/invoke/{LogicalId}` runs any function with the event in the body, waits until the
 queues are drained, and returns the function's result. It exists only locally.
+
+With a stage (LETHE_STAGE=prod), the API is served under /prod/ as on an execute-api URL: a request to
+/prod/requests becomes an event for /requests with requestContext.stage "prod" and requestContext.path
+"/prod/requests", as API Gateway sends it; a path outside the stage is a 404. The /_local routes answer
+both under the stage and at the root.
 """
 
 from __future__ import annotations
@@ -97,10 +102,22 @@ def proxy_response(result: Any) -> Response:
 class LocalGateway:
     """The WSGI application of the local stack."""
 
-    def __init__(self, runtime: Runtime, *, log: Callable[[str], None] | None = print) -> None:
+    def __init__(
+        self, runtime: Runtime, *, log: Callable[[str], None] | None = print, stage: str | None = None
+    ) -> None:
         self.runtime = runtime
         self.routes = route_map(runtime.specs)
         self.log = log
+        self.stage = stage or None
+
+    def api_path(self, path: str) -> str | None:
+        """The path without the stage prefix; None for a path outside the stage."""
+        if self.stage is None:
+            return path
+        prefix = f"/{self.stage}"
+        if path == prefix or path.startswith(prefix + "/"):
+            return path[len(prefix) :] or "/"
+        return path if path.startswith(INVOKE_PREFIX) else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -113,9 +130,13 @@ class LocalGateway:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> tuple[Response, tuple[str, str]]:
+        path = self.api_path(request.path)
+        if path is None:
+            message = f"no route for {request.method} {request.path}; the API is served under /{self.stage}/"
+            return error(404, "not_found", message), ("-", "(outside the stage)")
         adapter = self.routes.bind_to_environ(request.environ)
         try:
-            (logical_id, resource), arguments = adapter.match(return_rule=False)
+            (logical_id, resource), arguments = adapter.match(path_info=path, return_rule=False)
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.valid_methods or []))
             return error(405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}"), (
@@ -128,7 +149,9 @@ class LocalGateway:
             return self.local_invoke(request, arguments["logical_id"]), (arguments["logical_id"], "/_local/invoke")
         event = api_event(
             request.method,
-            request.path,
+            path,
+            stage=self.stage or "local",
+            request_path=request.path if self.stage else None,
             resource=resource,
             path_parameters={k: str(v) for k, v in arguments.items()},
             query=request.args.to_dict(flat=False),

@@ -1,5 +1,7 @@
 """The local stack as a running process: `local_stack` starts `python -m lethe_local` once per session
-on free ports, with its files in a temporary directory, and stops it with SIGTERM at the end."""
+on free ports, with its files in a temporary directory, and stops it with SIGTERM at the end.
+`staged_stack` is a second one served under the stage prefix /prod/ (as an execute-api URL), with its
+files in a `.local` folder and a generated admin token, as `make run` leaves them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,26 +67,28 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
         try:
             if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting up
             pass
         time.sleep(0.3)
     process.kill()
     pytest.fail(f"the local stack did not answer within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local_dir = tmp_path_factory.mktemp("lethe-local")
+@contextmanager
+def serving(local_dir: Path, *, token: str | None, stage: str | None = None) -> Iterator[LocalStack]:
+    """A stack with its files in local_dir; without a token it generates one into local_dir/admin-token."""
     port, aws_port = free_port(), free_port()
-    token = secrets.token_urlsafe(16)
-    log = local_dir / "stack.log"
-    process = run_stack(stack_environment(port, aws_port, local_dir, LETHE_ADMIN_TOKEN=token), log)
-    base_url = f"http://127.0.0.1:{port}"
+    log = local_dir.parent / f"{local_dir.name}-stack.log"
+    extra = {"LETHE_ADMIN_TOKEN": token} if token else {}
+    if stage:
+        extra["LETHE_STAGE"] = stage
+    process = run_stack(stack_environment(port, aws_port, local_dir, **extra), log)
+    base_url = f"http://127.0.0.1:{port}" + (f"/{stage}" if stage else "")
     try:
         wait_until_ready(process, base_url, log)
         yield LocalStack(
             base_url=base_url,
-            admin_token=token,
+            admin_token=token or (local_dir / "admin-token").read_text().strip(),
             outbox=local_dir / "outbox",
             aws_endpoint=f"http://127.0.0.1:{aws_port}",
             port=port,
@@ -100,3 +105,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
                 process.kill()
                 process.wait()
     assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{log.read_text()}"
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with serving(tmp_path_factory.mktemp("lethe-local"), token=secrets.token_urlsafe(16)) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def staged_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with serving(tmp_path_factory.mktemp("lethe-staged") / ".local", token=None, stage="prod") as stack:
+        yield stack

@@ -25,12 +25,12 @@ from tests.e2e.conftest import REPO, LocalStack, free_port
 runner = CliRunner()
 
 
-def lethe(stack: LocalStack, *args: str, token: str | None = None) -> Any:
+def lethe(stack: LocalStack, *args: str, token: str | None = None, columns: int = 220) -> Any:
     """Run the CLI in process against the stack; returns the click Result."""
     env = {
         "LETHE_API_URL": stack.base_url,
         "LETHE_ADMIN_TOKEN": stack.admin_token if token is None else token,
-        "COLUMNS": "220",
+        "COLUMNS": str(columns),
     }
     return runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
@@ -121,8 +121,102 @@ def test_requests_retry_refuses_a_request_that_has_not_failed(local_stack: Local
 
 def test_requests_list_follows_pages(local_stack: LocalStack) -> None:
     ids = {verified_request(local_stack, "complaint", details=f"page {n}") for n in range(3)}
-    everything = lethe_json(local_stack, "requests", "list", "--status", "awaiting_approval", "--limit", "1", "--all")
+    everything = lethe_json(local_stack, "requests", "list", "--status", "awaiting_approval", "--limit", "1")
     assert ids <= {r["request_id"] for r in everything["requests"]}
+
+
+def test_requests_list_shows_open_requests_by_default_and_every_status_with_all(local_stack: LocalStack) -> None:
+    # Given a request awaiting approval, one still unverified, and one denied
+    waiting = verified_request(local_stack, "complaint", details="open by default")
+    created = requests.post(
+        f"{local_stack.base_url}/requests",
+        json={"type": "access", "email": f"cli-{uuid.uuid4().hex[:10]}@example.com"},
+        timeout=30,
+    )
+    unverified = created.json()["request_id"]
+    denied = verified_request(local_stack, "complaint", details="denied, so finished")
+    lethe_json(local_stack, "requests", "deny", denied, "--reason", "not about personal data")
+
+    # When the operator lists requests with no filter
+    listed = lethe_json(local_stack, "requests", "list")
+    # Then every open request is there, whatever its status, and the finished one is not
+    ids = {r["request_id"] for r in listed["requests"]}
+    assert {waiting, unverified} <= ids
+    assert denied not in ids
+    assert {r["status"] for r in listed["requests"]} <= {
+        "identity_unverified",
+        "pending",
+        "awaiting_approval",
+        "in_progress",
+        "failed",
+    }
+    # And --all lists every status, the denied one included
+    everything = {r["request_id"] for r in lethe_json(local_stack, "requests", "list", "--all")["requests"]}
+    assert {waiting, unverified, denied} <= everything
+
+
+def test_requests_table_fits_160_columns(local_stack: LocalStack) -> None:
+    # Given open requests (their subject refs are 64-character HMACs)
+    request_id = verified_request(local_stack, "child_data_report", details="fits the terminal")
+    # When they are listed for a person on a 160-column terminal
+    result = lethe(local_stack, "requests", "list", columns=160)
+    # Then no line is wider, and each request is one line: its id, type, status and times side by side
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 160
+    row = next(line for line in lines if request_id in line)
+    assert "child_data_report" in row and "awaiting_approval" in row
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row)
+    assert not re.search(r"[0-9a-f]{40}", result.stdout), "subject refs are shortened in tables"
+    assert not re.search(r"T\d\d:\d\d:\d\d\.\d+", result.stdout), "timestamps are compact in tables"
+
+
+# Text a subject or an operator might send: rich markup (a clickable link, a closing tag that crashes a
+# markup parser), terminal escapes (clear the screen, an OSC 8 hyperlink), a carriage return and a bidi override.
+HOSTILE = "[link=https://evil.example]click[/link] [/x] \x1b[2J\x1b]8;;https://evil.example\x07here\r\u202eevil"
+
+
+def assert_shown_as_plain_text(output: str) -> None:
+    assert "[link=https://evil.example]click[/link]" in output
+    assert "[/x]" in output
+    assert "\x1b" not in output and "\x07" not in output and "\r" not in output and "\u202e" not in output
+    # Made visible as an escape, "\\x1b" (or JSON's "\\u001b" inside a JSON value)
+    assert re.search(r"\\(x1b|u001b)\[2J", output) and "\\u202e" in output
+
+
+def test_subject_supplied_text_is_shown_as_plain_text(local_stack: LocalStack) -> None:
+    # Given a rectification whose correction carries markup and terminal escapes
+    request_id = verified_request(local_stack, "rectification", corrections={"name": HOSTILE})
+    # When the operator shows it, then approves it
+    shown = lethe(local_stack, "requests", "show", request_id)
+    approved = lethe(local_stack, "requests", "approve", request_id)
+    # Then both print the text as written, escapes made visible, and neither fails
+    assert shown.exit_code == 0, shown.output
+    assert_shown_as_plain_text(shown.stdout)
+    assert approved.exit_code == 0, approved.output
+    assert_shown_as_plain_text(approved.stdout)
+
+
+def test_operator_supplied_text_is_shown_as_plain_text(local_stack: LocalStack) -> None:
+    # Given a denial and a legal hold whose reasons carry markup and terminal escapes
+    request_id = verified_request(local_stack, "complaint", details="hostile reason")
+    denied = lethe(local_stack, "requests", "deny", request_id, "--reason", HOSTILE)
+    subject = f"hold-{uuid.uuid4().hex[:8]}@example.com"
+    placed = lethe(local_stack, "holds", "place", "--email", subject, "--reason", HOSTILE)
+    listed = lethe(local_stack, "holds", "list", "--active")
+    # Then every view prints them as written
+    for result in (denied, placed, listed):
+        assert result.exit_code == 0, result.output
+        assert_shown_as_plain_text(result.stdout)
+
+
+def test_an_error_message_from_the_server_is_plain_text(local_stack: LocalStack) -> None:
+    # When the API's error names what the operator sent (an unknown status, with markup in it)
+    result = lethe(local_stack, "requests", "list", "--status", "[/x]\x1b[2J")
+    # Then the one-line error shows it as written
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr
+    assert result.stderr.startswith("error:")
 
 
 # ---------------------------------------------------------------- legal holds
@@ -196,6 +290,22 @@ def test_retention_run_wait_follows_the_sweep_to_its_end(local_stack: LocalStack
     assert "retention sweep" in result.stderr
 
 
+def test_retention_run_wait_for_people_counts_to_a_known_total(local_stack: LocalStack) -> None:
+    # When the sweep is followed by a person (no --json)
+    result = lethe(local_stack, "retention", "run", "--wait", "--at", "2032-01-01T00:00:00Z")
+    # Then the bar counted to the total the report gave before the sweep, never "?"
+    assert result.exit_code == 0, result.output
+    due = re.search(r"due_before\s+(\d+)", result.stdout)
+    assert due is not None, result.stdout
+    assert f"{due.group(1)}/{due.group(1)}" in result.stderr
+    assert "/?" not in result.stderr
+    # And the outcome is a summary and a table per dataset, with no JSON in a cell
+    assert "{" not in result.stdout and "run_id" in result.stdout
+    datasets = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())["datasets"]
+    rows = [line for line in result.stdout.splitlines() if any(f" {name} " in line for name in datasets)]
+    assert len(rows) == len(datasets)
+
+
 def test_retention_run_without_wait_returns_the_planner_result(local_stack: LocalStack) -> None:
     result = lethe(local_stack, "retention", "run", "--json")
     assert result.exit_code == 0, result.output
@@ -241,3 +351,20 @@ def test_installed_console_script_runs(local_stack: LocalStack) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
+
+
+def test_lethe_finds_a_stack_on_any_port_and_stage_through_its_files(
+    staged_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack under /prod on a free port, whose .local holds stack.json and the generated admin token
+    local_dir = staged_stack.outbox.parent
+    assert json.loads((local_dir / "stack.json").read_text())["api_url"] == staged_stack.base_url
+    below = local_dir.parent / "some" / "folder"
+    below.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(below)
+    # When lethe runs from a folder below it, with no URL, token or local dir given
+    unset = {"LETHE_API_URL": None, "LETHE_ADMIN_TOKEN": None, "LETHE_LOCAL_DIR": None, "PORT": None}
+    result = runner.invoke(app, ["--json", "audit", "verify"], env=unset, catch_exceptions=False)
+    # Then it reached that stack, with its token
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] is True

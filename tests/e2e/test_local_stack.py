@@ -4,6 +4,7 @@ and the one-line errors for a busy port or a broken inventory."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -119,6 +120,39 @@ def test_invoke_cli_says_when_no_stack_runs(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"no local stack answers on http://127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_make_invoke_finds_a_stack_on_any_port_and_stage_through_its_stack_file(staged_stack: LocalStack) -> None:
+    # Given a stack under /prod on a free port, and no PORT in the environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LETHE_")) and k != "PORT"}
+    env["LETHE_LOCAL_DIR"] = str(staged_stack.outbox.parent)
+
+    # When `make invoke` runs a function
+    done = subprocess.run(
+        ["make", "--no-print-directory", "invoke", "FN=DeadlineFunction", "EVENT=events/deadline.json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    # Then it reached that stack through its stack file and printed the result
+    assert done.returncode == 0, done.stdout + done.stderr
+    json.loads(done.stdout)
+
+
+def test_under_a_stage_only_the_stage_is_served(staged_stack: LocalStack) -> None:
+    origin = staged_stack.base_url.removesuffix("/prod")
+    # The API answers under the stage, and the form and Swagger are there
+    assert requests.get(f"{origin}/prod/discovery", timeout=30).status_code == 200
+    assert requests.get(f"{origin}/prod", timeout=30).headers["Content-Type"].startswith("text/html")
+    assert requests.get(f"{origin}/prod/swagger", timeout=30).status_code == 200
+    # A path outside the stage is a JSON 404, as API Gateway refuses it
+    outside = requests.get(f"{origin}/discovery", timeout=30)
+    assert outside.status_code == 404
+    assert outside.json()["error"]["code"] == "not_found"
 
 
 def queue_counts(sqs: Any, url: str) -> dict[str, int]:
@@ -252,11 +286,13 @@ def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "stack.log"
     process = run_stack(stack_environment(port, free_port(), tmp_path, LETHE_ADMIN_TOKEN="t-ctrl-c"), log)
     wait_until_ready(process, f"http://127.0.0.1:{port}", log)
+    assert json.loads((tmp_path / "stack.json").read_text())["api_url"] == f"http://127.0.0.1:{port}"
 
     # When Ctrl-C is pressed
     process.send_signal(signal.SIGINT)
     code = process.wait(timeout=60)
 
-    # Then it exits 0 without a traceback
+    # Then it exits 0 without a traceback, and its stack file is gone
     assert code == 0, log.read_text()
     assert "Traceback" not in log.read_text()
+    assert not (tmp_path / "stack.json").exists()

@@ -79,14 +79,16 @@ def test_stack_option_finds_the_api_and_signs_every_call(cloudformation: Any, de
 
     # When an operator lists requests against it
     result = runner.invoke(
-        app, ["--stack", "lethe-prod", "--region", "us-east-1", "requests", "list", "--json"], catch_exceptions=False
+        app,
+        ["--stack", "lethe-prod", "--region", "us-east-1", "requests", "list", "--status", "pending", "--json"],
+        catch_exceptions=False,
     )
 
     # Then the call went to that API, signed with SigV4 for execute-api in the stack's region, and no bearer token
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["requests"][0]["request_id"] == "req_deployed"
     (call,) = _Recorder.calls
-    assert call["path"] == "/Prod/admin/requests"
+    assert call["path"] == "/Prod/admin/requests?status=pending"
     authorization = call["headers"]["Authorization"]
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=")
     assert "/us-east-1/execute-api/aws4_request" in authorization

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from pynamodb.connection import Connection
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+# Presigned URLs must be SigV4: botocore may presign with SigV2 (us-east-1), which S3 refuses for SSE-KMS objects.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 logger = Logger(child=True)
 T = TypeVar("T")
 
@@ -46,7 +48,8 @@ def client(service: str) -> Any:
     from lethe.settings import get_settings
 
     session: Any = boto3.session.Session()  # Any: boto3-stubs types each service's client apart
-    return session.client(service, region_name=get_settings().region, config=_CONFIG)
+    config = _S3_CONFIG if service == "s3" else _CONFIG
+    return session.client(service, region_name=get_settings().region, config=config)
 
 
 @cache

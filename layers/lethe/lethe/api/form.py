@@ -1,8 +1,10 @@
 """The public request form at GET /: one self-contained page (inline CSS and JS, no third-party assets).
 
 The page posts JSON to POST /requests, asks for the emailed code on the same page, posts it to
-POST /requests/{id}/verify, then follows GET /requests/{id}. Its parts live in ./static and are read
-once at import; the inline script and style are allowed by hash in the Content-Security-Policy."""
+POST /requests/{id}/verify, then follows GET /requests/{id}. Every path it uses is relative to where it is
+served, so it works at "/", under an API Gateway stage ("/prod/") or a custom domain's base path. Its parts
+live in ./static and are read once at import; the inline script and style are allowed by hash in the
+Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ REQUEST_TYPES = (
     "child_data_report",
     "complaint",
 )
-REGULATIONS = ("other", "gdpr", "uk-gdpr", "ccpa", "dpf")
+# The form's choices; "" ("Somewhere else, or not sure") sends no regulation, so the default rule applies.
+REGULATIONS = ("", "gdpr", "uk-gdpr", "ccpa", "dpf")
 
 
 def _csp_hash(source: str) -> str:

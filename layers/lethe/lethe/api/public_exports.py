@@ -33,10 +33,11 @@ RESPONSES: dict[int, Any] = {
     },
     410: {"description": "A page: the link has expired", "content": _HTML_PAGE},
 }
+# The form's link is relative (/exports/<token> -> ../), so it keeps the stage or base path it was served under.
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><main><h1>{title}</h1><p>{message}</p>
-<p>You can ask for a new copy of your data at any time from <a href="/">the request form</a>.</p>
+<p>You can ask for a new copy of your data at any time from <a href="../">the request form</a>.</p>
 </main></body></html>"""
 
 

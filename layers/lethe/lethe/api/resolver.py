@@ -22,11 +22,18 @@ def build_resolver() -> APIGatewayRestResolver:
     return app
 
 
+def served_base_path(app: APIGatewayRestResolver) -> str:
+    """The path the API is reached under for the current request: "/prod" on an execute-api URL, "" behind
+    a custom domain or on the local stack without a stage. The same rule Powertools' Swagger UI uses for its
+    `servers`, so "Try it out" and /openapi.json send calls to the same place."""
+    return app._get_base_path()
+
+
 def openapi_json(app: APIGatewayRestResolver, *, title: str = API_TITLE) -> str:
     return app.get_openapi_json_schema(
         title=title,
         version=API_VERSION,
         description=API_DESCRIPTION,
         openapi_version="3.1.0",
-        servers=[Server(url="/")],
+        servers=[Server(url=served_base_path(app) or "/")],
     )

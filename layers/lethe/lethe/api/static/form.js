@@ -18,6 +18,9 @@
   var POLL_MS = 2000;
   var pollTimer = null;
   var current = { id: null, email: null };
+  // The API's root, wherever the form is served: "/", a stage ("/prod/") or a custom domain's base path.
+  // The form is the root route, so its own path (with a trailing slash) is the base of every other route.
+  var BASE = window.location.pathname.replace(/\/?$/, "/");
 
   function $(id) { return document.getElementById(id); }
   function announce(text) {
@@ -63,7 +66,7 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    return fetch(path, init).then(function (response) {
+    return fetch(BASE + path, init).then(function (response) {
       return response.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : {}; } catch (e) { data = null; }
@@ -119,7 +122,9 @@
     else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
       problems.push("Enter an email address like name@example.com."); fields.push($("email"));
     }
-    var body = { type: selectedType(), email: email, regulation: $("regulation").value };
+    var body = { type: selectedType(), email: email };
+    // "Somewhere else, or not sure" names no regulation: the API then applies its default rule.
+    if ($("regulation").value) { body.regulation = $("regulation").value; }
     var name = $("name").value.trim();
     if (name) { body.name = name; }
     var details = $("details").value.trim();
@@ -159,7 +164,7 @@
     var button = $("submit-request");
     button.disabled = true;
     announce("Sending your request…");
-    api("POST", "/requests", collected.body).then(function (data) {
+    api("POST", "requests", collected.body).then(function (data) {
       current = { id: data.request_id, email: collected.body.email };
       $("verify-email").textContent = collected.body.email;
       $("code").value = "";
@@ -186,7 +191,7 @@
     var button = $("submit-code");
     button.disabled = true;
     announce("Checking your code…");
-    api("POST", "/requests/" + encodeURIComponent(current.id) + "/verify", { code: code }).then(function () {
+    api("POST", "requests/" + encodeURIComponent(current.id) + "/verify", { code: code }).then(function () {
       openStatus(current.id);
       announce("Thank you, your request is confirmed.");
     }).catch(function (error) {
@@ -235,7 +240,7 @@
   }
   function stopPolling() { if (pollTimer) { window.clearTimeout(pollTimer); pollTimer = null; } }
   function poll(id) {
-    api("GET", "/requests/" + encodeURIComponent(id)).then(function (data) {
+    api("GET", "requests/" + encodeURIComponent(id)).then(function (data) {
       renderStatus(data);
       if (!TERMINAL[data.status]) { pollTimer = window.setTimeout(function () { poll(id); }, POLL_MS); }
     }).catch(function (error) {
@@ -253,6 +258,9 @@
     poll(id);
   }
 
+  Array.prototype.forEach.call(document.querySelectorAll("a[data-path]"), function (link) {
+    link.setAttribute("href", BASE + link.getAttribute("data-path"));
+  });
   Array.prototype.forEach.call(document.querySelectorAll('input[name="type"]'), function (radio) {
     radio.addEventListener("change", syncCorrections);
   });
