@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import Field
 
-from lethe.api.admin import authorize_operator, bearer_token
 from lethe.api.consent_models import Choices, History, SubjectId
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.api.pages import button_page, html_responses, message_page
@@ -45,7 +44,10 @@ def register(app: APIGatewayRestResolver) -> None:
     def authorize_reader(subject_id: str) -> None:
         """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
         event = app.current_event
-        if bearer_token(event.headers) is not None:
+        if any(name.lower() == "authorization" for name in event.headers):
+            # Imported here: the admin routes it registers would otherwise load with every public cold start.
+            from lethe.api.admin import authorize_operator
+
             authorize_operator(event.headers, event.raw_event.get("requestContext"))
             return
         consent.authenticate_device(subject_id, device_secret())
