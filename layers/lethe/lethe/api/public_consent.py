@@ -34,7 +34,11 @@ class ConsentBody(Choices):
 
 
 READ_ERRORS = ADMIN_ERROR_RESPONSES  # 401 without the device secret, 403 with a wrong one
-_STOPPED = {MARKETING: "marketing email", consent.POLICY_UPDATES: "notices of privacy policy changes"}
+_STOPPED = {
+    MARKETING: "marketing email",
+    consent.POLICY_UPDATES: "notices of privacy policy changes",
+    unsubscribe.EVERYTHING: "any email about subscriptions, or requests to confirm one,",
+}
 
 
 def register(app: APIGatewayRestResolver) -> None:
