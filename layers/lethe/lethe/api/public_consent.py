@@ -9,15 +9,15 @@ from typing import Annotated
 from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import Field
 
-from lethe.api.consent_models import Choices, History, SubjectId
+from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.api.pages import button_page, html_responses, message_page
 from lethe.errors import ConfirmationExpired, InvalidToken
 from lethe.logic import consent, unsubscribe
-from lethe.logic.consent import DEVICE_SECRET_HEADER, MARKETING, SUBJECT_ID_PATTERN, ConsentView, RecordedConsent
+from lethe.logic.consent import DEVICE_SECRET_HEADER, MARKETING, ConsentView, RecordedConsent
 
 # Tokens are checked by the logic, not by the resolver, so a bad one gets a page rather than a JSON error.
 Token = Annotated[str | None, Query(description="The token from the emailed link")]
@@ -85,7 +85,7 @@ def register(app: APIGatewayRestResolver) -> None:
         tags=["consents"],
         responses=responses(200, "The current choice per purpose", errors=READ_ERRORS),
     )
-    def get_consent(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> ConsentView:
+    def get_consent(subject_id: SubjectPath) -> ConsentView:
         authorize_reader(subject_id)
         return consent.get_consent(subject_id)
 
@@ -95,7 +95,7 @@ def register(app: APIGatewayRestResolver) -> None:
         tags=["consents"],
         responses=responses(200, "The consent changes", errors=READ_ERRORS),
     )
-    def get_history(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> History:
+    def get_history(subject_id: SubjectPath) -> History:
         authorize_reader(subject_id)
         return History(subject_id=subject_id, changes=consent.get_history(subject_id))
 
