@@ -67,8 +67,8 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
         try:
             if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
                 return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting up
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or its first (cold) answer is slow: the deadline above decides
         time.sleep(0.3)
     process.kill()
     pytest.fail(f"the local stack did not answer within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")

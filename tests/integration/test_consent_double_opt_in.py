@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,8 +14,17 @@ import pytest
 from lethe.data.models import ConsentRecord
 from lethe.errors import ConfirmationExpired
 from lethe.logic import consent
-from lethe.logic.suppression import suppress
-from tests.integration.test_consent_ledger import admin, confirm, confirmation_tokens, mails_to, mint, read
+from lethe.logic.suppression import is_suppressed, suppress
+from lethe_local.events import api_event
+from tests.integration.test_consent_ledger import (
+    admin,
+    confirm,
+    confirmation_tokens,
+    mails_to,
+    mint,
+    read,
+    text_of,
+)
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -114,3 +125,26 @@ def test_a_confirmation_after_sign_up_also_confirms_the_linked_account(invoke: I
     # Then both the device and the account can reach it
     for subject_id in (device.id, account):
         assert ConsentRecord.get(f"SUBJ#{subject_id}", "PURPOSE#policy_updates").contact == email
+
+
+def test_the_owner_of_an_address_can_stop_all_confirmation_requests_in_one_click(invoke: Invoke) -> None:
+    # Given a confirmation email a stranger had sent to someone's address
+    email = new_email()
+    device, _ = mint(invoke, {"marketing_email": True, "policy_updates": True}, email=email)
+    (message,) = mails_to(email)
+    # Then it carries RFC 8058 headers and a "never again" link
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    stop = re.search(r"To never receive such a request again: (\S+)", text_of(message)).group(1)  # type: ignore[union-attr]
+    token = urllib.parse.parse_qs(urllib.parse.urlparse(stop).query)["token"][0]
+    assert f"<{stop}>" in str(message["List-Unsubscribe"])
+    page = invoke("PublicApiFunction", api_event("GET", "/unsubscribe", query={"token": [token]}))
+    assert page["statusCode"] == 200 and "requests to confirm" in page["body"]
+    # When the owner clicks it
+    done = invoke("PublicApiFunction", api_event("POST", "/unsubscribe", query={"token": [token]}))
+    assert done["statusCode"] == 200
+    # Then the address is suppressed, the pending address is forgotten, and no confirmation is sent again
+    assert is_suppressed(email)
+    row = ConsentRecord.get(f"SUBJ#{device.id}", "PURPOSE#policy_updates")
+    assert row.pending_contact is None
+    mint(invoke, {"policy_updates": True}, email=email, source_ip="192.0.2.77")
+    assert len(mails_to(email)) == 1

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from lethe.api.consent_models import Choices, History, SubjectId
+from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.logic import consent, policy_versions, unsubscribe
-from lethe.logic.consent import EMAIL_PATTERN, SUBJECT_ID_PATTERN, ConsentView, RecordedConsent
+from lethe.logic.consent import EMAIL_PATTERN, ConsentView, RecordedConsent
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
 from lethe.logic.suppression import is_suppressed
 from lethe.logic.unsubscribe import UnsubscribeLink
@@ -38,9 +38,6 @@ class LinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: Annotated[SubjectId, Field(description="The account the guest device signed up for")]
-
-
-SubjectPath = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
 
 
 class Suppression(BaseModel):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from lethe.logic.consent import EMAIL_PATTERN, SOURCE_PATTERN, SUBJECT_ID_PATTERN, HistoryEntry
 from lethe.logic.policy_versions import VERSION_PATTERN
 
 SubjectId = Annotated[str, Field(pattern=SUBJECT_ID_PATTERN, description="A device or account id")]
+SubjectPath = Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]
 Purposes = Annotated[
     dict[Annotated[str, Field(max_length=64)], StrictBool],
     Field(min_length=1, max_length=16, description="Purpose name -> granted; strictly_necessary cannot be false"),

@@ -9,16 +9,15 @@ from typing import Annotated
 from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import Field
 
-from lethe.api.admin import authorize_operator, bearer_token
-from lethe.api.consent_models import Choices, History, SubjectId
+from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.api.pages import button_page, html_responses, message_page
 from lethe.errors import ConfirmationExpired, InvalidToken
 from lethe.logic import consent, unsubscribe
-from lethe.logic.consent import DEVICE_SECRET_HEADER, MARKETING, SUBJECT_ID_PATTERN, ConsentView, RecordedConsent
+from lethe.logic.consent import DEVICE_SECRET_HEADER, MARKETING, ConsentView, RecordedConsent
 
 # Tokens are checked by the logic, not by the resolver, so a bad one gets a page rather than a JSON error.
 Token = Annotated[str | None, Query(description="The token from the emailed link")]
@@ -35,7 +34,11 @@ class ConsentBody(Choices):
 
 
 READ_ERRORS = ADMIN_ERROR_RESPONSES  # 401 without the device secret, 403 with a wrong one
-_STOPPED = {MARKETING: "marketing email", consent.POLICY_UPDATES: "notices of privacy policy changes"}
+_STOPPED = {
+    MARKETING: "marketing email",
+    consent.POLICY_UPDATES: "notices of privacy policy changes",
+    unsubscribe.EVERYTHING: "any email about subscriptions, or requests to confirm one,",
+}
 
 
 def register(app: APIGatewayRestResolver) -> None:
@@ -45,7 +48,10 @@ def register(app: APIGatewayRestResolver) -> None:
     def authorize_reader(subject_id: str) -> None:
         """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
         event = app.current_event
-        if bearer_token(event.headers) is not None:
+        if any(name.lower() == "authorization" for name in event.headers):
+            # Imported here: the admin routes it registers would otherwise load with every public cold start.
+            from lethe.api.admin import authorize_operator
+
             authorize_operator(event.headers, event.raw_event.get("requestContext"))
             return
         consent.authenticate_device(subject_id, device_secret())
@@ -79,7 +85,7 @@ def register(app: APIGatewayRestResolver) -> None:
         tags=["consents"],
         responses=responses(200, "The current choice per purpose", errors=READ_ERRORS),
     )
-    def get_consent(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> ConsentView:
+    def get_consent(subject_id: SubjectPath) -> ConsentView:
         authorize_reader(subject_id)
         return consent.get_consent(subject_id)
 
@@ -89,7 +95,7 @@ def register(app: APIGatewayRestResolver) -> None:
         tags=["consents"],
         responses=responses(200, "The consent changes", errors=READ_ERRORS),
     )
-    def get_history(subject_id: Annotated[str, Path(pattern=SUBJECT_ID_PATTERN)]) -> History:
+    def get_history(subject_id: SubjectPath) -> History:
         authorize_reader(subject_id)
         return History(subject_id=subject_id, changes=consent.get_history(subject_id))
 

@@ -320,16 +320,21 @@ def _may_send_confirmation(address: str, ref: str, ring: KeyRing, ip: str | None
     return True
 
 
-def confirmation_email(link: str, purposes: list[str]) -> tuple[str, str]:
-    """Subject and text of the one email a pending address receives."""
+def confirmation_email(link: str, purposes: list[str], address: str) -> tuple[str, str, dict[str, str]]:
+    """Subject, text and headers of the one email a pending address receives. It carries a one-click
+    link that suppresses the address, so no one can have confirmations sent to it again."""
+    from lethe.logic.unsubscribe import EVERYTHING, unsubscribe_link  # it imports this module
+
+    stop = unsubscribe_link(address, EVERYTHING)
     wanted = " and ".join(PURPOSES[name].description.lower() for name in sorted(purposes))
     hours = get_settings().consent_confirmation_ttl_hours
     text = (
         f"Someone asked for this address to receive {wanted}.\n\n"
         f"If it was you, confirm here (the link works once, for {hours} hours):\n{link}\n\n"
         "If it was not you, ignore this email: nothing more will be sent to this address.\n"
+        f"To never receive such a request again: {stop.url}\n"
     )
-    return "Confirm your email address", text
+    return "Confirm your email address", text, stop.headers
 
 
 def _send_confirmation(
@@ -343,8 +348,8 @@ def _send_confirmation(
     confirmation = Confirmation(subject_id=subject_id, contact_ref=ref, expires_at=expires_at)
     ledger.save_confirmation(_digest(token), confirmation, at)
     link = f"{settings.public_base_url.rstrip('/')}/subscriptions/confirm?token={token}"
-    subject, text = confirmation_email(link, purposes)
-    send_email(address, subject, text)
+    subject, text, headers = confirmation_email(link, purposes, address)
+    send_email(address, subject, text, headers=headers)
 
 
 def _open_confirmation(token: str, at: datetime) -> Confirmation:

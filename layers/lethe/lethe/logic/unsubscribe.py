@@ -1,6 +1,7 @@
 """Signed one-click unsubscribe (RFC 8058), for marketing email and for policy-change notices.
 
-A token is `<list>.<key id>.<subject HMAC>.<signature>`: `m` (marketing_email) or `p` (policy_updates),
+A token is `<list>.<key id>.<subject HMAC>.<signature>`: `m` (marketing_email), `p` (policy_updates) or
+`a` (everything: what a confirmation email offers to someone who never asked for it),
 the key id, the keyed HMAC of the normalized address under that key (the reference the suppression list
 and the audit know it by; never the address itself), and an HMAC over the three. Tokens issued before a
 key rotation still verify while their key stays in the ring. The whole token must match its exact form,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
@@ -25,10 +26,11 @@ from lethe.settings import get_settings
 
 MAC_PURPOSE = "unsubscribe"
 ONE_CLICK = "List-Unsubscribe=One-Click"
-LISTS: dict[str, str] = {"m": MARKETING, "p": POLICY_UPDATES}
+EVERYTHING: Final = "all"
+LISTS: dict[str, str] = {"m": MARKETING, "p": POLICY_UPDATES, "a": EVERYTHING}
 _CODES = {purpose: code for code, purpose in LISTS.items()}
-TOKEN = re.compile(r"(?P<list>[mp])\.(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<ref>[0-9a-f]{64})\.(?P<mac>[0-9a-f]{64})")
-Unsubscribable = Literal["marketing_email", "policy_updates"]
+TOKEN = re.compile(r"(?P<list>[mpa])\.(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<ref>[0-9a-f]{64})\.(?P<mac>[0-9a-f]{64})")
+Unsubscribable = Literal["marketing_email", "policy_updates", "all"]
 
 
 class UnsubscribeLink(BaseModel):
@@ -82,12 +84,15 @@ def check(token: str) -> str:
 
 def unsubscribe(token: str) -> str:
     """One click. Marketing: suppress the address and withdraw marketing_email in the ledger. Policy
-    notices: withdraw policy_updates. Idempotent. Returns the purpose withdrawn."""
+    notices: withdraw policy_updates. Everything: both, and the suppression also stops confirmation
+    emails. Idempotent. Returns what was stopped."""
     found = read_token(token)
     source = "one_click_unsubscribe"
-    if found.purpose == MARKETING:
+    if found.purpose in (MARKETING, EVERYTHING):
         suppress_ref(found.subject_ref, reason="marketing_opt_out", source=source)
-    withdrawn = withdraw_by_ref(found.purpose, found.subject_ref, source)
-    action = "marketing_withdrawn" if found.purpose == MARKETING else "policy_updates_withdrawn"
-    audit.append(action, subject_ref=found.subject_ref, details={"source": source, "subjects": withdrawn})
+    purposes = [MARKETING, POLICY_UPDATES] if found.purpose == EVERYTHING else [found.purpose]
+    for purpose in purposes:
+        withdrawn = withdraw_by_ref(purpose, found.subject_ref, source)
+        action = "marketing_withdrawn" if purpose == MARKETING else "policy_updates_withdrawn"
+        audit.append(action, subject_ref=found.subject_ref, details={"source": source, "subjects": withdrawn})
     return found.purpose
