@@ -250,3 +250,23 @@ def test_every_function_links_to_the_public_base_url(
             for ref in refs(event["Properties"].get("RestApiId"))
         }
         assert apis.isdisjoint(refs(props.get("Environment"))), f"{name} refers to the API that invokes it"
+
+
+def test_layers_build_from_their_own_small_directory(resources: dict[str, dict[str, Any]]) -> None:
+    import tomllib
+
+    repo = TEMPLATE.parent
+    layers = of_type(resources, "AWS::Serverless::LayerVersion")
+    assert layers
+    for name, layer in layers.items():
+        # Given the layer's source directory: not the repository, so sam build copies no virtual env
+        source = (repo / layer["Properties"]["ContentUri"]).resolve()
+        assert source != repo.resolve() and repo.resolve() in source.parents, name
+        assert not any(source.glob(".venv*")), name
+        # And a makefile build has its target there
+        if layer.get("Metadata", {}).get("BuildMethod") == "makefile":
+            assert f"build-{name}:" in (source / "Makefile").read_text(encoding="utf-8"), name
+    # And plain `sam` commands have a region and build in source (the layer reads ../../config)
+    config = tomllib.loads((repo / "samconfig.toml").read_text(encoding="utf-8"))["default"]
+    assert config["global"]["parameters"]["region"]
+    assert config["build"]["parameters"]["build_in_source"] is True

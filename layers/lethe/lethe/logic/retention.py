@@ -545,21 +545,25 @@ def new_run_id() -> str:
 
 def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionReport:
     """What a run at `now` would do, per dataset, without writing anything: the same plan and the
-    same per-item decisions as the real run, with every write switched off. With a budget, reading
-    stops between pages once it is spent (an API call has 29 s): the datasets not read to the end
-    are marked incomplete and the report with them."""
+    same per-item decisions as the real run, with every write switched off. With a budget (an API
+    call has 29 s) each dataset gets an equal share of the time left, so one slow dataset does not
+    starve the others; reading stops between pages once a share is spent, and the datasets not read
+    to the end are marked incomplete, and the report with them."""
     now = now.astimezone(UTC)
     ring = key_ring()
     run_id = new_run_id()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-
-    def out_of_time() -> bool:
-        return deadline is not None and time.monotonic() >= deadline
-
+    swept = [d for d in get_inventory().datasets.values() if d.retention is not None]
     datasets: dict[str, DatasetReport] = {}
-    for dataset in get_inventory().datasets.values():
-        if dataset.retention is None:
-            continue
+    for position, dataset in enumerate(swept):
+        share_ends = None
+        if deadline is not None:
+            started = time.monotonic()
+            share_ends = started + max(deadline - started, 0.0) / (len(swept) - position)
+
+        def out_of_time(until: float | None = share_ends) -> bool:
+            return until is not None and time.monotonic() >= until
+
         counts = Counts()
         tasks = plan_dataset(dataset, now, run_id)
         backfill = any(t.backfill for t in tasks)
