@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lethe.domain import RequestType
-from lethe_local.events import api_event
+from tests.integration.test_access import get_export, header
 from tests.support.fulfilment import drain, mails_to, new_request, put_items, unique_email
 
 Invoke = Callable[..., Any]
@@ -46,22 +46,12 @@ def test_emailed_export_link_uses_the_public_base_url_and_redirects_to_sigv4(
     assert link.path.startswith("/prod/exports/")
     token = link.path.removeprefix("/prod/exports/")
 
-    # When the link is followed (API Gateway strips the stage from the resource path)
-    found = invoke(
-        "PublicApiFunction",
-        api_event(
-            "GET",
-            f"/exports/{token}",
-            resource="/exports/{id}",
-            path_parameters={"id": token},
-            stage="prod",
-            request_path=link.path,
-        ),
-    )
+    # When the link is followed (API Gateway hands the function the path without the stage)
+    found = get_export(invoke, token)
 
     # Then it redirects to a SigV4 presigned URL of the export, for the stack's region
     assert found["statusCode"] == 302
-    location = (found.get("headers") or {}).get("Location") or found["multiValueHeaders"]["Location"][0]
+    location = header(found, "Location")
     query = parse_qs(urlsplit(location).query)
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert "/us-east-1/s3/aws4_request" in query["X-Amz-Credential"][0]
@@ -69,19 +59,9 @@ def test_emailed_export_link_uses_the_public_base_url_and_redirects_to_sigv4(
     assert f"exports/{request_id}/export.html" in urlsplit(location).path
 
 
-def test_export_pages_link_back_to_the_form_relative_to_the_stage(invoke: Invoke) -> None:
-    # When a link that is not valid is followed under a stage
-    page = invoke(
-        "PublicApiFunction",
-        api_event(
-            "GET",
-            "/exports/not-a-token",
-            resource="/exports/{id}",
-            path_parameters={"id": "not-a-token"},
-            stage="prod",
-            request_path="/prod/exports/not-a-token",
-        ),
-    )
+def test_export_pages_link_back_to_the_form_relative_to_where_they_are_served(invoke: Invoke) -> None:
+    # When a link that is not valid is followed
+    page = get_export(invoke, "not-a-token")
     # Then the page's link to the form is relative (/prod/exports/x -> /prod/), not the host's root
     assert page["statusCode"] == 404
     assert 'href="../"' in page["body"]
