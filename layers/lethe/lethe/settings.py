@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     suppression_table: str = "SuppressionTable"
     vault_table: str = "VaultTable"
     control_table: str = "ControlTable"
+    ledger_table: str = "ErasureLedgerTable"
     idempotency_table: str = "IdempotencyTable"
     export_bucket: str = "lethe-exportbucket"
     data_key_id: Annotated[str, Field(description="KMS key for exports (SSE-KMS); empty uses the bucket default")] = ""

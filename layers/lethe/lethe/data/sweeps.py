@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from lethe.aws import client, error_code, retry_transient
+from lethe.data import ledger
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, delete_item, from_wire, table_key, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
@@ -236,6 +237,7 @@ def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) 
         delete_item,
         dataset,
         item,
+        erased=ledger.Erasure("retention"),
         condition_attribute=attribute,
         condition_value=item[attribute],
         unchanged=[] if keyed or item.get(subject) is None else [subject],

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from lethe.aws import client
+from lethe.data import ledger
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
 from lethe.settings import get_settings
@@ -207,6 +208,9 @@ def isolate_item(
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
             raise ConflictingWrite(f"dataset {dataset.name}: an item changed since it was read") from exc
         raise
+    source: ledger.Source = "erasure" if request_id else "retention"
+    erasure = ledger.Erasure(source, subject_ref, request_id)
+    ledger.record_erased(dataset, [key], lambda _d, k: k, action="isolate", erasure=erasure)
     return True
 
 

@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from lethe.aws import error_code, retry_transient
-from lethe.data import audit, sweeps, vault
+from lethe.data import audit, ledger, sweeps, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
 from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
 from lethe.inventory import Action, Dataset, Retention, get_inventory
@@ -412,6 +412,7 @@ class _Sweep:
                 condition_attribute=self.rule.since,
                 condition_value=item[self.rule.since],
                 unchanged=masked,
+                erased=ledger.Erasure("retention"),
                 what="retention anonymize",
             )
             if not written:
