@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     work_queue_url: str = ""
     retention_queue_url: str = ""
     notification_queue_url: str = ""
+    replay_queue_url: str = ""
     subject_key_secret: str = "SubjectKeySecret"  # noqa: S105 - the secret's name, not its value
     sender_email: str = "privacy@example.com"
     operator_email: str = "privacy-ops@example.com"

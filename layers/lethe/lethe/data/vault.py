@@ -145,6 +145,7 @@ def isolate_item(
     request_id: str | None,
     hold_ids: list[str] | None = None,
     now: datetime | None = None,
+    erased: ledger.Erasure | None = None,
 ) -> bool:
     """Move one live item into the vault. True if it was isolated now, False if this very item was
     already isolated (a redelivery). Raises ConflictingWrite if the live item changed or vanished
@@ -208,9 +209,7 @@ def isolate_item(
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
             raise ConflictingWrite(f"dataset {dataset.name}: an item changed since it was read") from exc
         raise
-    source: ledger.Source = "erasure" if request_id else "retention"
-    erasure = ledger.Erasure(source, subject_ref, request_id)
-    ledger.record_erased(dataset, [key], lambda _d, k: k, action="isolate", erasure=erasure)
+    ledger.record_erased(dataset, [key], lambda _d, k: k, action="isolate", erasure=erased)
     return True
 
 

@@ -306,6 +306,7 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
                 request_id=request.request_id,
                 hold_ids=[h.hold_id for h in holds] or None,
                 now=now,
+                erased=erased,
             )
             counts["isolated" if done else "unchanged"] += 1
     routed = _tell_customers(request, dataset, customers)

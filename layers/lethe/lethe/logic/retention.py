@@ -371,6 +371,7 @@ class _Sweep:
                     request_id=None,
                     hold_ids=holds or None,
                     now=self.now,
+                    erased=ledger.Erasure("retention", self.subject_ref(item)),
                     what="retention isolate",
                 )
             except ConflictingWrite:
