@@ -4,6 +4,7 @@ and the sweep's own re-filing where no stream runs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -244,3 +245,41 @@ def test_the_report_says_which_indexed_datasets_have_their_stream_wired(aws: Any
     assert report["guest_sessions"].stream_wired is True
     assert report["feedback"].stream_wired is False
     assert report["diagnostics"].stream_wired is None
+
+
+def test_data_written_again_for_an_erased_subject_is_flagged_in_audit_and_digest_not_erased(
+    aws: Any, invoke: Callable[..., Any], drain_streams: Any, sample_event: Callable[[str], dict[str, Any]]
+) -> None:
+    from lethe.data import ledger
+    from lethe.keys import key_ring
+    from lethe.logic import deadline_watch
+    from tests.support.fulfilment import audit_dump, sent_mail
+
+    # Given a subject erased on request, and a bystander never erased
+    email, other = f"back-{uuid.uuid4().hex[:8]}@example.org", f"new-{uuid.uuid4().hex[:8]}@example.org"
+    ref = key_ring().subject_ref(email)
+    ledger.record_subject(ref, reference="req_0123456789abcdef", now=datetime.now(UTC) - timedelta(days=1))
+
+    # When a service writes a session for each, and the streams are read (twice: a redelivery)
+    again = _session(datetime.now(UTC), guest_email=email)
+    _table("GuestSessionsTable").put_item(Item=again)
+    _table("GuestSessionsTable").put_item(Item=_session(datetime.now(UTC), guest_email=other))
+    drain_streams()
+    from lethe_local.streams import lambda_record
+
+    arn = boto3.client("dynamodb", region_name="us-east-1").describe_table(TableName="GuestSessionsTable")["Table"][
+        "LatestStreamArn"
+    ]
+    redelivered = {"Records": [lambda_record(r, arn) for r in _stream_records("GuestSessionsTable")]}
+    assert invoke("RetentionIndexFunction", redelivered) == {"batchItemFailures": []}
+
+    # Then the erased subject's write is audited once, by HMAC, and the item is kept
+    dump = audit_dump()
+    assert dump.count("recreation.detected") == 1 and ref in dump and email not in dump
+    assert _exists("GuestSessionsTable", {"session_id": again["session_id"]})
+    # And the daily digest names it
+    summary = deadline_watch.watch(datetime.now(UTC))
+    assert summary.recreated == 1 and summary.digest_sent
+    digest = sent_mail()[-1]
+    text = json.dumps(digest.__dict__, default=str)
+    assert "written again" in text and "guest_sessions" in text and email not in text

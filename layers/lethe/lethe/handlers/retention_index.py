@@ -1,7 +1,8 @@
 """RetentionIndexFunction: one batch of a dataset table's DynamoDB stream (NEW_AND_OLD_IMAGES).
 
 Each record's item gets its expiry attributes written or corrected when they are missing or no
-longer true (lethe.logic.retention_index). A record that cannot be processed is reported as a
+longer true (lethe.logic.retention_index), and a write of an erased subject's data is flagged
+(lethe.logic.recreation). A record that cannot be processed is reported as a
 partial batch failure, so Lambda retries from it; the records before it stay applied.
 """
 
@@ -19,7 +20,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from lethe.data import sweeps
 from lethe.data.models import bind_models
 from lethe.inventory import Dataset
-from lethe.logic import retention_index
+from lethe.keys import key_ring
+from lethe.logic import recreation, retention_index
 from lethe.settings import get_settings
 
 logger = Logger()
@@ -45,6 +47,7 @@ class _Batch:
     def __init__(self) -> None:
         self.watermarks = retention_index.Watermarks()
         self.counts: dict[tuple[str, str], int] = {}
+        self.ring = key_ring()
 
     def record(self, record: DynamoDBRecord) -> None:
         arn = record.event_source_arn
@@ -62,8 +65,23 @@ class _Batch:
             images.new_image or None,
             self.watermarks,
         )
-        key = (dataset.name, outcome)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self._count(dataset.name, outcome)
+        created = images.approximate_creation_date_time
+        flagged = recreation.check(
+            dataset,
+            record.event_name.name,  # type: ignore[arg-type]
+            images.old_image or None,
+            images.new_image or None,
+            sequence=images.sequence_number or record.event_id or "",
+            seen_at=datetime.fromtimestamp(created, UTC) if created else datetime.now(UTC),
+            ring=self.ring,
+        )
+        if flagged is not None:
+            self._count(dataset.name, "recreated")
+            logger.warning("an erased subject's data was written again", extra={"dataset": dataset.name})
+
+    def _count(self, dataset: str, outcome: str) -> None:
+        self.counts[(dataset, outcome)] = self.counts.get((dataset, outcome), 0) + 1
 
 
 @tracer.capture_lambda_handler(capture_response=False)
@@ -75,5 +93,9 @@ def handle(event: dict[str, Any], context: Any) -> Any:
         for outcome, metric in _METRICS.items():
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=batch.counts.get((dataset, outcome), 0))
         metrics.flush_metrics()
+    # Without a dataset dimension, so one alarm watches every table.
+    recreated = sum(n for (_, outcome), n in batch.counts.items() if outcome == "recreated")
+    metrics.add_metric(name="ErasedSubjectRecreated", unit=MetricUnit.Count, value=recreated)
+    metrics.flush_metrics()
     logger.info("stream batch done", extra={"counts": {f"{d}.{o}": n for (d, o), n in batch.counts.items()}})
     return response
