@@ -85,3 +85,33 @@ def test_a_retention_sweep_records_every_item_it_erased(
             recorded = sum(1 for r in rows if r["dataset"] == dataset and r["action"] == action)
             assert recorded == done.get(counted, 0) + (done.get("skipped_under_hold", 0) if action == "isolate" else 0)
     assert sum(c.get("deleted", 0) for c in counts.values()) > 0
+
+
+def test_the_certificate_says_until_when_backups_may_hold_the_erased_data(invoke: Invoke) -> None:
+    from datetime import timedelta
+
+    from lethe.logic import fulfilment
+    from tests.support.fulfilment import mails_to
+
+    # Given the demo tables keep 35 days of PITR (the template's setting), and the feedback table 7
+    boto3.client("dynamodb", region_name="us-east-1").update_continuous_backups(
+        TableName="FeedbackTable",
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 7},
+    )
+    email = unique_email("backups")
+    seed_subject(email, "b1")
+    request_id = new_request(RequestType.erasure, email)
+
+    # When the erasure completes
+    fulfilment.start(request_id)
+    assert drain(invoke) == []
+
+    # Then its certificate names, per window, the day until which backups may hold the data
+    certificate = next(text for subject, text in mails_to(email) if "erasure" in subject.lower())
+    today = datetime.now(UTC)
+    assert f"- {(today + timedelta(days=7)).date().isoformat()}: Send-Feedback reports" in certificate
+    later = next(
+        line for line in certificate.splitlines() if line.startswith(f"- {(today + timedelta(days=35)).date()}")
+    )
+    assert "Account holders" in later and "Guests a customer authorized" in later and "Send-Feedback" not in later
+    assert "we erase your data from it again" in certificate

@@ -73,6 +73,19 @@ def table_key(dataset: Dataset) -> TableKey:
         raise _unavailable(dataset, exc) from exc
 
 
+def recovery_window_days(dataset: Dataset) -> int | None:
+    """How many days back the table's point-in-time recovery can restore (0 when it is off), or None
+    when that cannot be read (one DescribeContinuousBackups)."""
+    try:
+        described = client("dynamodb").describe_continuous_backups(TableName=table_name(dataset))
+    except ClientError:
+        return None
+    pitr = described.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription", {})
+    if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
+        return 0
+    return int(pitr.get("RecoveryPeriodInDays") or 35)
+
+
 def key_of(dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
     return {name: item[name] for name in table_key(dataset).attributes}
 
