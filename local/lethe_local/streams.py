@@ -11,7 +11,6 @@ record (the ones before it stay done); after MAX_RETRIES the records from it on 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from lethe_local.poller import PollingThread
 
 REFRESH_SECONDS = 2.0
 IDLE_SECONDS = 0.2
@@ -65,7 +66,7 @@ def stream_functions(template: dict[str, Any]) -> list[str]:
     return found
 
 
-class StreamPoller(threading.Thread):
+class StreamPoller(PollingThread):
     """Polls every shard of every stream of `tables()` until `stop()`."""
 
     def __init__(
@@ -79,20 +80,13 @@ class StreamPoller(threading.Thread):
         parked: Path | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        super().__init__(name="lethe-stream-poller", daemon=True)
+        super().__init__("lethe-stream-poller")
         self.dynamodb, self.streams, self.tables = dynamodb, streams, tables
         self.function, self.invoke = function, invoke
         self.parked = parked or Path(".local") / "parked"
         self.batch_size = batch_size
         self._streams: dict[str, _Stream] = {}
-        self._stop_event = threading.Event()
         self._refreshed = 0.0
-        self.errors = 0
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
 
     def run(self) -> None:
         while not self._stop_event.is_set():

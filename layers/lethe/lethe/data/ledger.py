@@ -33,6 +33,7 @@ from lethe.settings import get_settings
 
 Source = Literal["erasure", "retention", "replay"]
 _GET_BATCH = 100
+_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,15 @@ def _batch_get(pks: list[str]) -> dict[str, dict[str, Any]]:
         pending: dict[str, Any] = {
             table: {"Keys": [{"pk": {"S": pk}} for pk in unique[start : start + _GET_BATCH]], "ConsistentRead": True}
         }
-        while pending:
+        for _ in range(_ROUNDS):
             response = ddb.batch_get_item(RequestItems=pending)
             for raw in response.get("Responses", {}).get(table, []):
                 found[raw["pk"]["S"]] = raw
             pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+        else:
+            raise RuntimeError("erasure ledger reads stayed unprocessed after retries")
     return found
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -58,24 +58,13 @@ class _Batch:
             return  # a table no inventory dataset names: nothing of Lethe's to keep
         _seen(dataset.name, arn, datetime.now(UTC).strftime("%Y-%m-%dT%H"))
         images = record.dynamodb
-        outcome = retention_index.maintain(
-            dataset,
-            record.event_name.name,  # type: ignore[arg-type]
-            images.old_image or None,
-            images.new_image or None,
-            self.watermarks,
-        )
-        self._count(dataset.name, outcome)
+        event = cast(retention_index.EventName, record.event_name.name)
+        old, new = images.old_image or None, images.new_image or None
+        self._count(dataset.name, retention_index.maintain(dataset, event, old, new, self.watermarks))
         created = images.approximate_creation_date_time
-        flagged = recreation.check(
-            dataset,
-            record.event_name.name,  # type: ignore[arg-type]
-            images.old_image or None,
-            images.new_image or None,
-            sequence=images.sequence_number or record.event_id or "",
-            seen_at=datetime.fromtimestamp(created, UTC) if created else datetime.now(UTC),
-            ring=self.ring,
-        )
+        seen_at = datetime.fromtimestamp(created, UTC) if created else datetime.now(UTC)
+        sequence = images.sequence_number or record.event_id or ""
+        flagged = recreation.check(dataset, event, old, new, sequence=sequence, seen_at=seen_at, ring=self.ring)
         if flagged is not None:
             self._count(dataset.name, "recreated")
             logger.warning("an erased subject's data was written again", extra={"dataset": dataset.name})

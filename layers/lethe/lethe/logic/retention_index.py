@@ -37,10 +37,9 @@ Outcome = Literal["refiled", "unchanged", "conflict", "ignored"]
 
 @dataclass(frozen=True)
 class Refile:
-    """The attributes an item must carry: what to set and what to remove."""
+    """The expiry attributes an item must carry."""
 
     to_set: dict[str, str]
-    to_remove: tuple[str, ...] = ()
 
 
 def dataset_for_table(table: str) -> Dataset | None:
@@ -109,7 +108,6 @@ def apply(dataset: Dataset, item: dict[str, Any], refile: Refile) -> bool:
         dataset,
         item,
         to_set=refile.to_set,
-        to_remove=refile.to_remove,
         condition_attribute=since,
         condition_value=item[since],
     )
