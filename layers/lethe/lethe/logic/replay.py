@@ -2,8 +2,9 @@
 replay reads the restored table once (a parallel-free, consistent Scan, page by page) and, per item:
 
 - its key is in the erasure ledger: the same action again. A delete or an isolation deletes the
-  copy (an isolated item is in the vault already, or was purged from it); an anonymization masks it
-  again, unless the copy no longer carries the subject it was erased for (already done);
+  copy (an isolated item is in the vault already, or was purged from it: the vault is never read
+  here); an anonymization masks it again, unless the copy no longer carries the subject it was
+  erased for (already done);
 - its subject was erased on request (and the key is not in the ledger: an item the backup has and
   the erasure never saw): the dataset's `on_erasure`;
 - a legal hold covering the subject now turns either into an isolation, never a deletion;
@@ -162,16 +163,18 @@ class _Replay:
             refs = subject_refs.get(n, [])
             if entry is not None:
                 self.counts.matched_by_key += 1
-                self._again(item, Action(entry.action), entry.subject_ref, refs)
+                self._again(item, Action(entry.action), entry.subject_ref, refs, by_key=True)
             elif matched := next((ref for ref in refs if ref in erased_subjects), None):
                 self.counts.matched_by_subject += 1
-                self._again(item, self.dataset.on_erasure, matched, refs)
+                self._again(item, self.dataset.on_erasure, matched, refs, by_key=False)
             else:
                 rest.append(item)
         if self.sweep is not None and rest:
             self.sweep.handle(rest)
 
-    def _again(self, item: dict[str, Any], action: Action, erased_ref: str | None, refs: list[str]) -> None:
+    def _again(
+        self, item: dict[str, Any], action: Action, erased_ref: str | None, refs: list[str], *, by_key: bool
+    ) -> None:
         """The erasure the ledger recorded, applied to the restored copy (holds win)."""
         holds = self.holds(item.get(self.dataset.subject.attribute))
         if holds:
@@ -181,15 +184,12 @@ class _Replay:
                 self.counts.already_done += 1  # the copy no longer carries what was erased
                 return
             self._anonymize(item)
-        elif action is Action.isolate and self._vault_has(item) is False and self._isolate_due(item) is not None:
-            # Isolated for its statutory retention and not in the vault: isolate the copy until then.
+        elif action is Action.isolate and not by_key and self._isolate_due(item) is not None:
+            # An item the erasure never saw, kept for its statutory retention: into the vault until then.
             self._isolate(item, reason="statutory_retention", holds=[], subject_ref=erased_ref)
         else:
+            # Deleted, or isolated (the vault holds that item, or purged it): the copy goes.
             self._delete(item)
-
-    def _vault_has(self, item: dict[str, Any]) -> bool:
-        key = datasets.key_of(self.dataset, item)
-        return vault.get_entry(vault.vault_id_for(self.dataset.name, key, item)) is not None
 
     def _isolate_due(self, item: dict[str, Any]) -> datetime | None:
         """The end of the item's retention, if it is still ahead (an isolation that was purged is past)."""
