@@ -12,8 +12,8 @@ new. The table outlives everything it describes: its own PITR, no TTL, no functi
 
 An erasure writes its subject row before it deletes anything (the request is verified; a subject
 row without deletes is harmless, deletes without one would be forgotten). Item rows follow each
-write that succeeded; one lost to a crash is covered by the subject row (erasure) or by the
-retention sweep that every replay runs (retention).
+write that succeeded, retried in place; one still lost (a crash, faults that outlast the retries)
+is covered by the subject row (erasure) or by the retention sweep that every replay runs (retention).
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code
+from lethe.aws import client, error_code, is_transient, retry_transient
 from lethe.data.models import LedgerRecord
 from lethe.keys import KeyRing, key_ring
 from lethe.settings import get_settings
+
+logger = Logger(child=True)
 
 Source = Literal["erasure", "retention", "replay"]
 _GET_BATCH = 100
@@ -76,13 +79,23 @@ def record_erased(
     if not items:
         return
     attribute = dataset.subject.attribute
-    record_items(
-        dataset.name,
-        [key_of(dataset, item) for item in items],
-        action=action,
-        erasure=erasure,
-        subject_refs=[erasure.subject_ref or subject_ref_of(attribute, item) for item in items],
-    )
+    try:
+        retry_transient(
+            record_items,
+            dataset.name,
+            [key_of(dataset, item) for item in items],
+            action=action,
+            erasure=erasure,
+            subject_refs=[erasure.subject_ref or subject_ref_of(attribute, item) for item in items],
+            what="erasure ledger",
+        )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # The erasure it follows is done: it must not be repeated (a retry would find the item gone and
+        # miscount it). A row lost here is covered by the subject row (an erasure request) or by the
+        # retention sweep every replay runs (a retention delete).
+        logger.warning("erasure ledger row not written", dataset=dataset.name, error=error_code(exc))
 
 
 def _item_pk(dataset: str, ref: str) -> str:
