@@ -28,12 +28,14 @@ policy_app = typer.Typer(help="Privacy policy versions.")
 suppressions_app = typer.Typer(help="The marketing suppression list.")
 retention_app = typer.Typer(help="Scheduled retention: report and sweep.")
 audit_app = typer.Typer(help="The append-only, hash-chained audit.")
+backups_app = typer.Typer(help="Restored backups: erase again what Lethe erased since the backup.")
 app.add_typer(requests_app, name="requests")
 app.add_typer(holds_app, name="holds")
 app.add_typer(policy_app, name="policy")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
+app.add_typer(backups_app, name="backups")
 
 console = Console()
 errors = Console(stderr=True)
@@ -393,6 +395,39 @@ def audit_verify(json_out: JsonOpt = False) -> None:
     answer = run(lambda: client().get("/admin/audit/verify"), as_json=json_out, title="audit")
     if isinstance(answer, dict) and answer.get("ok") is False:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- backups
+@backups_app.command("replay")
+def backups_replay(
+    dataset: Annotated[str, typer.Option("--dataset", help="The inventory dataset whose table was restored.")],
+    table: Annotated[str, typer.Option("--table", help="The restored table's physical name.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job to finish.")] = True,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 600.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Replay the erasure ledger onto a restored table, then sweep it for retention as of now."""
+    api = client()
+    job = _call(lambda: api.post("/admin/backups/replay", {"dataset": dataset, "table": table}))
+    path = f"/admin/backups/replay/{job['job_id']}"
+    deadline = time.monotonic() + timeout
+    while wait and job.get("status") != "done" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = _call(lambda: api.get(path))
+    render.show(console, job, as_json=json_out or state.json, title="backup replay")
+    if wait and job.get("status") != "done":
+        errors.print(f"[red]error:[/red] the replay did not finish within {timeout:.0f}s ({job.get('status')})")
+        raise typer.Exit(1)
+
+
+def _call(action: Any) -> dict[str, Any]:
+    """One API call whose answer is shown later; a CliError becomes one red line and exit code 1."""
+    try:
+        answer: dict[str, Any] = action()
+    except CliError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    return answer
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class LocalStack:
     servers: list[BaseWSGIServer] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     poller: Any = None
+    stream_poller: Any = None
 
     @property
     def api_url(self) -> str:
@@ -62,6 +63,8 @@ class LocalStack:
         from lethe_local import stack_file
 
         stack_file.remove(self.directory)
+        if self.stream_poller is not None:
+            self.stream_poller.stop()
         if self.poller is not None:
             self.poller.stop()
         for server in reversed(self.servers):
@@ -263,19 +266,58 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     ]
     # Only queues a function polls: a dead-letter queue nobody consumes keeps its messages on purpose.
     urls = list(dict.fromkeys(source.url for source in sources))
-    runtime = Runtime(
-        specs,
-        outbox=Outbox(stack.directory / "outbox", region=REGION),
-        drained=lambda timeout: wait_drained(sqs, urls, timeout),
-    )
+
+    def drained(timeout: float) -> bool:
+        streams_done = stack.stream_poller is None or _wait(stack.stream_poller.caught_up, timeout)
+        return wait_drained(sqs, urls, timeout) and streams_done
+
+    runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained)
     gateway = LocalGateway(runtime, stage=stack.stage)
     _serve(stack, _bind(gateway, stack.port, "PORT", "API", _QuietHandler), "gateway")
     stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked")
     stack.poller.start()
+    stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked")
+    if stack.stream_poller is not None:
+        stack.stream_poller.start()
     stack_file.write(
         stack.directory, api_url=stack.api_url, port=stack.port, aws_port=stack.aws_port, stage=stack.stage
     )
     _banner(stack, specs, token, token_file, seeded, sources)
+
+
+def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, parked: Path) -> Any:
+    """The stream event source mapping: the inventory's tables, as they come and go, to the function
+    the template maps dataset streams to."""
+    import boto3
+    from botocore.config import Config
+
+    from lethe.inventory import get_inventory
+    from lethe.settings import get_settings
+    from lethe_local.streams import StreamPoller, stream_functions
+
+    targets = [name for name in stream_functions(template) if name in specs]
+    if not targets:
+        return None
+
+    def tables() -> list[str]:
+        settings = get_settings()
+        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values()})
+
+    # The account-based endpoint botocore would pick for a stream ARN is not moto's.
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    return StreamPoller(dynamodb, streams, tables, targets[0], runtime.invoke, parked=parked)
+
+
+def _wait(condition: Any, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _banner(

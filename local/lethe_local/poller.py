@@ -54,7 +54,21 @@ def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
     return sizes
 
 
-class QueuePoller(threading.Thread):
+class PollingThread(threading.Thread):
+    """A daemon thread that polls until `stop()`, counting the calls that failed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._stop_event = threading.Event()
+        self.errors = 0
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+
+class QueuePoller(PollingThread):
     """Polls every source in turn until `stop()`; `invoke(function, event)` runs the function."""
 
     def __init__(
@@ -65,18 +79,11 @@ class QueuePoller(threading.Thread):
         *,
         parked: Path | None = None,
     ) -> None:
-        super().__init__(name="lethe-sqs-poller", daemon=True)
+        super().__init__("lethe-sqs-poller")
         self.sqs = sqs
         self.sources = sources
         self.invoke = invoke
         self.parked = parked or Path(".local") / "parked"
-        self._stop_event = threading.Event()
-        self.errors = 0
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
 
     def run(self) -> None:
         while not self._stop_event.is_set():

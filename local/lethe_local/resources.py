@@ -138,8 +138,10 @@ def _create_table(session: Any, resolver: Resolver, logical_id: str, props: dict
             "SSEType": resolved.get("SSEType", "KMS"),
             **({"KMSMasterKeyId": resolved["KMSMasterKeyId"]} if resolved.get("KMSMasterKeyId") else {}),
         }
+    if "StreamSpecification" in kwargs:  # CloudFormation's form has no StreamEnabled: naming a view enables it
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **kwargs["StreamSpecification"]}
     ddb = session.client("dynamodb")
-    ddb.create_table(TableName=logical_id, **kwargs)
+    created = ddb.create_table(TableName=logical_id, **kwargs)["TableDescription"]
     if (ttl := props.get("TimeToLiveSpecification")) and ttl.get("Enabled"):
         ddb.update_time_to_live(TableName=logical_id, TimeToLiveSpecification=ttl)
     pitr = props.get("PointInTimeRecoverySpecification") or {}
@@ -149,6 +151,8 @@ def _create_table(session: Any, resolver: Resolver, logical_id: str, props: dict
     resolver.attributes[(logical_id, "Arn")] = (
         f"arn:aws:dynamodb:{resolver.region}:{resolver.account}:table/{logical_id}"
     )
+    if created.get("LatestStreamArn"):
+        resolver.attributes[(logical_id, "StreamArn")] = created["LatestStreamArn"]
 
 
 def _sse(resolver: Resolver, props: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ FUNCTION_FOR_EVENT = {
     "failed_task.json": "FailedTaskFunction",
     "retention_worker.json": "RetentionWorkerFunction",
     "notification.json": "NotificationFunction",
+    "retention_index.json": "RetentionIndexFunction",
+    "restore_replay.json": "RestoreReplayFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 

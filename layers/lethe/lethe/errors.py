@@ -149,3 +149,19 @@ class RetentionTaskFailed(LetheError):
     def __init__(self, message: str, *, counts: dict[str, int]) -> None:
         super().__init__(message)
         self.counts = counts
+
+
+class RestoredTableNotFound(LetheError):
+    """A replay names a table that does not exist (or that Lethe may not read)."""
+
+    code = "table_not_found"
+
+
+class ReplayTableMismatch(LetheError):
+    """A replay names a table whose key is not the dataset's: it is no copy of that dataset's table."""
+
+    code = "table_mismatch"
+
+
+class ReplayJobNotFound(LetheError):
+    code = "replay_job_not_found"

@@ -17,6 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lethe.aws import client
+from lethe.data import ledger
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
 from lethe.keys import KeyRing, normalize_email
@@ -70,6 +71,19 @@ def table_key(dataset: Dataset) -> TableKey:
         return _described_key(table_name(dataset))
     except ClientError as exc:
         raise _unavailable(dataset, exc) from exc
+
+
+def recovery_window_days(dataset: Dataset) -> int | None:
+    """How many days back the table's point-in-time recovery can restore (0 when it is off), or None
+    when that cannot be read (one DescribeContinuousBackups)."""
+    try:
+        described = client("dynamodb").describe_continuous_backups(TableName=table_name(dataset))
+    except ClientError:
+        return None
+    pitr = described.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription", {})
+    if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
+        return 0
+    return int(pitr.get("RecoveryPeriodInDays") or 35)
 
 
 def key_of(dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
@@ -130,10 +144,12 @@ def update_item(
     condition_attribute: str,
     condition_value: Any,
     unchanged: Iterable[str] = (),
+    erased: ledger.Erasure | None = None,
 ) -> bool:
     """One UpdateItem touching only `to_set` and `to_remove`, conditional on the item still having
     `condition_attribute` = `condition_value` and the `unchanged` attributes as read.
-    A failed condition (already done, or changed meanwhile) returns False and writes nothing."""
+    A failed condition (already done, or changed meanwhile) returns False and writes nothing.
+    With `erased` (a masking), the erasure ledger records the item once the update is done."""
     to_remove = [name for name in to_remove if name not in to_set]
     key_attributes = set(table_key(dataset).attributes)
     touched = (set(to_set) | set(to_remove)) & key_attributes
@@ -170,6 +186,7 @@ def update_item(
         if _code(exc) == "ConditionalCheckFailedException":
             return False
         raise _unavailable(dataset, exc) from exc
+    ledger.record_erased(dataset, [item], key_of, action="anonymize", erasure=erased)
     return True
 
 
@@ -181,6 +198,7 @@ def anonymize_item(
     *,
     condition_attribute: str,
     condition_value: Any,
+    erased: ledger.Erasure | None = None,
 ) -> bool:
     """Mask the dataset's fields on one item (one UpdateItem). False when the item no longer
     belongs to the subject or changed since it was read: nothing is overwritten."""
@@ -188,6 +206,7 @@ def anonymize_item(
     return update_item(
         dataset,
         item,
+        erased=erased,
         to_set=to_set,
         to_remove=to_remove,
         condition_attribute=condition_attribute,
@@ -196,8 +215,9 @@ def anonymize_item(
     )
 
 
-def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]]) -> int:
-    """BatchWriteItem, 25 keys at a time, retrying UnprocessedItems. Returns how many were sent."""
+def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]], *, erased: ledger.Erasure | None = None) -> int:
+    """BatchWriteItem, 25 keys at a time, retrying UnprocessedItems. Returns how many were sent.
+    With `erased`, the erasure ledger records each item once its batch is done."""
     name = table_name(dataset)
     ddb = client("dynamodb")
     batch: list[dict[str, Any]] = []
@@ -212,6 +232,7 @@ def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]]) -> int:
                 raise _unavailable(dataset, exc) from exc
             pending = response.get("UnprocessedItems") or {}
             if not pending:
+                ledger.record_erased(dataset, batch, lambda _d, key: key, action="delete", erasure=erased)
                 return
         raise DatasetUnavailable(f"dataset {dataset.name}: deletes stayed unprocessed after retries")
 
@@ -235,6 +256,7 @@ def delete_item(
     condition_value: Any,
     unchanged: Iterable[str] = (),
     absent: Iterable[str] = (),
+    erased: ledger.Erasure | None = None,
 ) -> bool:
     """One conditional DeleteItem: the item must still have `condition_attribute` = `condition_value`
     (it still belongs to the subject), the `unchanged` attributes as read, and none of the `absent`
@@ -257,4 +279,5 @@ def delete_item(
         if _code(exc) == "ConditionalCheckFailedException":
             return False
         raise _unavailable(dataset, exc) from exc
+    ledger.record_erased(dataset, [item], key_of, action="delete", erasure=erased)
     return True

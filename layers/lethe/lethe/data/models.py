@@ -248,6 +248,24 @@ class ControlRecord(Model):
     lifted_at = UTCDateTimeAttribute(null=True)
 
 
+class LedgerRecord(Model):
+    """The erasure ledger (lethe.data.ledger): pk ITEM#<dataset>#<key ref> or SUBJECT#<subject ref>.
+    HMACs, a dataset name, an action and times only; never a raw value."""
+
+    class Meta:
+        table_name = "ErasureLedgerTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    at = UnicodeAttribute()
+    dataset = UnicodeAttribute(null=True)
+    key_ref = UnicodeAttribute(null=True)
+    subject_ref = UnicodeAttribute(null=True)
+    action = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    reference = UnicodeAttribute(null=True)
+
+
 ALL_MODELS: dict[str, list[type[Model]]] = {
     "RequestsTable": [RequestSummaryRecord, RequestEventRecord],
     "ConsentsTable": [ConsentRecord, ConsentLinkRecord, ConsentDeviceRecord],
@@ -255,6 +273,7 @@ ALL_MODELS: dict[str, list[type[Model]]] = {
     "SuppressionTable": [SuppressionRecord],
     "VaultTable": [VaultRecord],
     "ControlTable": [ControlRecord],
+    "ErasureLedgerTable": [LedgerRecord],
 }
 
 _SETTING_FOR = {
@@ -264,6 +283,7 @@ _SETTING_FOR = {
     "SuppressionTable": "suppression_table",
     "VaultTable": "vault_table",
     "ControlTable": "control_table",
+    "ErasureLedgerTable": "ledger_table",
 }
 
 

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from lethe.aws import client, error_code, retry_transient
+from lethe.data import ledger
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, delete_item, from_wire, table_key, table_name, to_wire
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
@@ -20,6 +21,8 @@ from lethe.inventory import Dataset
 from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 
 WATERMARK_PARTITION = "SWEEP"
+# Which stream last delivered records of a dataset to the retention index function, and when.
+STREAM_PARTITION = "STREAM"
 GET_BATCH = 100
 # Keys per index page: reads and writes interleave, so a task that fails loses at most one page of
 # reads; large enough that each page's Query is a small part of its cost.
@@ -62,6 +65,49 @@ def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
             return False
         raise
     return True
+
+
+# ---------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A dataset table's stream as DynamoDB describes it, and what Lethe's function last saw of it."""
+
+    arn: str | None
+    view_type: str | None
+    seen_arn: str | None = None
+    seen_at: str | None = None
+
+    @property
+    def wired(self) -> bool:
+        """Its current stream carries both images and has delivered records to Lethe."""
+        return self.arn is not None and self.view_type == "NEW_AND_OLD_IMAGES" and self.seen_arn == self.arn
+
+
+def stream_state(dataset: Dataset) -> StreamState:
+    """One DescribeTable and one read of the ControlTable."""
+    try:
+        table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
+    except ClientError as exc:
+        raise _unavailable(dataset, exc) from exc
+    spec = table.get("StreamSpecification") or {}
+    enabled = bool(spec.get("StreamEnabled"))
+    seen = next(
+        iter(ControlRecord.query(STREAM_PARTITION, ControlRecord.sk == dataset.name, consistent_read=True)), None
+    )
+    return StreamState(
+        arn=table.get("LatestStreamArn") if enabled else None,
+        view_type=spec.get("StreamViewType") if enabled else None,
+        seen_arn=(seen.data or {}).get("stream_arn") if seen else None,
+        seen_at=seen.at if seen else None,
+    )
+
+
+def record_stream_seen(dataset: Dataset, stream_arn: str, *, now: datetime) -> None:
+    ControlRecord(
+        STREAM_PARTITION, dataset.name, at=now.astimezone(UTC).isoformat(), data={"stream_arn": stream_arn}
+    ).save()
 
 
 # ---------------------------------------------------------------- reading
@@ -191,6 +237,7 @@ def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) 
         delete_item,
         dataset,
         item,
+        erased=ledger.Erasure("retention"),
         condition_attribute=attribute,
         condition_value=item[attribute],
         unchanged=[] if keyed or item.get(subject) is None else [subject],

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from lethe.aws import client
+from lethe.data import ledger
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
 from lethe.settings import get_settings
@@ -144,6 +145,7 @@ def isolate_item(
     request_id: str | None,
     hold_ids: list[str] | None = None,
     now: datetime | None = None,
+    erased: ledger.Erasure | None = None,
 ) -> bool:
     """Move one live item into the vault. True if it was isolated now, False if this very item was
     already isolated (a redelivery). Raises ConflictingWrite if the live item changed or vanished
@@ -207,6 +209,7 @@ def isolate_item(
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
             raise ConflictingWrite(f"dataset {dataset.name}: an item changed since it was read") from exc
         raise
+    ledger.record_erased(dataset, [key], lambda _d, k: k, action="isolate", erasure=erased)
     return True
 
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from lethe.data import datasets
 from lethe.data.mail import send_email
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import get_inventory
@@ -43,6 +44,36 @@ def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+_LONGEST_PITR_DAYS = 35  # what DynamoDB keeps at most
+
+
+def backup_lines(results: dict[str, dict[str, Any]], *, now: datetime) -> list[str]:
+    """Until when each table the erasure changed may still be restored as it was before: its
+    point-in-time recovery window from now. A restore is erased again before use (lethe backups replay)."""
+    by_day: dict[str, list[str]] = {}
+    inventory = get_inventory()
+    for name in sorted(results):
+        result = results[name]
+        if name not in inventory.datasets or not any(int(result.get(k) or 0) for k in _ERASED):
+            continue
+        days = datasets.recovery_window_days(inventory.dataset(name))
+        if days == 0:
+            continue
+        day = (now + timedelta(days=_LONGEST_PITR_DAYS if days is None else days)).date().isoformat()
+        by_day.setdefault(day, []).append(_description(name))
+    if not by_day:
+        return []
+    return [
+        "Backups: our tables can be restored as they were for a limited time, so backups may still hold "
+        "the data above until:",
+        *(f"- {day}: {', '.join(names)}" for day, names in sorted(by_day.items())),
+        "If a backup is restored before then, we erase your data from it again before it is used.",
+    ]
+
+
+_ERASED = ("deleted", "anonymized", "isolated")
+
+
 def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, now: datetime) -> str:
     text = [
         "Erasure certificate",
@@ -58,6 +89,8 @@ def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str
         "Your address is now on our suppression list (stored only as a keyed hash), "
         "so you will not receive marketing from us again.",
     ]
+    if backups := backup_lines(results, now=now):
+        text += ["", *backups]
     if _customer_told(results):
         text += ["", _CUSTOMER_NOTE]
     return "\n".join(text) + "\n"

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from lethe.data import requests as repository
 from lethe.data.mail import send_email
 from lethe.domain import TERMINAL_STATUSES, RequestType, Status
-from lethe.logic import fulfilment, intake
+from lethe.logic import fulfilment, intake, recreation
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
 
@@ -52,6 +52,7 @@ class DeadlineSummary(BaseModel):
     resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment.resume_stalled)
     failed: list[str] = []  # jobs of this run that failed; the next run does them again
     open_by_status: dict[str, int] = {}  # after this run's expiries and resumptions
+    recreated: int = 0  # erased subjects' data written again in the last day (lethe.logic.recreation)
 
 
 def due_requests(now: datetime) -> tuple[list[DueRequest], list[DueRequest]]:
@@ -82,7 +83,19 @@ def _line(request: DueRequest, now: datetime) -> str:
     )
 
 
-def digest_text(now: datetime, overdue: list[DueRequest], due_soon: list[DueRequest]) -> str:
+def _recreated_line(found: recreation.Recreation) -> str:
+    return (
+        f"  {found.at:%Y-%m-%d %H:%M} UTC  {found.dataset}: data of subject {found.subject_ref[:20]}… written again "
+        f"(erased {found.erased_at:%Y-%m-%d}); not erased automatically, see the audit (recreation.detected)"
+    )
+
+
+def digest_text(
+    now: datetime,
+    overdue: list[DueRequest],
+    due_soon: list[DueRequest],
+    recreated: list[recreation.Recreation] | None = None,
+) -> str:
     base = get_settings().public_base_url.rstrip("/")
     parts = [f"Lethe deadline digest for {now.astimezone(UTC):%Y-%m-%d}", ""]
     parts.append(f"Overdue: {len(overdue)}")
@@ -90,6 +103,9 @@ def digest_text(now: datetime, overdue: list[DueRequest], due_soon: list[DueRequ
     parts.append("")
     parts.append(f"Due within {HORIZON.days} days: {len(due_soon)}")
     parts.extend(_line(r, now) for r in due_soon)
+    if recreated:
+        parts += ["", f"Erased subjects whose data was written again in the last day: {len(recreated)}"]
+        parts.extend(_recreated_line(r) for r in recreated)
     parts += ["", f"Open a request with GET {base}/admin/requests/<id>; extend it with POST .../extend."]
     return "\n".join(parts) + "\n"
 
@@ -115,10 +131,14 @@ def watch(now: datetime) -> DeadlineSummary:
     expired = job("expire_unverified", lambda: intake.expire_unverified(now), 0)
     no_counts: dict[str, int] = {}
     open_by_status = job("count_open", lambda: {s.value: repository.count_by_status(s) for s in OPEN}, no_counts)
+    none: list[recreation.Recreation] = []
+    recreated = job("find_recreated", lambda: recreation.seen_between(now - timedelta(days=1), now), none)
     sent = False
-    if overdue or due_soon:
+    if overdue or due_soon or recreated:
         subject = f"Lethe: {len(overdue)} overdue, {len(due_soon)} due within {HORIZON.days} days"
-        text = digest_text(now, overdue, due_soon)
+        if recreated:
+            subject += f", {len(recreated)} erased subjects' data written again"
+        text = digest_text(now, overdue, due_soon, recreated)
         sent = bool(job("send_digest", lambda: send_email(get_settings().operator_email, subject, text), ""))
     return DeadlineSummary(
         now=now,
@@ -129,4 +149,5 @@ def watch(now: datetime) -> DeadlineSummary:
         resumed=resumed,
         failed=failed,
         open_by_status=open_by_status,
+        recreated=len(recreated),
     )

@@ -15,6 +15,8 @@ from lethe.inventory import Dataset
 
 BUCKET_ATTRIBUTE = "expiry_bucket"
 EXPIRES_ATTRIBUTE = "expires_on"
+# Set by a retention anonymization, whose item then leaves the index for good.
+ANONYMIZED_ATTRIBUTE = "lethe_anonymized_at"
 
 
 def parse_instant(value: Any) -> datetime | None:

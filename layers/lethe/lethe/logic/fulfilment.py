@@ -25,7 +25,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from lethe.aws import back_off, client, error_code, transaction_connection
-from lethe.data import audit, datasets, vault
+from lethe.data import audit, datasets, ledger, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, pk_of
 from lethe.domain import RequestType, Status
@@ -276,17 +276,20 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
     items = _customers_of(dataset, _subject_items(dataset, request), customers)
     counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0}
     attribute = dataset.subject.attribute
+    # The erasure ledger knows the subject before anything is erased, each item once it is.
+    erased = ledger.Erasure("erasure", request.subject_ref, request.request_id)
+    ledger.record_subject(request.subject_ref, reference=request.request_id, now=now)
     if action is Action.delete:
         keys = []
         for item in items:
             counts["found"] += 1
             keys.append(datasets.key_of(dataset, item))
-        counts["deleted"] = datasets.delete_items(dataset, keys)
+        counts["deleted"] = datasets.delete_items(dataset, keys, erased=erased)
     elif action is Action.anonymize:
         for item in list(items):
             counts["found"] += 1
             done = datasets.anonymize_item(
-                dataset, item, ring, now, condition_attribute=attribute, condition_value=item[attribute]
+                dataset, item, ring, now, condition_attribute=attribute, condition_value=item[attribute], erased=erased
             )
             counts["anonymized" if done else "unchanged"] += 1
     else:
@@ -303,6 +306,7 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
                 request_id=request.request_id,
                 hold_ids=[h.hold_id for h in holds] or None,
                 now=now,
+                erased=erased,
             )
             counts["isolated" if done else "unchanged"] += 1
     routed = _tell_customers(request, dataset, customers)

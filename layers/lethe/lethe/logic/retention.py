@@ -42,17 +42,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from lethe.aws import error_code, retry_transient
-from lethe.data import audit, sweeps, vault
+from lethe.data import audit, ledger, sweeps, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
 from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
 from lethe.inventory import Action, Dataset, Retention, get_inventory
 from lethe.keys import KeyRing, key_ring
-from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
+from lethe.logic.expiry import (
+    ANONYMIZED_ATTRIBUTE,
+    BUCKET_ATTRIBUTE,
+    EXPIRES_ATTRIBUTE,
+    expiry_attributes,
+    parse_instant,
+)
 from lethe.logic.legal_holds import Hold, covering, list_holds
 from lethe.logic.masking import anonymize
 from lethe.settings import get_settings
 
-ANONYMIZED_ATTRIBUTE = "lethe_anonymized_at"
 TASK_KIND = "retention_task"
 DELETE_BATCH = 25
 # The scan filter is loose by this much: calendar durations and time zones shift the exact cutoff.
@@ -86,6 +91,7 @@ class Counts(BaseModel):
     skipped_under_hold: int = 0
     skipped_restricted: int = 0
     not_due: int = 0
+    refiled: int = 0
     conflicts: int = 0
 
     def add(self, other: Counts) -> None:
@@ -125,6 +131,10 @@ class DatasetReport(BaseModel):
         bool,
         Field(description="False when the report's time ran out here: the counts are what was read so far"),
     ] = True
+    stream_wired: Annotated[
+        bool | None,
+        Field(description="Index datasets: whether the table's stream reaches RetentionIndexFunction"),
+    ] = None
 
 
 class RetentionReport(BaseModel):
@@ -273,8 +283,11 @@ def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> Run
 class _Sweep:
     """The per-item decisions of one task, with writes on or off."""
 
-    def __init__(self, dataset: Dataset, rule: Retention, now: datetime, *, apply: bool, ring: KeyRing) -> None:
+    def __init__(
+        self, dataset: Dataset, rule: Retention, now: datetime, *, apply: bool, ring: KeyRing, refile: bool = False
+    ) -> None:
         self.dataset, self.rule, self.now, self.apply, self.ring = dataset, rule, now, apply, ring
+        self.refile = refile
         self.counts = Counts()
         self._holds: dict[str | None, list[str]] = {}
         self._active_holds: list[Hold] | None = None
@@ -321,6 +334,8 @@ class _Sweep:
             self.counts.items_read += 1
             if not self.is_due(item) or item.get(ANONYMIZED_ATTRIBUTE) is not None:
                 self.counts.not_due += 1
+                if self.refile and item.get(ANONYMIZED_ATTRIBUTE) is None:
+                    self._refile(item)
                 continue
             if item.get(RESTRICTED_ATTRIBUTE):
                 self.counts.skipped_restricted += 1
@@ -369,6 +384,7 @@ class _Sweep:
                     request_id=None,
                     hold_ids=holds or None,
                     now=self.now,
+                    erased=ledger.Erasure("retention", self.subject_ref(item)),
                     what="retention isolate",
                 )
             except ConflictingWrite:
@@ -377,6 +393,25 @@ class _Sweep:
             if not isolated:
                 return
         setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+
+    def _refile(self, item: dict[str, Any]) -> None:
+        """An item read from a bucket it no longer belongs to (its `since` moved later, and no stream
+        re-filed it) moves to its true bucket, so it is read again on the day it falls due."""
+        true = expiry_attributes(self.dataset, item)
+        if not true or item.get(BUCKET_ATTRIBUTE) == true[BUCKET_ATTRIBUTE]:
+            return
+        if self.apply and not retry_transient(
+            update_item,
+            self.dataset,
+            item,
+            to_set=true,
+            condition_attribute=self.rule.since,
+            condition_value=item[self.rule.since],
+            what="retention refile",
+        ):
+            self.counts.conflicts += 1
+            return
+        self.counts.refiled += 1
 
     def _anonymize(self, item: dict[str, Any]) -> None:
         if self.apply:
@@ -391,6 +426,7 @@ class _Sweep:
                 condition_attribute=self.rule.since,
                 condition_value=item[self.rule.since],
                 unchanged=masked,
+                erased=ledger.Erasure("retention"),
                 what="retention anonymize",
             )
             if not written:
@@ -414,7 +450,9 @@ def execute(
     rule = dataset.retention
     if rule is None:
         raise ValueError(f"dataset {task.dataset} has no retention rule")
-    sweep = _Sweep(dataset, rule, task.now.astimezone(UTC), apply=apply, ring=ring or key_ring())
+    sweep = _Sweep(
+        dataset, rule, task.now.astimezone(UTC), apply=apply, ring=ring or key_ring(), refile=task.path == "index"
+    )
     try:
         if task.path == "index":
             continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
@@ -588,6 +626,8 @@ def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionRe
         entry.skipped_under_hold = counts.skipped_under_hold
         entry.skipped_restricted = counts.skipped_restricted
         entry.items_read = counts.items_read
+        if path_of(dataset) == "index" and entry.error is None:
+            entry.stream_wired = retry_transient(sweeps.stream_state, dataset, what="describe stream").wired
         datasets[dataset.name] = entry
     return RetentionReport(at=now, datasets=datasets, complete=all(e.complete for e in datasets.values()))
 
