@@ -9,19 +9,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import EMAIL_PATTERN, EmailAddress
 from lethe.logic import policy_versions, unsubscribe
-from lethe.logic.consent import EMAIL_PATTERN
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
 from lethe.logic.suppression import is_suppressed
 from lethe.logic.unsubscribe import UnsubscribeLink
-
-Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN, description="An email address")]
 
 
 class UnsubscribeLinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: Email
+    email: EmailAddress
 
 
 class Suppression(BaseModel):

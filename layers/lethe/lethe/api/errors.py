@@ -93,7 +93,9 @@ def _describe(errors_: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors_[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        # A pattern mismatch would quote the whole pattern back; say what is wrong instead.
+        message = "is not in the expected form" if err.get("type") == "string_pattern_mismatch" else err.get("msg")
+        parts.append(f"{loc or 'body'}: {message or 'invalid'}")
     return "; ".join(parts)
 
 

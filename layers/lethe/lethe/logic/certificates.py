@@ -102,7 +102,7 @@ def send_completion(email: str, request: DataSubjectRequest, results: dict[str, 
     what = "corrected" if request.type.value == "rectification" else "restricted (kept, but no longer processed)"
     body = "\n".join(
         [
-            f"Your {request.type.value} request {request.request_id} is complete.",
+            f"Your {request.type.label} request {request.request_id} is complete.",
             "",
             f"Records {what}:" if lines else "We found nothing to change.",
             *lines,
@@ -110,12 +110,12 @@ def send_completion(email: str, request: DataSubjectRequest, results: dict[str, 
     )
     if _customer_told(results):
         body += "\n\n" + _CUSTOMER_NOTE
-    return send_email(email, f"Your {request.type.value} request is complete", body + "\n")
+    return send_email(email, f"Your {request.type.label} request is complete", body + "\n")
 
 
 def send_denial(email: str, request: DataSubjectRequest, reason: str) -> str:
     body = (
-        f"We cannot carry out your {request.type.value} request {request.request_id}.\n\n"
+        f"We cannot carry out your {request.type.label} request {request.request_id}.\n\n"
         f"Reason: {reason}\n\n"
         "If you disagree, you may lodge a complaint with your data protection authority.\n"
     )
@@ -124,7 +124,7 @@ def send_denial(email: str, request: DataSubjectRequest, reason: str) -> str:
 
 def send_extension(email: str, request: DataSubjectRequest, reason: str, due_at: datetime) -> str:
     body = (
-        f"We need more time for your {request.type.value} request {request.request_id}.\n\n"
+        f"We need more time for your {request.type.label} request {request.request_id}.\n\n"
         f"Reason: {reason}\n"
         f"We will answer by {due_at.strftime('%d %B %Y')}.\n"
     )

@@ -21,6 +21,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lethe import domain
 from lethe.data import audit
 from lethe.data import consents as ledger
 from lethe.data.consents import ConsentChange, ConsentState
@@ -31,7 +32,7 @@ from lethe.logic.suppression import suppress
 
 SUBJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{5,127}$"
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-EMAIL_PATTERN = r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$"
+EMAIL_PATTERN = domain.EMAIL_PATTERN  # one address rule for all of Lethe
 
 
 class Purpose(BaseModel):

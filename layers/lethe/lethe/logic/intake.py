@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -34,7 +35,7 @@ from lethe.aws import client
 from lethe.data import audit, mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import NEEDS_APPROVAL, Regulation, RequestType, Status
+from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status
 from lethe.errors import (
     ConflictingWrite,
     InvalidTransition,
@@ -62,7 +63,6 @@ REQUEST_ID_PREFIX = "req_"
 CANCELLABLE = frozenset({Status.identity_unverified, Status.pending, Status.awaiting_approval})
 TOO_MANY_ATTEMPTS = "too many attempts"
 NEVER_VERIFIED = "identity not verified in time"
-EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$"
 
 
 class Submission(BaseModel):
@@ -71,15 +71,7 @@ class Submission(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: Annotated[RequestType, Field(description="What the subject asks for")]
-    email: Annotated[
-        str,
-        Field(
-            description="Where the one-time code and the answer are sent",
-            max_length=254,
-            pattern=EMAIL_PATTERN,
-            json_schema_extra={"format": "email"},
-        ),
-    ]
+    email: Annotated[EmailAddress, Field(description="Where the one-time code and the answer are sent")]
     regulation: Annotated[
         Regulation | None, Field(description="The law the request is made under; omitted means the default")
     ] = None
@@ -198,6 +190,9 @@ def _create(
         code_hash=code_hash(request_id, code),
         code_expires_at=now + timedelta(minutes=settings.verification_code_ttl_minutes),
     )
+    # Everything that can refuse the input runs before the first write: the message is composed (and its
+    # recipient checked) before the row exists, so a refused address never leaves a request behind.
+    message = _code_message(request, code, settings.verification_code_ttl_minutes)
     stored = repository.create(request)
     audit.append(
         "request.received",
@@ -207,18 +202,18 @@ def _create(
         details={"type": request.type.value, "regulation": regulation.value},
         at=now,
     )
-    _send_code(stored, code, settings.verification_code_ttl_minutes)
+    mail.send(message)
     logger.info("request received", request_id=request_id, request_type=request.type, regulation=regulation)
     return Receipt(request_id=request_id, status=stored.status, due_at=stored.due_at)
 
 
-def _send_code(request: DataSubjectRequest, code: str, ttl_minutes: int) -> None:
+def _code_message(request: DataSubjectRequest, code: str, ttl_minutes: int) -> EmailMessage:
     assert request.email is not None
-    mail.send_email(
+    return mail.compose(
         request.email,
         "Your privacy request: verification code",
         (
-            f"We received a {request.type.value.replace('_', ' ')} request for this address.\n\n"
+            f"We received {request.type.with_article} request for this address.\n\n"
             f"Your verification code is {code}\n"
             f"Request id: {request.request_id}\n\n"
             f"The code expires in {ttl_minutes} minutes. Verify with:\n"
