@@ -317,15 +317,12 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
 
 
 def _rectify(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
-    """Apply corrections to the fields this dataset marks rectifiable. Old and new values go to the
-    request's events (never the audit)."""
+    """Apply corrections to the fields of this dataset a subject may correct (never one that identifies
+    whose an item is). Old and new values go to the request's events (never the audit)."""
     corrections = dict(request.corrections or {})
     key_attributes = set(datasets.table_key(dataset).attributes)
-    allowed = {
-        name: value
-        for name, value in corrections.items()
-        if name in dataset.fields and dataset.fields[name].rectifiable and name not in key_attributes
-    }
+    correctable = get_inventory().correctable_fields(dataset.name)
+    allowed = {name: value for name, value in corrections.items() if name in correctable and name not in key_attributes}
     if not allowed:
         return {"action": "rectify", "found": 0, "rectified": 0, "fields": []}
     attribute = dataset.subject.attribute

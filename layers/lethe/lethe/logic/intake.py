@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
+import re
 import secrets
-from datetime import UTC, datetime, timedelta
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Annotated, Any
 
@@ -35,9 +39,10 @@ from lethe.aws import client
 from lethe.data import audit, mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status
+from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status, is_plain_address
 from lethe.errors import (
     ConflictingWrite,
+    InvalidCorrection,
     InvalidTransition,
     RequestNotFound,
     RunIncomplete,
@@ -45,6 +50,7 @@ from lethe.errors import (
     VerificationFailed,
     VerificationLocked,
 )
+from lethe.inventory import get_inventory
 from lethe.keys import key_ring, normalize_email
 from lethe.logic import deadlines, fulfilment, ratelimit
 from lethe.logic.requests import transition
@@ -111,6 +117,92 @@ class RequestStatus(BaseModel):
     extended: bool
 
 
+# ------------------------------------------------------------------ corrections (rectification)
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_NAME_MAX, _ADDRESS_MAX = 200, 500
+
+
+def _no_controls(value: str, *, allow_newlines: bool = False) -> bool:
+    return not any(unicodedata.category(char)[0] == "C" and not (allow_newlines and char == "\n") for char in value)
+
+
+def _is_e164(value: str) -> bool:
+    return _E164.fullmatch(value) is not None
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _bounded_text(limit: int, *, allow_newlines: bool = False) -> Callable[[str], bool]:
+    return lambda value: 0 < len(value) <= limit and _no_controls(value, allow_newlines=allow_newlines)
+
+
+# What a corrected value must look like, by the field's category (config/inventory.yaml), first match wins:
+# (whether the rule is the category's, what is expected in words, the check).
+_CATEGORY_RULES: list[tuple[Callable[[str], bool], str, Callable[[str], bool]]] = [
+    (lambda c: c.endswith(".email"), "one plain email address, local@domain", is_plain_address),
+    (lambda c: "phone" in c.rsplit(".", 1)[-1], "a phone number in E.164 form, e.g. +447700900123", _is_e164),
+    (
+        lambda c: c == "user.name" or c.endswith(".name"),
+        f"a name of 1 to {_NAME_MAX} characters",
+        _bounded_text(_NAME_MAX),
+    ),
+    (lambda c: "date" in c.rsplit(".", 1)[-1], "a date, YYYY-MM-DD", _is_date),
+    (lambda c: c.endswith(".ip_address"), "an IP address", _is_ip),
+    (
+        lambda c: c.endswith(".address"),
+        f"a postal address of 1 to {_ADDRESS_MAX} characters",
+        _bounded_text(_ADDRESS_MAX, allow_newlines=True),
+    ),
+]
+_TEXT_MAX = 1000
+_TEXT_RULE = (f"text of 1 to {_TEXT_MAX} characters", _bounded_text(_TEXT_MAX))
+
+
+def _rule(category: str) -> tuple[str, Callable[[str], bool]]:
+    return next(((words, check) for matches, words, check in _CATEGORY_RULES if matches(category)), _TEXT_RULE)
+
+
+def correctable_fields() -> dict[str, str]:
+    """What a subject may correct, field -> the form a new value must have (shown by /discovery)."""
+    return {
+        name: " and ".join(sorted({_rule(category)[0] for category in categories}))
+        for name, categories in get_inventory().correctable_fields().items()
+    }
+
+
+def check_corrections(corrections: dict[str, str]) -> None:
+    """Refuse a correction of any field the subject may not correct (identifying fields never are) and
+    any new value unfit for its field's category. Raises InvalidCorrection, which lists what can be
+    corrected; runs before anything is written."""
+    correctable = get_inventory().correctable_fields()
+    refused = sorted(set(corrections) - set(correctable))
+    if refused:
+        raise InvalidCorrection(
+            f"these fields cannot be corrected: {', '.join(refused)}. "
+            f"Fields you can correct: {', '.join(correctable) or 'none'}"
+        )
+    for name, value in sorted(corrections.items()):
+        for category in sorted(correctable[name]):
+            words, check = _rule(category)
+            if not check(value):
+                raise InvalidCorrection(f"corrections.{name}: the new value must be {words}")
+
+
 def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
@@ -135,6 +227,8 @@ def _persistence() -> DynamoDBPersistenceLayer:
 def submit(submission: Submission, *, source_ip: str | None, now: datetime | None = None) -> Receipt:
     """Accept a request: rate-limit, store it as identity_unverified, email the code. Idempotent on
     (type, subject, source, content) for IDEMPOTENCY_WINDOW: a retry returns the first receipt."""
+    if submission.corrections:
+        check_corrections(submission.corrections)
     ring = key_ring()
     normalized = submission.model_copy(update={"email": normalize_email(submission.email)})
     content = ring.mac(
