@@ -7,6 +7,7 @@ write its own state next and send last: an address no message can be built for n
 
 from __future__ import annotations
 
+import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -14,6 +15,14 @@ from email.utils import formatdate, make_msgid
 from lethe.aws import client
 from lethe.domain import ascii_host, is_plain_address
 from lethe.settings import get_settings
+
+
+def plain_text(value: str, *, limit: int = 500) -> str:
+    """Text a person supplied (a subject, an operator), made fit to quote in a message body: control
+    characters (CR and LF included) become spaces, so it cannot forge lines, headers or a new part, and
+    it is cut at `limit` characters. HTML bodies escape it as well."""
+    flat = " ".join("".join(" " if unicodedata.category(c)[0] == "C" else c for c in value).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
 
 
 def compose(

@@ -274,7 +274,8 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
         )
     customers: set[str] = set()
     items = _customers_of(dataset, _subject_items(dataset, request), customers)
-    counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0}
+    counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0, "retention_ended": 0}
+    kept_until: datetime | None = None
     attribute = dataset.subject.attribute
     if action is Action.delete:
         keys = []
@@ -293,23 +294,30 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
         subject_ref = ring.subject_ref(request.email)
         for item in list(items):
             counts["found"] += 1
+            purge_at = _purge_at(dataset, item, now)
             done = vault.isolate_item(
                 dataset,
                 datasets.key_of(dataset, item),
                 item,
                 reason="legal_hold" if holds else "statutory_retention",
-                purge_at=_purge_at(dataset, item, now),
+                purge_at=purge_at,
                 subject_ref=subject_ref,
                 request_id=request.request_id,
                 hold_ids=[h.hold_id for h in holds] or None,
                 now=now,
             )
             counts["isolated" if done else "unchanged"] += 1
+            # What the certificate may truthfully say: until when each item is kept, or that its period is over.
+            if done and purge_at <= now:
+                counts["retention_ended"] += 1
+            elif done:
+                kept_until = max(kept_until or purge_at, purge_at)
     routed = _tell_customers(request, dataset, customers)
     return {
         "action": action.value,
         **counts,
         "kept_because": kept_because if counts["isolated"] else None,
+        "kept_until": kept_until.isoformat(timespec="seconds") if kept_until else None,
         "hold_ids": [h.hold_id for h in holds],
         "customers_told": routed,
         "controller": dataset.controller,
