@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     verification_max_attempts: int = 5
     unverified_expiry_days: int = 7
     export_link_ttl_seconds: Annotated[int, Field(le=7 * 24 * 3600, gt=0)] = 7 * 24 * 3600
+    # Submission limits (lethe.logic.intake): per address from one source, per source, and the codes any
+    # address is mailed an hour from all sources together (the mailbox's protection).
     submissions_per_email_per_hour: int = 5
     submissions_per_ip_per_hour: int = 20
+    codes_per_email_per_hour: int = 10
 
     # Retention sweep and vault purge (lethe.logic.retention, lethe.logic.vault_purge): how far back
     # the first vault purge looks, how many recent days every run re-reads, and how work is split.

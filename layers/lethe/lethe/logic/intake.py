@@ -10,7 +10,13 @@ Rules (DESIGN.md, "The flow of one request"):
 - A verified request becomes `pending` (and fulfilment starts) or `awaiting_approval` (NEEDS_APPROVAL).
 - A request left unverified for `unverified_expiry_days` becomes `expired` (`expire_unverified`).
 - Submission is idempotent: the same body from the same source within IDEMPOTENCY_WINDOW gives the
-  same request. Rate limits count only first submissions, not retries.
+  same request, while that request is still waiting for its code. Once it is closed (locked out,
+  canceled, expired) or verified, the same body is a new request with a new code.
+- Limits (per hour) are set so that nobody can lock an address's owner out or flood their mailbox:
+  submissions per address *from one source* and per source (someone else's submissions for your
+  address, from their source, never count against yours), and codes mailed to an address from all
+  sources together (the mailbox's ceiling, reached only from many sources at once). Each counts a
+  submission once, however often it is retried.
 """
 
 from __future__ import annotations
@@ -61,13 +67,14 @@ logger = Logger(child=True)
 IDEMPOTENCY_WINDOW = timedelta(minutes=10)
 # Module-level so the handler can register the Lambda context (a timed-out in-progress lock then expires).
 IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[kind, subject_ref, source_ref, content]",
+    event_key_jmespath="[kind, subject_ref, source_ref, content, after]",
     expires_after_seconds=int(IDEMPOTENCY_WINDOW.total_seconds()),
     raise_on_no_idempotency_key=True,
 )
 REQUEST_ID_PREFIX = "req_"
 CANCELLABLE = frozenset({Status.identity_unverified, Status.pending, Status.awaiting_approval})
 TOO_MANY_ATTEMPTS = "too many attempts"
+_MAX_RESUBMISSIONS = 5
 NEVER_VERIFIED = "identity not verified in time"
 
 
@@ -252,19 +259,28 @@ def submit(submission: Submission, *, source_ip: str | None, now: datetime | Non
     once = idempotent_function(data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=_persistence())(
         first_submission
     )
-    try:
-        return Receipt.model_validate(once(key=key))
-    except IdempotencyAlreadyInProgressError as exc:
-        raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
+    for _ in range(_MAX_RESUBMISSIONS):
+        try:
+            receipt = Receipt.model_validate(once(key=key))
+        except IdempotencyAlreadyInProgressError as exc:
+            raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
+        if repository.get(receipt.request_id).status is Status.identity_unverified:
+            return receipt
+        # The request this body made is closed or verified: resubmitting it is a new request, under a key
+        # chained to the old one, so that its own retries are still answered with it.
+        key = {**key, "after": receipt.request_id}
+    raise ConflictingWrite("this request was closed while it was being submitted again; retry in a moment")
 
 
 def _create(
     submission: Submission, subject_ref: str, source_ref: str, now: datetime, *, token: str | None = None
 ) -> Receipt:
     settings = get_settings()
-    ratelimit.hit("email", subject_ref, limit=settings.submissions_per_email_per_hour, now=now, token=token)
+    pair = key_ring().mac("submission-pair", f"{subject_ref}|{source_ref}")
+    ratelimit.hit("email-source", pair, limit=settings.submissions_per_email_per_hour, now=now, token=token)
     if source_ref:
         ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now, token=token)
+    ratelimit.hit("email", subject_ref, limit=settings.codes_per_email_per_hour, now=now, token=token)
     request_id = new_request_id()
     code = new_code()
     regulation = submission.regulation or Regulation.default
