@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from lethe_local.events import api_event
-from tests.integration.test_malformed_bodies import request_rows
-from tests.support.fulfilment import ADMIN_TOKEN, sent_mail, unique_email
+from tests.support.fulfilment import ADMIN_TOKEN, request_rows, sent_mail, unique_email
 
 Invoke = Callable[..., Any]
+pytestmark = pytest.mark.usefixtures("operator_token")
 
 ODD_ADDRESSES = [
     "a:;@example.org",  # a group: the mail library found no mailbox in it (was a 502 and an orphaned row)
@@ -32,14 +32,6 @@ ODD_ADDRESSES = [
     "a@exa\u00a0mple.org",
     "a\r\nBcc: c@example.org@example.org",
 ]
-
-
-@pytest.fixture(autouse=True)
-def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lethe.settings import get_settings
-
-    monkeypatch.setenv("LETHE_ADMIN_TOKEN", ADMIN_TOKEN)
-    get_settings.cache_clear()
 
 
 def post(invoke: Invoke, function: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

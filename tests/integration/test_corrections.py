@@ -12,19 +12,19 @@ import pytest
 
 from lethe.domain import RequestType, Status
 from lethe_local.events import api_event
-from tests.integration.test_malformed_bodies import request_rows
-from tests.support.fulfilment import ADMIN_TOKEN, admin_call, drain, get_item, new_request, put_items, unique_email
+from tests.support.fulfilment import (
+    admin_call,
+    drain,
+    get_item,
+    new_request,
+    put_items,
+    request_rows,
+    unique_email,
+)
 
 Invoke = Callable[..., Any]
+pytestmark = pytest.mark.usefixtures("operator_token")
 CORRECTABLE = {"billing_address", "billing_name", "company", "display_name", "name"}
-
-
-@pytest.fixture(autouse=True)
-def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lethe.settings import get_settings
-
-    monkeypatch.setenv("LETHE_ADMIN_TOKEN", ADMIN_TOKEN)
-    get_settings.cache_clear()
 
 
 def file_rectification(invoke: Invoke, corrections: dict[str, str]) -> tuple[int, dict[str, Any]]:

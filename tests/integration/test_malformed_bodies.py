@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from lethe_local.events import api_event
-from tests.support.fulfilment import ADMIN_TOKEN
+from tests.support.fulfilment import ADMIN_TOKEN, request_rows
 
 Invoke = Callable[..., Any]
+pytestmark = pytest.mark.usefixtures("operator_token")
 
 DEEP_JSON = "[" * 1000 + "]" * 1000  # 2 KB; the standard parser overflows its recursion limit on it
 DEEP_INSIDE = '{"type": "access", "email": "deep@example.org", "details": ' + '{"a": ' * 40 + "1" + "}" * 41
@@ -50,22 +51,6 @@ BODIES = [
     ("multipart-not-utf8", "multipart/form-data; boundary=fence", NOT_UTF8_MULTIPART),
     ("multipart-text-not-latin1", "multipart/form-data; boundary=fence", TEXT_MULTIPART),
 ]
-
-
-@pytest.fixture(autouse=True)
-def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lethe.settings import get_settings
-
-    monkeypatch.setenv("LETHE_ADMIN_TOKEN", ADMIN_TOKEN)
-    get_settings.cache_clear()
-
-
-def request_rows() -> int:
-    """Every row of the requests table (a test may Scan; the service never does)."""
-    from lethe.aws import client
-    from lethe.settings import get_settings
-
-    return int(client("dynamodb").scan(TableName=get_settings().requests_table, Select="COUNT")["Count"])
 
 
 def send(invoke: Invoke, route: tuple[Any, ...], content_type: str, body: str | bytes) -> dict[str, Any]:

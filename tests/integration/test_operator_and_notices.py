@@ -16,7 +16,6 @@ import pytest
 from lethe.domain import RequestType, Status
 from lethe_local.events import api_event
 from tests.support.fulfilment import (
-    ADMIN_TOKEN,
     admin_call,
     drain,
     mails_to,
@@ -27,14 +26,7 @@ from tests.support.fulfilment import (
 )
 
 Invoke = Callable[..., Any]
-
-
-@pytest.fixture(autouse=True)
-def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lethe.settings import get_settings
-
-    monkeypatch.setenv("LETHE_ADMIN_TOKEN", ADMIN_TOKEN)
-    get_settings.cache_clear()
+pytestmark = pytest.mark.usefixtures("operator_token")
 
 
 def public(invoke: Invoke, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
