@@ -64,8 +64,8 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
         try:
             if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or its first (cold) answer took longer than the probe waits
         time.sleep(0.3)
     process.kill()
     pytest.fail(f"the local stack did not answer within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")
