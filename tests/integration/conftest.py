@@ -1,4 +1,4 @@
-"""Fixtures of the integration tests."""
+"""Fixtures shared by integration tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lethe.settings import get_settings
+from tests.support.fulfilment import use_admin_token
 
 
 @pytest.fixture
@@ -17,3 +18,9 @@ def admin_token(monkeypatch: pytest.MonkeyPatch, invoke: Any) -> str:
     monkeypatch.setenv("LETHE_ADMIN_TOKEN", token)
     get_settings.cache_clear()
     return token
+
+
+@pytest.fixture
+def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin API accepts tests.support.fulfilment.ADMIN_TOKEN (use with admin_call)."""
+    use_admin_token(monkeypatch)

@@ -115,6 +115,14 @@ def drain(
     raise AssertionError("the work queue did not drain")
 
 
+def request_rows() -> int:
+    """Every row of the requests table (a test may Scan; the service never does)."""
+    from lethe.aws import client
+    from lethe.settings import get_settings
+
+    return int(client("dynamodb").scan(TableName=get_settings().requests_table, Select="COUNT")["Count"])
+
+
 def sent_mail() -> list[Any]:
     from moto.ses.models import ses_backends
 
@@ -122,6 +130,14 @@ def sent_mail() -> list[Any]:
 
 
 ADMIN_TOKEN = "fulfilment-tests-token"
+
+
+def use_admin_token(monkeypatch: Any) -> None:
+    """Let admin_call in: the functions' admin token becomes ADMIN_TOKEN."""
+    from lethe.settings import get_settings
+
+    monkeypatch.setenv("LETHE_ADMIN_TOKEN", ADMIN_TOKEN)
+    get_settings.cache_clear()
 
 
 def admin_call(

@@ -154,3 +154,30 @@ def test_a_bad_file_fails_at_load_naming_dataset_and_field(text: str, expected: 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="cannot read inventory file"):
         load_inventory(tmp_path / "nope.yaml")
+
+
+def test_identifying_attributes_are_never_correctable_in_any_dataset() -> None:
+    # Given two datasets: one marks its lookup address and customer rectifiable, the other is found by `name`
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    accounts = data["datasets"]["accounts"]
+    accounts["controller"], accounts["customer"] = "customer", "customer_id"
+    accounts["key"] = {"hash": "account_id"}
+    accounts["fields"] = {
+        "email": {"category": "user.contact.email", "erase": "pseudonymize", "rectifiable": True},
+        "customer_id": {"category": "system.customer", "erase": "redact", "rectifiable": True},
+        "company": {"category": "user.workplace", "erase": "redact", "rectifiable": True},
+        "name": {"category": "user.name", "erase": "redact", "rectifiable": True},
+    }
+    data["datasets"]["speakers"] = {
+        **{k: v for k, v in accounts.items() if k not in ("customer", "key")},
+        "controller": "self",
+        "subject": {"attribute": "name", "index": "by_name"},
+    }
+    inventory = parse_inventory(yaml.safe_dump(data))
+
+    # Then what says whose a record is (subject attributes, keys, the customer) is identifying
+    assert inventory.datasets["accounts"].identifying_attributes() == {"email", "account_id", "customer_id"}
+    assert inventory.identifying_attributes() == {"email", "account_id", "customer_id", "name"}
+    # And only the rest of the rectifiable fields can be corrected, anywhere
+    assert inventory.correctable_fields() == {"company": {"user.workplace"}}
+    assert inventory.correctable_fields("accounts") == {"company": {"user.workplace"}}

@@ -1,8 +1,13 @@
-"""Domain vocabulary shared by every layer: request types, statuses, regulations."""
+"""Domain vocabulary shared by every layer: request types, statuses, regulations, what an address is."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 
 class RequestType(StrEnum):
@@ -16,6 +21,16 @@ class RequestType(StrEnum):
     consent_withdrawal = "consent_withdrawal"
     child_data_report = "child_data_report"
     complaint = "complaint"
+
+    @property
+    def label(self) -> str:
+        """The type in words, for a person: "marketing opt-out", "child data report"."""
+        return self.value.replace("_opt_out", "_opt-out").replace("_", " ")
+
+    @property
+    def with_article(self) -> str:
+        """ "an access", "an erasure", "a complaint": the label with its indefinite article."""
+        return ("an " if self.label[0] in "aeiou" else "a ") + self.label
 
 
 class Status(StrEnum):
@@ -42,3 +57,57 @@ class Regulation(StrEnum):
     ccpa = "ccpa"
     dpf = "dpf"
     default = "default"
+
+
+# An address is one plain addr-spec, local@domain: a dot-atom local part (RFC 5322 atext; SES sends no
+# SMTPUTF8, so ASCII) and a dotted host name (internationalized names are sent as IDNA). No display name,
+# group, list, comment, quoted string or route: nothing a mail library could read as another recipient.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL_CHAR = r"(?:[A-Za-z0-9]|[^\x00-\x9f])"
+_LABEL = rf"{_LABEL_CHAR}(?:(?:{_LABEL_CHAR}|-){{0,61}}{_LABEL_CHAR})?"
+EMAIL_PATTERN = (
+    rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+(?:[A-Za-z]|[^\x00-\x9f])(?:{_LABEL_CHAR}|-){{0,61}}{_LABEL_CHAR}$"
+)
+EMAIL_MAX_LENGTH = 254
+_LOCAL_MAX_LENGTH = 64
+_EMAIL = re.compile(EMAIL_PATTERN)
+
+
+def is_plain_address(value: str) -> bool:
+    """True for one plain `local@domain` (EMAIL_PATTERN, within the RFC 5321 lengths, with no invisible
+    or control characters), which every mail library reads as exactly that one recipient."""
+    if len(value) > EMAIL_MAX_LENGTH or not _EMAIL.fullmatch(value):
+        return False
+    local, _, host = value.rpartition("@")
+    if len(local) > _LOCAL_MAX_LENGTH:
+        return False
+    if any(unicodedata.category(char)[0] in "CZ" for char in host if ord(char) > 0x7F):
+        return False
+    try:
+        ascii_host(host)
+    except ValueError:
+        return False
+    return True
+
+
+def ascii_host(host: str) -> str:
+    """The host name as mail servers take it: internationalized labels as IDNA (xn--...)."""
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def _plain_address(value: str) -> str:
+    if not is_plain_address(value):
+        raise ValueError("must be one plain address, local@domain (no display name, group or list)")
+    return value
+
+
+EmailAddress = Annotated[
+    str,
+    # The pattern is documented in the spec; the check is is_plain_address, whose refusal says what is wrong.
+    Field(
+        max_length=EMAIL_MAX_LENGTH,
+        json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
+        description="One plain address, local@domain",
+    ),
+    AfterValidator(_plain_address),
+]

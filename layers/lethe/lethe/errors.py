@@ -61,6 +61,18 @@ class PayloadTooLarge(LetheError):
     code = "payload_too_large"
 
 
+class InvalidCorrection(LetheError):
+    """A rectification names a field the subject may not correct, or a value unfit for its field."""
+
+    code = "invalid_correction"
+
+
+class MalformedBody(LetheError):
+    """A request body that cannot be read: not UTF-8, not valid base64, nested too deeply."""
+
+    code = "malformed_body"
+
+
 class LegalHoldActive(LetheError):
     code = "legal_hold_active"
 

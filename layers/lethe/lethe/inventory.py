@@ -125,6 +125,17 @@ class Dataset(_Strict):
     def subject_is_key(self) -> bool:
         return self.subject.index is None
 
+    def identifying_attributes(self) -> frozenset[str]:
+        """Attributes that say whose an item is: how the subject is found, the declared key, the customer
+        the item is held for. Rectifying one would hand the item to someone else (DESIGN.md: identities
+        and links), so none is ever corrected. Attributes a dataset adds to find people go here too."""
+        found = {self.subject.attribute}
+        if self.key is not None:
+            found.update(self.key.attributes)
+        if self.customer is not None:
+            found.add(self.customer)
+        return frozenset(found)
+
 
 class Inventory(_Strict):
     version: Literal[1]
@@ -143,6 +154,22 @@ class Inventory(_Strict):
 
     def dataset(self, name: str) -> Dataset:
         return self.datasets[name]
+
+    def identifying_attributes(self) -> frozenset[str]:
+        """Every attribute that identifies in some dataset: never corrected in any."""
+        return frozenset().union(*(d.identifying_attributes() for d in self.datasets.values()))
+
+    def correctable_fields(self, dataset: str | None = None) -> dict[str, frozenset[str]]:
+        """The fields a subject may correct (of one dataset, or of all), each with the categories it
+        holds: marked `rectifiable` and identifying in no dataset."""
+        blocked = self.identifying_attributes()
+        chosen = [self.datasets[dataset]] if dataset is not None else list(self.datasets.values())
+        fields: dict[str, set[str]] = {}
+        for spec in chosen:
+            for name, field in spec.fields.items():
+                if field.rectifiable and name not in blocked:
+                    fields.setdefault(name, set()).add(field.category)
+        return {name: frozenset(categories) for name, categories in sorted(fields.items())}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     verification_max_attempts: int = 5
     unverified_expiry_days: int = 7
     export_link_ttl_seconds: Annotated[int, Field(le=7 * 24 * 3600, gt=0)] = 7 * 24 * 3600
+    # Submission limits (lethe.logic.intake): per address from one source, per source, and the codes any
+    # address is mailed an hour from all sources together (the mailbox's protection).
     submissions_per_email_per_hour: int = 5
     submissions_per_ip_per_hour: int = 20
     # Double opt-in of consent contacts (lethe.logic.consent): how long a confirmation link works, and how
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
     consent_confirmation_ttl_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 48
     consent_confirmations_per_email_per_hour: Annotated[int, Field(ge=1, le=100)] = 3
     consent_confirmations_per_ip_per_hour: Annotated[int, Field(ge=1, le=1000)] = 10
+    codes_per_email_per_hour: int = 10
 
     # Retention sweep and vault purge (lethe.logic.retention, lethe.logic.vault_purge): how far back
     # the first vault purge looks, how many recent days every run re-reads, and how work is split.

@@ -12,19 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import EmailAddress
 from lethe.logic import consent, policy_versions, unsubscribe
-from lethe.logic.consent import EMAIL_PATTERN, ConsentView, RecordedConsent
+from lethe.logic.consent import ConsentView, RecordedConsent
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
 from lethe.logic.suppression import is_suppressed
 from lethe.logic.unsubscribe import UnsubscribeLink
-
-Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN, description="An email address")]
 
 
 class UnsubscribeLinkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: Email
+    email: EmailAddress
     purpose: Annotated[unsubscribe.Unsubscribable, Field(description="The list the email belongs to")] = (
         "marketing_email"
     )

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import EmailAddress
 from lethe.logic import legal_holds
-from lethe.logic.consent import EMAIL_PATTERN
 from lethe.logic.legal_holds import Hold
 
 TAGS = ["legal holds"]
@@ -22,7 +22,7 @@ class HoldBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    email: Annotated[str | None, Field(max_length=254, pattern=EMAIL_PATTERN)] = None
+    email: EmailAddress | None = None
     dataset: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = None
     reason: Annotated[str, Field(min_length=1, max_length=2000, description="Why the data must be kept")]
 

@@ -42,6 +42,8 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.VerificationLocked: HTTPStatus.LOCKED,
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.MalformedBody: HTTPStatus.BAD_REQUEST,
+    errors.InvalidCorrection: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
     errors.InvalidToken: HTTPStatus.BAD_REQUEST,
     errors.InvalidCursor: HTTPStatus.BAD_REQUEST,
@@ -96,8 +98,19 @@ def _describe(errors_: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors_[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        # A pattern mismatch would quote the whole pattern back; say what is wrong instead.
+        message = "is not in the expected form" if err.get("type") == "string_pattern_mismatch" else err.get("msg")
+        parts.append(f"{loc or 'body'}: {message or 'invalid'}")
     return "; ".join(parts)
+
+
+def body_size(app: ApiGatewayResolver) -> int:
+    """The body's size in bytes, read without decoding it (an undecodable body has a size too)."""
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        return len(body) * 3 // 4
+    return len(body.encode("utf-8", "surrogatepass"))
 
 
 def register_error_handlers(app: ApiGatewayResolver) -> None:
@@ -111,9 +124,12 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[str]:
+        # The form parser wraps whatever reading the body raised; a body we refused stays our answer.
+        if isinstance(exc.__cause__, errors.LetheError):
+            return _domain(exc.__cause__)
         # The resolver's default 422 body is not the schema we declare; answer ours instead.
         found = exc.errors()
-        if len((app.current_event.decoded_body or "").encode()) > MAX_BODY_BYTES:
+        if body_size(app) > MAX_BODY_BYTES:
             return error_response(413, errors.PayloadTooLarge.code, f"the body exceeds {MAX_BODY_BYTES} bytes")
         if any(e.get("type") == "json_invalid" for e in found):
             return error_response(400, "malformed_json", "the body is not valid JSON")
@@ -123,19 +139,21 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
     def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
         return error_response(415, "unsupported_media_type", "send the body as application/json")
 
-    @app.exception_handler(UnicodeDecodeError)
-    def _undecodable(exc: UnicodeDecodeError) -> Response[str]:
-        # The resolver decodes a base64 body as UTF-8 before any route sees it; bytes that are not text
-        # are the caller's mistake. Any other UnicodeDecodeError is ours and stays a failure.
-        if _body_is_text(app):
+    @app.exception_handler(UnicodeError)
+    def _undecodable(exc: UnicodeError) -> Response[str]:
+        # Every body but multipart is decoded by lethe.api.resolver.RequestEvent, which refuses bytes that
+        # are not UTF-8 as MalformedBody. The resolver's multipart parser decodes its parts itself, so a
+        # part that is not UTF-8 (or a text body it cannot map back to bytes) surfaces here. Anything else
+        # is ours and stays a failure.
+        if not _is_multipart(app):
             raise exc
-        return error_response(400, "malformed_body", "the body is not UTF-8 text")
+        return error_response(400, errors.MalformedBody.code, "the body is not UTF-8 text")
 
     @app.exception_handler(ValueError)
     def _value_error(exc: ValueError) -> Response[str]:
         # The resolver's multipart parser raises a bare ValueError for a multipart/form-data content
         # type without a boundary; that is a malformed request. Any other ValueError stays a failure.
-        content_type = (app.current_event.headers or {}).get("content-type", "").lower()
+        content_type = _content_type(app)
         if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
             return error_response(400, "malformed_body", "a multipart/form-data body needs a boundary")
         raise exc
@@ -145,9 +163,9 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
         return error_response(404, "not_found", "no such route")
 
 
-def _body_is_text(app: ApiGatewayResolver) -> bool:
-    try:
-        app.current_event.decoded_body  # noqa: B018 - decoding is the test
-    except UnicodeDecodeError:
-        return False
-    return True
+def _content_type(app: ApiGatewayResolver) -> str:
+    return str((app.current_event.headers or {}).get("content-type", "")).lower()
+
+
+def _is_multipart(app: ApiGatewayResolver) -> bool:
+    return _content_type(app).startswith("multipart/form-data")

@@ -12,6 +12,7 @@ from lethe.api.errors import responses
 from lethe.api.pages import unframeable
 from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
 from lethe.domain import Regulation, RequestType
+from lethe.logic import intake
 
 
 class Discovery(BaseModel):
@@ -21,6 +22,10 @@ class Discovery(BaseModel):
     supported_request_types: list[RequestType]
     supported_identities: Annotated[list[str], Field(description="How a requester proves identity")]
     supported_regulations: list[Regulation]
+    correctable_fields: Annotated[
+        dict[str, str],
+        Field(description="Fields a rectification may correct, each with the form its new value must have"),
+    ]
     processor_note: str
 
 
@@ -40,6 +45,7 @@ def register(app: APIGatewayRestResolver) -> None:
             supported_request_types=list(RequestType),
             supported_identities=["email (one-time code)"],
             supported_regulations=list(Regulation),
+            correctable_fields=intake.correctable_fields(),
             processor_note=(
                 "Guests of a customer: data held for that customer is processed on its behalf, "
                 "and the request is also routed to the customer."

@@ -1,11 +1,24 @@
-"""Builds the Powertools REST resolver shared by the public and admin functions."""
+"""Builds the Powertools REST resolver shared by the public and admin functions.
+
+Request bodies are read in one place, before any route or parser sees them: `RequestEvent` decodes the
+body strictly (bytes that are not UTF-8 are the caller's mistake, a 400) and `parse_json` refuses JSON
+nested deeper than MAX_JSON_DEPTH (the standard parser recurses per level and would overflow the stack).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from functools import cached_property
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from lethe.api.errors import register_error_handlers
+from lethe.api.errors import MAX_BODY_BYTES, register_error_handlers
+from lethe.errors import MalformedBody, PayloadTooLarge
 
 API_TITLE = "Lethe"
 API_VERSION = "1.0.0"
@@ -14,10 +27,71 @@ API_DESCRIPTION = (
     "restriction, objection, consent withdrawal, marketing opt-out, children's data, complaints), "
     "a consent ledger and one-click unsubscribe."
 )
+# No body Lethe takes nests deeper than a few levels; 32 leaves room and stays far from the stack limit.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text`, counted without parsing (brackets inside strings
+    are not counted), so the count itself cannot overflow."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(text: str) -> Any:
+    """The resolver's JSON deserializer: bounded in size and depth before the standard parser runs."""
+    if len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise MalformedBody(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
+
+
+class RequestEvent(APIGatewayProxyEvent):
+    """The REST proxy event, with a body that is decoded once and strictly."""
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        body = self.body
+        if not body:
+            return body
+        try:
+            raw = base64.b64decode(body.encode(), validate=True) if self.is_base64_encoded else None
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedBody("the body is not valid base64") from exc
+        if raw is None:
+            return body
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedBody("the body is not UTF-8 text") from exc
+
+
+class LetheResolver(APIGatewayRestResolver):
+    """The REST resolver with Lethe's strict body reading (the ALB resolver overrides the same hook)."""
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> RequestEvent:
+        return RequestEvent(event, self._json_body_deserializer)
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = LetheResolver(enable_validation=True, json_body_deserializer=parse_json)
     register_error_handlers(app)
     return app
 

@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lethe.data import datasets
-from lethe.data.mail import send_email
+from lethe.data.mail import plain_text, send_email
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import get_inventory
 from lethe.settings import get_settings
 
+# Operator text quoted in an email (a hold, denial or extension reason) is data: one line, this long at most.
+_REASON_LIMIT = 2000
 _CUSTOMER_NOTE = (
     "Some of this data is held for a customer of ours who invited you (we process it on their behalf). "
     "We have passed your request on to them as well; they may contact you about it."
@@ -28,6 +30,36 @@ def _customer_told(results: dict[str, dict[str, Any]]) -> bool:
     return any(int(r.get("customers_told") or 0) > 0 for r in results.values())
 
 
+def _day(value: str) -> str:
+    return datetime.fromisoformat(value).strftime("%d %B %Y")
+
+
+def _kept(result: dict[str, Any]) -> str:
+    """What is kept of a dataset, why and until when, as the task recorded it (never more than it knows)."""
+    isolated = int(result.get("isolated") or 0)
+    if not isolated:
+        return ""
+    reason = plain_text(str(result.get("kept_because") or "its retention period"), limit=_REASON_LIMIT)
+    if result.get("hold_ids"):
+        return (
+            f". Kept (isolated, out of all processing) because of a {reason}; "
+            "deleted once the hold is lifted and its retention period has ended"
+        )
+    ended = int(result.get("retention_ended") or 0)
+    parts = []
+    if isolated - ended:
+        until = f"until {_day(result['kept_until'])}" if result.get("kept_until") else "until its retention ends"
+        parts.append(
+            f"{isolated - ended} kept (isolated, out of all processing) {until} because: {reason}; then deleted"
+        )
+    if ended:
+        parts.append(
+            f"{ended} whose retention period ({reason}) has already ended: isolated, out of all processing, "
+            "and deleted at the next daily vault purge"
+        )
+    return ". " + ". ".join(parts)
+
+
 def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for name in sorted(results):
@@ -38,9 +70,7 @@ def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             if int(result.get(k) or 0)
         ]
         line = f"- {_description(name)}: " + (", ".join(parts) if parts else "nothing held about you")
-        if result.get("kept_because"):
-            line += f". Kept (isolated, out of all processing) because: {result['kept_because']}"
-        lines.append(line)
+        lines.append(line + _kept(result))
     return lines
 
 
@@ -135,7 +165,7 @@ def send_completion(email: str, request: DataSubjectRequest, results: dict[str, 
     what = "corrected" if request.type.value == "rectification" else "restricted (kept, but no longer processed)"
     body = "\n".join(
         [
-            f"Your {request.type.value} request {request.request_id} is complete.",
+            f"Your {request.type.label} request {request.request_id} is complete.",
             "",
             f"Records {what}:" if lines else "We found nothing to change.",
             *lines,
@@ -143,13 +173,13 @@ def send_completion(email: str, request: DataSubjectRequest, results: dict[str, 
     )
     if _customer_told(results):
         body += "\n\n" + _CUSTOMER_NOTE
-    return send_email(email, f"Your {request.type.value} request is complete", body + "\n")
+    return send_email(email, f"Your {request.type.label} request is complete", body + "\n")
 
 
 def send_denial(email: str, request: DataSubjectRequest, reason: str) -> str:
     body = (
-        f"We cannot carry out your {request.type.value} request {request.request_id}.\n\n"
-        f"Reason: {reason}\n\n"
+        f"We cannot carry out your {request.type.label} request {request.request_id}.\n\n"
+        f"Reason: {plain_text(reason, limit=_REASON_LIMIT)}\n\n"
         "If you disagree, you may lodge a complaint with your data protection authority.\n"
     )
     return send_email(email, "About your privacy request", body)
@@ -157,8 +187,8 @@ def send_denial(email: str, request: DataSubjectRequest, reason: str) -> str:
 
 def send_extension(email: str, request: DataSubjectRequest, reason: str, due_at: datetime) -> str:
     body = (
-        f"We need more time for your {request.type.value} request {request.request_id}.\n\n"
-        f"Reason: {reason}\n"
+        f"We need more time for your {request.type.label} request {request.request_id}.\n\n"
+        f"Reason: {plain_text(reason, limit=_REASON_LIMIT)}\n"
         f"We will answer by {due_at.strftime('%d %B %Y')}.\n"
     )
     return send_email(email, "Your privacy request: more time needed", body)

@@ -34,6 +34,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lethe import domain
 from lethe.data import audit
 from lethe.data import consents as ledger
 from lethe.data.consents import Confirmation, ConsentChange, ConsentState
@@ -58,7 +59,7 @@ DEVICE_SECRET_HEADER = "X-Lethe-Device-Secret"  # noqa: S105 - a header name
 DEVICE_PREFIX = "dev-"
 # A confirmation token is secrets.token_urlsafe(32): 43 characters of the URL-safe alphabet.
 CONFIRMATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-EMAIL_PATTERN = r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$"
+EMAIL_PATTERN = domain.EMAIL_PATTERN  # one address rule for all of Lethe
 
 
 class Purpose(BaseModel):

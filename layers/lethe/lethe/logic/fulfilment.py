@@ -274,7 +274,8 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
         )
     customers: set[str] = set()
     items = _customers_of(dataset, _subject_items(dataset, request), customers)
-    counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0}
+    counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0, "retention_ended": 0}
+    kept_until: datetime | None = None
     attribute = dataset.subject.attribute
     # The erasure ledger knows the subject before anything is erased, each item once it is.
     erased = ledger.Erasure("erasure", request.subject_ref, request.request_id)
@@ -296,12 +297,13 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
         subject_ref = ring.subject_ref(request.email)
         for item in list(items):
             counts["found"] += 1
+            purge_at = _purge_at(dataset, item, now)
             done = vault.isolate_item(
                 dataset,
                 datasets.key_of(dataset, item),
                 item,
                 reason="legal_hold" if holds else "statutory_retention",
-                purge_at=_purge_at(dataset, item, now),
+                purge_at=purge_at,
                 subject_ref=subject_ref,
                 request_id=request.request_id,
                 hold_ids=[h.hold_id for h in holds] or None,
@@ -309,11 +311,17 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
                 erased=erased,
             )
             counts["isolated" if done else "unchanged"] += 1
+            # What the certificate may truthfully say: until when each item is kept, or that its period is over.
+            if done and purge_at <= now:
+                counts["retention_ended"] += 1
+            elif done:
+                kept_until = max(kept_until or purge_at, purge_at)
     routed = _tell_customers(request, dataset, customers)
     return {
         "action": action.value,
         **counts,
         "kept_because": kept_because if counts["isolated"] else None,
+        "kept_until": kept_until.isoformat(timespec="seconds") if kept_until else None,
         "hold_ids": [h.hold_id for h in holds],
         "customers_told": routed,
         "controller": dataset.controller,
@@ -321,15 +329,12 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
 
 
 def _rectify(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
-    """Apply corrections to the fields this dataset marks rectifiable. Old and new values go to the
-    request's events (never the audit)."""
+    """Apply corrections to the fields of this dataset a subject may correct (never one that identifies
+    whose an item is). Old and new values go to the request's events (never the audit)."""
     corrections = dict(request.corrections or {})
     key_attributes = set(datasets.table_key(dataset).attributes)
-    allowed = {
-        name: value
-        for name, value in corrections.items()
-        if name in dataset.fields and dataset.fields[name].rectifiable and name not in key_attributes
-    }
+    correctable = get_inventory().correctable_fields(dataset.name)
+    allowed = {name: value for name, value in corrections.items() if name in correctable and name not in key_attributes}
     if not allowed:
         return {"action": "rectify", "found": 0, "rectified": 0, "fields": []}
     attribute = dataset.subject.attribute

@@ -10,15 +10,26 @@ Rules (DESIGN.md, "The flow of one request"):
 - A verified request becomes `pending` (and fulfilment starts) or `awaiting_approval` (NEEDS_APPROVAL).
 - A request left unverified for `unverified_expiry_days` becomes `expired` (`expire_unverified`).
 - Submission is idempotent: the same body from the same source within IDEMPOTENCY_WINDOW gives the
-  same request. Rate limits count only first submissions, not retries.
+  same request, while that request is still waiting for its code. Once it is closed (locked out,
+  canceled, expired) or verified, the same body is a new request with a new code.
+- Limits (per hour) are set so that nobody can lock an address's owner out or flood their mailbox:
+  submissions per address *from one source* and per source (someone else's submissions for your
+  address, from their source, never count against yours), and codes mailed to an address from all
+  sources together (the mailbox's ceiling, reached only from many sources at once). Each counts a
+  submission once, however often it is retried.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
+import re
 import secrets
-from datetime import UTC, datetime, timedelta
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -34,9 +45,10 @@ from lethe.aws import client
 from lethe.data import audit, mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import NEEDS_APPROVAL, Regulation, RequestType, Status
+from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status, is_plain_address
 from lethe.errors import (
     ConflictingWrite,
+    InvalidCorrection,
     InvalidTransition,
     RequestNotFound,
     RunIncomplete,
@@ -44,6 +56,7 @@ from lethe.errors import (
     VerificationFailed,
     VerificationLocked,
 )
+from lethe.inventory import get_inventory
 from lethe.keys import key_ring, normalize_email
 from lethe.logic import deadlines, fulfilment, ratelimit
 from lethe.logic.requests import transition
@@ -54,15 +67,15 @@ logger = Logger(child=True)
 IDEMPOTENCY_WINDOW = timedelta(minutes=10)
 # Module-level so the handler can register the Lambda context (a timed-out in-progress lock then expires).
 IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[kind, subject_ref, source_ref, content]",
+    event_key_jmespath="[kind, subject_ref, source_ref, content, after]",
     expires_after_seconds=int(IDEMPOTENCY_WINDOW.total_seconds()),
     raise_on_no_idempotency_key=True,
 )
 REQUEST_ID_PREFIX = "req_"
 CANCELLABLE = frozenset({Status.identity_unverified, Status.pending, Status.awaiting_approval})
 TOO_MANY_ATTEMPTS = "too many attempts"
+_MAX_RESUBMISSIONS = 5
 NEVER_VERIFIED = "identity not verified in time"
-EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$"
 
 
 class Submission(BaseModel):
@@ -71,15 +84,7 @@ class Submission(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: Annotated[RequestType, Field(description="What the subject asks for")]
-    email: Annotated[
-        str,
-        Field(
-            description="Where the one-time code and the answer are sent",
-            max_length=254,
-            pattern=EMAIL_PATTERN,
-            json_schema_extra={"format": "email"},
-        ),
-    ]
+    email: Annotated[EmailAddress, Field(description="Where the one-time code and the answer are sent")]
     regulation: Annotated[
         Regulation | None, Field(description="The law the request is made under; omitted means the default")
     ] = None
@@ -119,6 +124,92 @@ class RequestStatus(BaseModel):
     extended: bool
 
 
+# ------------------------------------------------------------------ corrections (rectification)
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_NAME_MAX, _ADDRESS_MAX = 200, 500
+
+
+def _no_controls(value: str, *, allow_newlines: bool = False) -> bool:
+    return not any(unicodedata.category(char)[0] == "C" and not (allow_newlines and char == "\n") for char in value)
+
+
+def _is_e164(value: str) -> bool:
+    return _E164.fullmatch(value) is not None
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _bounded_text(limit: int, *, allow_newlines: bool = False) -> Callable[[str], bool]:
+    return lambda value: 0 < len(value) <= limit and _no_controls(value, allow_newlines=allow_newlines)
+
+
+# What a corrected value must look like, by the field's category (config/inventory.yaml), first match wins:
+# (whether the rule is the category's, what is expected in words, the check).
+_CATEGORY_RULES: list[tuple[Callable[[str], bool], str, Callable[[str], bool]]] = [
+    (lambda c: c.endswith(".email"), "one plain email address, local@domain", is_plain_address),
+    (lambda c: "phone" in c.rsplit(".", 1)[-1], "a phone number in E.164 form, e.g. +447700900123", _is_e164),
+    (
+        lambda c: c == "user.name" or c.endswith(".name"),
+        f"a name of 1 to {_NAME_MAX} characters",
+        _bounded_text(_NAME_MAX),
+    ),
+    (lambda c: "date" in c.rsplit(".", 1)[-1], "a date, YYYY-MM-DD", _is_date),
+    (lambda c: c.endswith(".ip_address"), "an IP address", _is_ip),
+    (
+        lambda c: c.endswith(".address"),
+        f"a postal address of 1 to {_ADDRESS_MAX} characters",
+        _bounded_text(_ADDRESS_MAX, allow_newlines=True),
+    ),
+]
+_TEXT_MAX = 1000
+_TEXT_RULE = (f"text of 1 to {_TEXT_MAX} characters", _bounded_text(_TEXT_MAX))
+
+
+def _rule(category: str) -> tuple[str, Callable[[str], bool]]:
+    return next(((words, check) for matches, words, check in _CATEGORY_RULES if matches(category)), _TEXT_RULE)
+
+
+def correctable_fields() -> dict[str, str]:
+    """What a subject may correct, field -> the form a new value must have (shown by /discovery)."""
+    return {
+        name: " and ".join(sorted({_rule(category)[0] for category in categories}))
+        for name, categories in get_inventory().correctable_fields().items()
+    }
+
+
+def check_corrections(corrections: dict[str, str]) -> None:
+    """Refuse a correction of any field the subject may not correct (identifying fields never are) and
+    any new value unfit for its field's category. Raises InvalidCorrection, which lists what can be
+    corrected; runs before anything is written."""
+    correctable = get_inventory().correctable_fields()
+    refused = sorted(set(corrections) - set(correctable))
+    if refused:
+        raise InvalidCorrection(
+            f"these fields cannot be corrected: {', '.join(refused)}. "
+            f"Fields you can correct: {', '.join(correctable) or 'none'}"
+        )
+    for name, value in sorted(corrections.items()):
+        for category in sorted(correctable[name]):
+            words, check = _rule(category)
+            if not check(value):
+                raise InvalidCorrection(f"corrections.{name}: the new value must be {words}")
+
+
 def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
@@ -143,6 +234,8 @@ def _persistence() -> DynamoDBPersistenceLayer:
 def submit(submission: Submission, *, source_ip: str | None, now: datetime | None = None) -> Receipt:
     """Accept a request: rate-limit, store it as identity_unverified, email the code. Idempotent on
     (type, subject, source, content) for IDEMPOTENCY_WINDOW: a retry returns the first receipt."""
+    if submission.corrections:
+        check_corrections(submission.corrections)
     ring = key_ring()
     normalized = submission.model_copy(update={"email": normalize_email(submission.email)})
     content = ring.mac(
@@ -166,19 +259,28 @@ def submit(submission: Submission, *, source_ip: str | None, now: datetime | Non
     once = idempotent_function(data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=_persistence())(
         first_submission
     )
-    try:
-        return Receipt.model_validate(once(key=key))
-    except IdempotencyAlreadyInProgressError as exc:
-        raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
+    for _ in range(_MAX_RESUBMISSIONS):
+        try:
+            receipt = Receipt.model_validate(once(key=key))
+        except IdempotencyAlreadyInProgressError as exc:
+            raise ConflictingWrite("the same request is already being submitted; retry in a moment") from exc
+        if repository.get(receipt.request_id).status is Status.identity_unverified:
+            return receipt
+        # The request this body made is closed or verified: resubmitting it is a new request, under a key
+        # chained to the old one, so that its own retries are still answered with it.
+        key = {**key, "after": receipt.request_id}
+    raise ConflictingWrite("this request was closed while it was being submitted again; retry in a moment")
 
 
 def _create(
     submission: Submission, subject_ref: str, source_ref: str, now: datetime, *, token: str | None = None
 ) -> Receipt:
     settings = get_settings()
-    ratelimit.hit("email", subject_ref, limit=settings.submissions_per_email_per_hour, now=now, token=token)
+    pair = key_ring().mac("submission-pair", f"{subject_ref}|{source_ref}")
+    ratelimit.hit("email-source", pair, limit=settings.submissions_per_email_per_hour, now=now, token=token)
     if source_ref:
         ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now, token=token)
+    ratelimit.hit("email", subject_ref, limit=settings.codes_per_email_per_hour, now=now, token=token)
     request_id = new_request_id()
     code = new_code()
     regulation = submission.regulation or Regulation.default
@@ -198,6 +300,9 @@ def _create(
         code_hash=code_hash(request_id, code),
         code_expires_at=now + timedelta(minutes=settings.verification_code_ttl_minutes),
     )
+    # Everything that can refuse the input runs before the first write: the message is composed (and its
+    # recipient checked) before the row exists, so a refused address never leaves a request behind.
+    message = _code_message(request, code, settings.verification_code_ttl_minutes)
     stored = repository.create(request)
     audit.append(
         "request.received",
@@ -207,18 +312,18 @@ def _create(
         details={"type": request.type.value, "regulation": regulation.value},
         at=now,
     )
-    _send_code(stored, code, settings.verification_code_ttl_minutes)
+    mail.send(message)
     logger.info("request received", request_id=request_id, request_type=request.type, regulation=regulation)
     return Receipt(request_id=request_id, status=stored.status, due_at=stored.due_at)
 
 
-def _send_code(request: DataSubjectRequest, code: str, ttl_minutes: int) -> None:
+def _code_message(request: DataSubjectRequest, code: str, ttl_minutes: int) -> EmailMessage:
     assert request.email is not None
-    mail.send_email(
+    return mail.compose(
         request.email,
         "Your privacy request: verification code",
         (
-            f"We received a {request.type.value.replace('_', ' ')} request for this address.\n\n"
+            f"We received {request.type.with_article} request for this address.\n\n"
             f"Your verification code is {code}\n"
             f"Request id: {request.request_id}\n\n"
             f"The code expires in {ttl_minutes} minutes. Verify with:\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pynamodb.exceptions import UpdateError
 
 from lethe.aws import error_code
@@ -53,6 +53,11 @@ class RequestView(BaseModel):
 
 
 class RequestDetail(RequestView):
+    """One request as the operator reviews it before approving: with what the subject wrote (their
+    name, a complaint's or a child-data report's details). Only the admin API shows it."""
+
+    name: str | None = Field(default=None, repr=False)
+    details: str | None = Field(default=None, repr=False)
     events: list[RequestEvent] = []
     tasks: dict[str, dict[str, Any]] = {}
 
@@ -94,6 +99,8 @@ def show(request_id: str) -> RequestDetail:
     request = get_request(request_id)
     return RequestDetail(
         **view(request).model_dump(),
+        name=request.name,
+        details=request.details,
         events=list_events(request_id),
         tasks=fulfilment.task_results(request_id),
     )
