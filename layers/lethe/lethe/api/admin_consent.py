@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
-from lethe.domain import EmailAddress
+from lethe.domain import EMAIL_PATTERN, EmailAddress
 from lethe.logic import consent, policy_versions, unsubscribe
 from lethe.logic.consent import ConsentView, RecordedConsent
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
