@@ -194,3 +194,9 @@ def save_link(device_id: str, account_id: str, at: datetime) -> bool:
         at=at.isoformat(),
     ).save()
     return True
+
+
+def contacts_for(contact_refs: Sequence[str]) -> list[ConsentState]:
+    """Current rows that can reach an address (under any of its references): a Query each of the
+    sparse by_contact_ref index, never a Scan."""
+    return [_state(row) for ref in contact_refs for row in ConsentRecord.by_contact_ref.query(ref)]

@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 from lethe.aws import client
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
-from lethe.keys import KeyRing, normalize_email
-from lethe.logic.masking import anonymize
+from lethe.keys import normalize_email
+from lethe.logic.masking import Pseudonymizer, anonymize
 from lethe.settings import get_settings
 
 RESTRICTED_ATTRIBUTE = "lethe_restricted"
@@ -176,7 +176,7 @@ def update_item(
 def anonymize_item(
     dataset: Dataset,
     item: dict[str, Any],
-    ring: KeyRing,
+    ring: Pseudonymizer,
     now: datetime,
     *,
     condition_attribute: str,

@@ -346,3 +346,13 @@ def withdraw_marketing(email: str, source: str) -> None:
             _withdraw_subject(state, source, at)
             withdrawn += 1
     audit.append("marketing_withdrawn", subject_ref=ref, details={"source": source, "subjects": withdrawn}, at=at)
+
+
+def erase_contacts(email: str, source: str) -> int:
+    """An erasure: every current row that can reach this address forgets it (withdrawn, address and
+    reference removed, a history row saying so). Idempotent. Returns how many rows there were."""
+    at = datetime.now(UTC)
+    states = ledger.contacts_for(key_ring().subject_refs(email))
+    for state in states:
+        _withdraw_subject(state, source, at)
+    return len(states)

@@ -49,7 +49,7 @@ from lethe.inventory import Action, Dataset, Retention, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import anonymize
+from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 ANONYMIZED_ATTRIBUTE = "lethe_anonymized_at"
@@ -367,7 +367,8 @@ class _Sweep:
 
     def _anonymize(self, item: dict[str, Any]) -> None:
         if self.apply:
-            to_set, to_remove = anonymize(self.dataset, item, self.ring, self.now)
+            # Random tokens, not a keyed HMAC: what retention calls anonymized nobody can re-link.
+            to_set, to_remove = anonymize(self.dataset, item, UNLINKABLE, self.now)
             masked = [*to_set, *to_remove]
             written = retry_transient(
                 update_item,
