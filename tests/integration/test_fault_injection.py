@@ -55,6 +55,11 @@ TABLES = {
 CORRECTED = "Corrected Name"
 
 
+def _erasure_pseudonym(value: Any) -> bool:
+    """An erasure's pseudonym: its key died with the request, so only its shape can be checked."""
+    return isinstance(value, str) and value.startswith("pseud:") and len(value) == len("pseud:") + 32
+
+
 def ddb() -> Any:
     return boto3.resource("dynamodb", region_name="us-east-1")
 
@@ -353,10 +358,9 @@ def test_requests_of_every_type_end_correctly_under_faults(  # noqa: C901 - one 
             email = str(item[subject_of[name]])
             if kind in ("erasure", "child_data_report"):
                 if name == "accounts":
-                    expected_email = ring.pseudonym(email)
                     if now_item is None:
                         problems.append(f"{name} {key}: lost")
-                    elif now_item["email"] != expected_email or now_item["name"] != "[redacted]":
+                    elif not _erasure_pseudonym(now_item["email"]) or now_item["name"] != "[redacted]":
                         problems.append(f"{name} {key}: not anonymized exactly once: {now_item['email']}")
                 elif name == "invoices":
                     if now_item is not None:
@@ -486,7 +490,7 @@ def test_a_worker_killed_between_read_and_write_is_completed_by_redelivery(
     }
     if kind == "erasure":
         account = next(iter(mine["accounts"]))
-        assert after["accounts"][account]["email"] == ring.pseudonym(email)
+        assert _erasure_pseudonym(after["accounts"][account]["email"])
         for name in ("guest_sessions", "diagnostics", "feedback", "marketing_contacts", "invoices"):
             assert not set(mine[name]) & set(after[name]), name
         vault = [v for v in VaultRecord.scan(consistent_read=True) if v.subject_ref == ring.subject_ref(email)]

@@ -94,7 +94,8 @@ def test_access_on_the_custom_inventory(custom_inventory: Path, invoke: Invoke) 
     assert drain(invoke) == []
     body = client("s3").get_object(Bucket=get_settings().export_bucket, Key=f"exports/{request_id}/export.json")
     export = json.loads(body["Body"].read())
-    assert set(export["datasets"]) == {"tickets", "product_events", "contracts"}
+    # (and Lethe's own records of the subject, a dataset of every export)
+    assert set(export["datasets"]) == {"tickets", "product_events", "contracts", "lethe"}
     assert len(export["datasets"]["tickets"]["items"]) == 2
     assert len(export["datasets"]["product_events"]["items"]) == 3
     assert export["datasets"]["contracts"]["retention"]["basis"] == "Commercial code: ten years"

@@ -343,7 +343,7 @@ def test_the_sweep_applies_each_action_and_spares_fresh_held_and_restricted_item
     assert all(e.reason == "legal_hold" and e.hold_ids for e in entries)
     # And the expired profile is anonymized in place and left the retention index; the fresh one is untouched
     old = table("RetProfiles").get_item(Key={"profile_id": ids["p-old"]})["Item"]
-    assert old["name"] == "[redacted]" and old["email"].startswith("pseud:") and old["ip_address"] == "203.0.113.0"
+    assert old["name"] == "[redacted]" and old["email"].startswith("anon:") and old["ip_address"] == "203.0.113.0"
     assert "expiry_bucket" not in old and "expires_on" not in old and "lethe_anonymized_at" in old
     fresh = table("RetProfiles").get_item(Key={"profile_id": ids["p-fresh"]})["Item"]
     assert fresh["name"] == "Pat Fresh"

@@ -57,7 +57,7 @@ def test_the_sample_sweep_applies_the_inventory_to_the_demo_data(
     assert "inv-ada-2018" not in invoices and {"inv-ada-recent", "inv-linus-recent"} <= invoices
     # And the account idle for three years is anonymized in place; the active one is untouched
     alan = _item("AccountsTable", {"account_id": "acct-alan"})
-    assert alan["name"] == "[redacted]" and alan["email"].startswith("pseud:") and "password_hash" not in alan
+    assert alan["name"] == "[redacted]" and alan["email"].startswith("anon:") and "password_hash" not in alan
     assert _item("AccountsTable", {"account_id": "acct-ada"})["name"] == "Ada Lovelace"
     # And feedback with chat logs goes after 180 days
     feedback = _keys("FeedbackTable", "feedback_id")

@@ -165,7 +165,6 @@ def test_a_sweep_of_expired_items_ends_correctly_under_faults(  # noqa: C901 - o
 ) -> None:
     from lethe.data import audit
     from lethe.data.models import AuditRecord, VaultRecord
-    from lethe.keys import key_ring
     from lethe.logic.masking import truncate_ip
 
     tally = Tally()
@@ -194,7 +193,6 @@ def test_a_sweep_of_expired_items_ends_correctly_under_faults(  # noqa: C901 - o
     assert outstanding(seeded) == 0
 
     # Then every expired item was changed exactly once, held items were isolated, the rest untouched
-    ring = key_ring()
     problems: list[str] = []
     vault = Counter(
         (v.dataset, v.item_key[HASH_KEYS[v.dataset]]["S"], v.reason) for v in VaultRecord.scan(consistent_read=True)
@@ -205,12 +203,16 @@ def test_a_sweep_of_expired_items_ends_correctly_under_faults(  # noqa: C901 - o
             before, after = seeded.items[dataset][key], live.get(key)
             if dataset == "profiles":
                 expected = {
-                    **{k: v for k, v in before.items() if k not in ("expiry_bucket", "expires_on")},
-                    "email": ring.pseudonym(before["email"]),
+                    **{k: v for k, v in before.items() if k not in ("expiry_bucket", "expires_on", "email")},
                     "name": "[redacted]",
                     "ip_address": truncate_ip(before["ip_address"]),
                 }
-                if after is None or {k: v for k, v in after.items() if k != "lethe_anonymized_at"} != expected:
+                # The email becomes a random token (nothing can recompute it), so its shape is checked.
+                if (
+                    after is None
+                    or {k: v for k, v in after.items() if k not in ("lethe_anonymized_at", "email")} != expected
+                    or not str(after.get("email")).startswith("anon:")
+                ):
                     problems.append(f"{dataset} {key}: not anonymized exactly once: {after}")
             elif after is not None:
                 problems.append(f"{dataset} {key}: still in the live table")

@@ -9,10 +9,9 @@ from decimal import Decimal
 import pytest
 
 from lethe.inventory import parse_inventory
-from lethe.keys import KeyRing
-from lethe.logic.masking import REDACTED, anonymize, coarsen_date, truncate_ip
+from lethe.logic.masking import REDACTED, UNLINKABLE, RequestKey, anonymize, coarsen_date, truncate_ip
 
-RING = KeyRing(current="k1", keys={"k1": b"x" * 32})
+RING = RequestKey(b"x" * 32)
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 DATASET = parse_inventory(
@@ -103,9 +102,24 @@ def test_anonymize_skips_fields_the_item_lacks() -> None:
 
 
 def test_pseudonym_is_stable_and_keyed() -> None:
-    other = KeyRing(current="k2", keys={"k2": b"y" * 32})
+    other = RequestKey(b"y" * 32)
     item = {"person_id": "p-3", "email": "cy@example.com"}
     first, _ = anonymize(DATASET, item, RING, NOW)
     again, _ = anonymize(DATASET, item, RING, NOW)
     elsewhere, _ = anonymize(DATASET, item, other, NOW)
     assert first["email"] == again["email"] != elsewhere["email"]
+
+
+def test_unlinkable_pseudonyms_differ_even_for_the_same_value() -> None:
+    # Given the same item masked twice by the retention sweep's pseudonymizer
+    item = {"person_id": "p-4", "email": "dee@example.com"}
+    first, _ = anonymize(DATASET, item, UNLINKABLE, NOW)
+    second, _ = anonymize(DATASET, item, UNLINKABLE, NOW)
+    # Then nothing ties either token to the value, or the two to each other
+    assert first["email"].startswith("anon:") and second["email"].startswith("anon:")
+    assert first["email"] != second["email"]
+
+
+def test_a_request_key_is_at_least_32_bytes() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        RequestKey(b"short")

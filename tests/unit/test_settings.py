@@ -81,3 +81,14 @@ def test_export_link_ttl_from_environment_is_validated(monkeypatch: pytest.Monke
 
 def test_export_link_ttl_of_seven_days_is_allowed() -> None:
     assert Settings(export_link_ttl_seconds=7 * 24 * 3600).export_link_ttl_seconds == 604800
+
+
+def test_ended_requests_keep_contact_details_90_days_by_default() -> None:
+    assert Settings().request_contact_retention_days == 90
+
+
+def test_contact_retention_period_comes_from_the_environment_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LETHE_REQUEST_CONTACT_RETENTION_DAYS", "30")
+    assert get_settings().request_contact_retention_days == 30
+    with pytest.raises(ValidationError, match="request_contact_retention_days"):
+        Settings(request_contact_retention_days=-1)

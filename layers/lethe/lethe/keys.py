@@ -1,4 +1,5 @@
-"""Keyed hashes: subject references, pseudonyms and signed tokens.
+"""Keyed hashes: subject references and signed tokens. (Pseudonyms are never made under these
+long-lived keys: see lethe.logic.masking.)
 
 The keys live in one Secrets Manager secret: {"current": "<key id>", "<key id>": "<key>", ...}.
 A new key id can be added and made current; older ids still verify (rotation).
@@ -48,9 +49,6 @@ class KeyRing:
     def subject_refs(self, email: str) -> list[str]:
         """The reference under every key id, for look-ups that must survive a rotation."""
         return [self.subject_ref(email, kid) for kid in self.keys]
-
-    def pseudonym(self, value: str) -> str:
-        return "pseud:" + self.mac("pseudonym", value)[:32]
 
     def hash_ip(self, ip: str) -> str:
         return self.mac("ip", ip)[:32]

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     verification_max_attempts: int = 5
     unverified_expiry_days: int = 7
     export_link_ttl_seconds: Annotated[int, Field(le=7 * 24 * 3600, gt=0)] = 7 * 24 * 3600
+    request_contact_retention_days: Annotated[
+        int,
+        Field(ge=0, le=3650, description="Days an ended request keeps its address, name and corrections"),
+    ] = 90
     # Submission limits (lethe.logic.intake): per address from one source, per source, and the codes any
     # address is mailed an hour from all sources together (the mailbox's protection).
     submissions_per_email_per_hour: int = 5

@@ -297,3 +297,9 @@ def confirm_contact(state: ConsentState, change: ConsentChange) -> bool:
             return False
         raise
     return True
+
+
+def contacts_for(contact_refs: Sequence[str]) -> list[ConsentState]:
+    """Current rows that can reach an address (under any of its references): a Query each of the
+    sparse by_contact_ref index, never a Scan."""
+    return [_state(row) for ref in contact_refs for row in ConsentRecord.by_contact_ref.query(ref)]

@@ -20,8 +20,8 @@ from lethe.aws import client
 from lethe.data import ledger
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
-from lethe.keys import KeyRing, normalize_email
-from lethe.logic.masking import anonymize
+from lethe.keys import normalize_email
+from lethe.logic.masking import Pseudonymizer, anonymize
 from lethe.settings import get_settings
 
 RESTRICTED_ATTRIBUTE = "lethe_restricted"
@@ -193,7 +193,7 @@ def update_item(
 def anonymize_item(
     dataset: Dataset,
     item: dict[str, Any],
-    ring: KeyRing,
+    ring: Pseudonymizer,
     now: datetime,
     *,
     condition_attribute: str,

@@ -36,6 +36,18 @@ class RequestsBySubject(GlobalSecondaryIndex["RequestSummaryRecord"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class RequestsByContactScrub(GlobalSecondaryIndex["RequestSummaryRecord"]):
+    """Sparse: only ended requests that still hold contact details carry pii_scrub, so the sweep
+    finds the ones whose period is over by Query, and a scrubbed row leaves the index."""
+
+    class Meta:
+        index_name = "by_pii_scrub"
+        projection = KeysOnlyProjection()
+
+    pii_scrub = UnicodeAttribute(hash_key=True)
+    pii_scrub_at = UnicodeAttribute(range_key=True)
+
+
 class RequestSummaryRecord(Model):
     """One row per request: pk REQ#<id>, sk SUMMARY. Its events share the partition."""
 
@@ -70,9 +82,15 @@ class RequestSummaryRecord(Model):
     datasets_failed = UnicodeSetAttribute(null=True)
     outcome = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
+    # The key of an erasure's pseudonyms (lethe.logic.masking.RequestKey); removed when it ends.
+    erasure_key = UnicodeAttribute(null=True)
+    # Set when the request ends: its contact details go at pii_scrub_at (lethe.logic.own_data).
+    pii_scrub = UnicodeAttribute(null=True)
+    pii_scrub_at = UnicodeAttribute(null=True)
 
     by_status = RequestsByStatus()
     by_subject = RequestsBySubject()
+    by_pii_scrub = RequestsByContactScrub()
 
 
 class RequestEventRecord(Model):
@@ -97,6 +115,17 @@ class GrantedPurposeIndex(GlobalSecondaryIndex["ConsentRecord"]):
         projection = AllProjection()
 
     granted_purpose = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class ContactRefIndex(GlobalSecondaryIndex["ConsentRecord"]):
+    """Sparse: only rows that can reach an address carry contact_ref (an erasure finds them by Query)."""
+
+    class Meta:
+        index_name = "by_contact_ref"
+        projection = AllProjection()
+
+    contact_ref = UnicodeAttribute(hash_key=True)
     pk = UnicodeAttribute(range_key=True)
 
 
@@ -129,6 +158,7 @@ class ConsentRecord(Model):
     pending_contact_ref = UnicodeAttribute(null=True)
 
     by_granted_purpose = GrantedPurposeIndex()
+    by_contact_ref = ContactRefIndex()
 
 
 class ConsentDeviceRecord(Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +21,15 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from lethe.aws import error_code, transaction_connection
-from lethe.data.models import AuditRecord, RequestEventRecord, RequestsByStatus, RequestSummaryRecord, bind_models
-from lethe.domain import Regulation, RequestType, Status
+from lethe.data.models import (
+    AuditRecord,
+    RequestEventRecord,
+    RequestsByContactScrub,
+    RequestsByStatus,
+    RequestSummaryRecord,
+    bind_models,
+)
+from lethe.domain import TERMINAL_STATUSES, Regulation, RequestType, Status
 from lethe.errors import ConflictingWrite, RequestNotFound
 from lethe.settings import get_settings
 
@@ -361,3 +369,82 @@ def query_by_status(
     )
     page = [_to_domain(record) for record in result]
     return page, _encode_cursor(result.last_evaluated_key)
+
+
+# ---------------------------------------------------------------- Lethe's own copies (lethe.logic.own_data)
+
+# What an ended request no longer needs: how to reach the person, what they wrote, their codes, the
+# erasure's pseudonym key. Status, type, dates, datasets, outcome and the HMAC reference stay.
+CONTACT_ATTRIBUTES = ("email", "name", "details", "corrections", "code_hash", "tried_codes", "erasure_key")
+PII_SCRUB_DUE = "due"
+
+
+def request_ids_of_subject(subject_refs: Iterable[str]) -> list[str]:
+    """Every request of a subject (under any of its references): a Query of by_subject each."""
+    _bind()
+    found: list[str] = []
+    for ref in subject_refs:
+        found += [row.pk.removeprefix("REQ#") for row in RequestSummaryRecord.by_subject.query(ref)]
+    return sorted(set(found))
+
+
+def scrub_contact(request_id: str, *, attributes: Iterable[str] = CONTACT_ATTRIBUTES, ended_only: bool) -> bool:
+    """Remove contact details from one request row (and, when all of them go, its place in the
+    by_pii_scrub index). With `ended_only`, only if the request has ended. False if it had not."""
+    _bind()
+    names = list(attributes)
+    actions: list[Action] = [getattr(RequestSummaryRecord, name).remove() for name in names]
+    if set(CONTACT_ATTRIBUTES) <= set(names):
+        actions += [RequestSummaryRecord.pii_scrub.remove(), RequestSummaryRecord.pii_scrub_at.remove()]
+    condition = RequestSummaryRecord.pk.exists()
+    if ended_only:
+        condition = condition & RequestSummaryRecord.status.is_in(*[s.value for s in TERMINAL_STATUSES])
+    try:
+        RequestSummaryRecord(pk_of(request_id), SUMMARY).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def scrub_due(now: datetime) -> Iterator[str]:
+    """Ended requests whose contact details are due to go: a Query of the sparse by_pii_scrub index."""
+    _bind()
+    for row in RequestSummaryRecord.by_pii_scrub.query(PII_SCRUB_DUE, RequestsByContactScrub.pii_scrub_at <= iso(now)):
+        yield row.pk.removeprefix("REQ#")
+
+
+def strip_event_values(request_id: str, kind: str, keep: Iterable[str]) -> int:
+    """Rewrite the detail of a request's events of one kind to the keys in `keep` (e.g. a
+    rectification's old and new values go, the dataset and field names stay). Returns how many."""
+    _bind()
+    kept = set(keep)
+    changed = 0
+    for row in RequestEventRecord.query(pk_of(request_id), RequestEventRecord.sk.startswith(EVENT_PREFIX)):
+        detail = row.detail or {}
+        if row.kind != kind or set(detail) <= kept:
+            continue
+        row.update(actions=[RequestEventRecord.detail.set({k: v for k, v in detail.items() if k in kept})])
+        changed += 1
+    return changed
+
+
+def erasure_key(request_id: str) -> bytes:
+    """The key of this request's pseudonyms, made on first use (a conditional write, so parallel
+    tasks agree on one). Only while the request runs: an ended one has none, by design."""
+    _bind()
+    for _ in range(3):
+        record = _record(request_id)
+        if record.erasure_key:
+            return bytes.fromhex(record.erasure_key)
+        try:
+            record.update(
+                actions=[RequestSummaryRecord.erasure_key.set(secrets.token_hex(32))],
+                condition=RequestSummaryRecord.erasure_key.does_not_exist()
+                & RequestSummaryRecord.status.is_in(Status.in_progress.value, Status.failed.value),
+            )
+        except UpdateError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+    raise ConflictingWrite("no pseudonym key can be made for a request that is not running")

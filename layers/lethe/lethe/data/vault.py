@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lethe.aws import client
 from lethe.data import ledger
+from lethe.data.models import VaultRecord, bind_models
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
 from lethe.settings import get_settings
@@ -216,46 +217,46 @@ def isolate_item(
 # ---------------------------------------------------------------- reading and purging
 
 
-def _entry(raw: dict[str, Any]) -> VaultEntry:
-    plain = {k: _DESERIALIZER.deserialize(v) for k, v in raw.items()}
+def _from_record(record: VaultRecord) -> VaultEntry:
     return VaultEntry(
-        vault_id=plain["vault_id"],
-        dataset=plain["dataset"],
-        table=plain["table"],
-        item_key=decode_item(json.loads(plain["item_key"])),
-        item=decode_item(json.loads(plain["item"])),
-        subject_ref=plain.get("subject_ref"),
-        reason=plain["reason"],
-        isolated_at=plain["isolated_at"],
-        purge_at=plain["purge_at"],
-        purge_day=plain["purge_day"],
-        request_id=plain.get("request_id"),
-        hold_ids=list(plain.get("hold_ids") or []),
+        vault_id=record.vault_id,
+        dataset=record.dataset,
+        table=record.table,
+        item_key=decode_item(record.item_key),
+        item=decode_item(record.item),
+        subject_ref=record.subject_ref,
+        reason=record.reason,
+        isolated_at=record.isolated_at,
+        purge_at=record.purge_at,
+        purge_day=record.purge_day,
+        request_id=record.request_id,
+        hold_ids=list(record.hold_ids or []),
     )
+
+
+def _bound() -> None:
+    settings = get_settings()
+    if VaultRecord.Meta.table_name != settings.vault_table:
+        bind_models(settings)
 
 
 def get_entry(vault_id: str) -> VaultEntry | None:
-    raw = client("dynamodb").get_item(
-        TableName=get_settings().vault_table, Key={"vault_id": {"S": vault_id}}, ConsistentRead=True
-    )
-    return _entry(raw["Item"]) if "Item" in raw else None
+    _bound()
+    try:
+        return _from_record(VaultRecord.get(vault_id, consistent_read=True))
+    except VaultRecord.DoesNotExist:
+        return None
 
 
 def entries_for_subject(subject_refs: list[str]) -> Iterator[VaultEntry]:
-    """Every isolated item of a subject (under any of its references), for exports."""
-    ddb = client("dynamodb")
-    table = get_settings().vault_table
+    """Every isolated item of a subject (under any of its references), for exports: a Query of the
+    by_subject index (keys only), then the records themselves by BatchGetItem. Only the exporter and
+    the vault purger may call this (IAM in template.yaml)."""
+    _bound()
     for ref in subject_refs:
-        for page in ddb.get_paginator("query").paginate(
-            TableName=table,
-            IndexName="by_subject",
-            KeyConditionExpression="subject_ref = :r",
-            ExpressionAttributeValues={":r": {"S": ref}},
-        ):
-            for key in page.get("Items", []):
-                entry = get_entry(key["vault_id"]["S"])
-                if entry is not None:
-                    yield entry
+        ids = [row.vault_id for row in VaultRecord.by_subject.query(ref)]
+        for record in sorted(VaultRecord.batch_get(ids, consistent_read=True), key=lambda r: r.vault_id):
+            yield _from_record(record)
 
 
 def due_on(day: str, now: datetime) -> Iterator[DueRecord]:

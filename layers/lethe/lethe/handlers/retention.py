@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from lethe.data.models import bind_models
-from lethe.logic import retention
+from lethe.logic import own_data, retention
 from lethe.settings import get_settings
 
 logger = Logger()
@@ -28,4 +28,7 @@ def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
         "retention run planned",
         extra={"run_id": summary.run_id, "tasks": summary.tasks, "scan_datasets": summary.scan_datasets},
     )
-    return summary.model_dump(mode="json")
+    # Lethe's own requests table has a retention of its own: ended requests' contact details go.
+    scrubbed = own_data.scrub_ended_requests(event.time)
+    metrics.add_metric(name="RequestContactsScrubbed", unit=MetricUnit.Count, value=scrubbed)
+    return {**summary.model_dump(mode="json"), "requests_scrubbed": scrubbed}

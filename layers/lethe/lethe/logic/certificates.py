@@ -11,6 +11,7 @@ from lethe.data import datasets
 from lethe.data.mail import plain_text, send_email
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import get_inventory
+from lethe.logic import own_data
 from lethe.settings import get_settings
 
 # Operator text quoted in an email (a hold, denial or extension reason) is data: one line, this long at most.
@@ -60,13 +61,18 @@ def _kept(result: dict[str, Any]) -> str:
     return ". " + ". ".join(parts)
 
 
+def _masked_word(name: str) -> str:
+    dataset = get_inventory().datasets.get(name)
+    return own_data.masked_word(dataset) if dataset is not None else "masked"
+
+
 def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for name in sorted(results):
         result = results[name]
         parts = [
             f"{result[k]} {label}"
-            for k, label in (("deleted", "deleted"), ("anonymized", "anonymized"), ("isolated", "isolated"))
+            for k, label in (("deleted", "deleted"), ("anonymized", _masked_word(name)), ("isolated", "isolated"))
             if int(result.get(k) or 0)
         ]
         line = f"- {_description(name)}: " + (", ".join(parts) if parts else "nothing held about you")
@@ -104,7 +110,13 @@ def backup_lines(results: dict[str, dict[str, Any]], *, now: datetime) -> list[s
 _ERASED = ("deleted", "anonymized", "isolated")
 
 
-def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, now: datetime) -> str:
+def erasure_certificate(
+    request: DataSubjectRequest,
+    results: dict[str, dict[str, Any]],
+    *,
+    now: datetime,
+    own: dict[str, Any] | None = None,
+) -> str:
     text = [
         "Erasure certificate",
         "",
@@ -113,7 +125,10 @@ def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str
         "",
         "What we did, per place where we held your data:",
         *erasure_lines(results),
+        *(["", *own_data.certificate_lines(own)] if own is not None else []),
         "",
+        "Masked values that were replaced by a pseudonym used a key made for this request alone, "
+        "destroyed when it ended: no one, us included, can link them back to you.",
         "Isolated data is kept apart from every processing activity and deleted when its retention ends "
         "(or when the legal hold on it is lifted and its retention has ended).",
         "Your address is now on our suppression list (stored only as a keyed hash), "
@@ -127,9 +142,14 @@ def erasure_certificate(request: DataSubjectRequest, results: dict[str, dict[str
 
 
 def send_erasure_certificate(
-    email: str, request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, now: datetime
+    email: str,
+    request: DataSubjectRequest,
+    results: dict[str, dict[str, Any]],
+    *,
+    now: datetime,
+    own: dict[str, Any] | None = None,
 ) -> str:
-    body = erasure_certificate(request, results, now=now)
+    body = erasure_certificate(request, results, now=now, own=own)
     return send_email(
         email,
         "Your erasure request is complete",

@@ -551,3 +551,18 @@ def withdraw_marketing(email: str, source: str) -> None:
     ref = suppress(email, reason="marketing_opt_out", source=source)
     withdrawn = withdraw_by_ref(MARKETING, ref, source)
     audit.append("marketing_withdrawn", subject_ref=ref, details={"source": source, "subjects": withdrawn})
+
+
+def erase_contacts(email: str, source: str) -> int:
+    """An erasure: every current row that can reach this address forgets it (withdrawn, address and
+    reference removed, a history row saying so), and a row still waiting to confirm it forgets it too.
+    Idempotent. Returns how many rows could reach it."""
+    at = datetime.now(UTC)
+    states = ledger.contacts_for(key_ring().subject_refs(email))
+    for state in states:
+        _withdraw_subject(state, source, at)
+    # A pending address is not on the contact index; forget it as an unsubscribe does.
+    ref = key_ring().subject_ref(email)
+    for purpose in sorted(CONTACT_PURPOSES):
+        withdraw_by_ref(purpose, ref, source)
+    return len(states)

@@ -20,6 +20,7 @@ from lethe.aws import client
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.inventory import Dataset, Inventory
 from lethe.keys import key_ring
+from lethe.logic.own_data import LETHE_DATASET, OwnSections, vault_html, vault_json
 from lethe.settings import get_settings
 
 PART_SIZE = 5 * 1024 * 1024  # S3's minimum part (except the last): the smallest buffer per open writer
@@ -157,8 +158,11 @@ def dataset_header(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def assemble(request_id: str, inventory: Inventory, *, request_type: str, now: datetime) -> dict[str, int]:
-    """Write export.json and export.html from the part files, streaming. Returns item counts."""
+def assemble(
+    request_id: str, inventory: Inventory, *, request_type: str, now: datetime, own: OwnSections | None = None
+) -> dict[str, int]:
+    """Write export.json and export.html from the part files, streaming. `own` adds what Lethe itself
+    and its vault hold (lethe.logic.own_data). Returns item counts."""
     counts: dict[str, int] = {}
     as_json = S3Writer(f"{prefix(request_id)}export.json", "application/json")
     as_html = S3Writer(f"{prefix(request_id)}export.html", "text/html; charset=utf-8")
@@ -182,7 +186,16 @@ def assemble(request_id: str, inventory: Inventory, *, request_type: str, now: d
             as_json.write("]}")
             as_html.write(f"<p class=count>{count} item(s).</p></section>\n" if count else _html_none())
             counts[name] = count
-        as_json.write("}}")
+        if own is not None:
+            as_json.write(
+                ("," if counts else "") + f"{dumps(LETHE_DATASET)}: " + dumps({**own.header, "items": own.items})
+            )
+            as_html.write(_html_dataset(LETHE_DATASET, own.header))
+            as_html.write("".join(_html_item(item, own.header["categories"]) for item in own.items))
+            as_html.write(f"<p class=count>{len(own.items)} item(s).</p></section>\n" if own.items else _html_none())
+            as_html.write(vault_html(own, _html_item))
+            counts[LETHE_DATASET] = len(own.items)
+        as_json.write("}" + (f', "vault": {dumps(vault_json(own))}' if own is not None else "") + "}")
         as_html.write("</main></body></html>\n")
         as_json.close()
         as_html.close()

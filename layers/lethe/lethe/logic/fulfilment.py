@@ -32,7 +32,7 @@ from lethe.domain import RequestType, Status
 from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
 from lethe.inventory import Action, Dataset, Inventory, get_inventory
 from lethe.keys import KeyRing, key_ring
-from lethe.logic import certificates, exports, legal_holds, suppression
+from lethe.logic import certificates, exports, legal_holds, own_data, suppression
 from lethe.logic.expiry import parse_instant
 from lethe.logic.requests import DataSubjectRequest, add_event, get_request, list_by_status, transition
 from lethe.settings import get_settings
@@ -81,6 +81,7 @@ def start(request_id: str, *, actor: str = "system") -> None:
         datasets_pending=set(names) or None,
         datasets_done=None,
         datasets_failed=None,
+        **own_data.on_start(erasure=request.type in ERASURE_TYPES),
     )
     if names:
         queue_tasks(request_id, names, attempt=1)
@@ -287,10 +288,17 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
             keys.append(datasets.key_of(dataset, item))
         counts["deleted"] = datasets.delete_items(dataset, keys, erased=erased)
     elif action is Action.anonymize:
+        pseudonyms = own_data.pseudonyms_for(request.request_id)  # never the deployment's keys
         for item in list(items):
             counts["found"] += 1
             done = datasets.anonymize_item(
-                dataset, item, ring, now, condition_attribute=attribute, condition_value=item[attribute], erased=erased
+                dataset,
+                item,
+                pseudonyms,
+                now,
+                condition_attribute=attribute,
+                condition_value=item[attribute],
+                erased=erased,
             )
             counts["anonymized" if done else "unchanged"] += 1
     else:
@@ -426,7 +434,8 @@ def finalize(request_id: str) -> None:
     outcome: dict[str, Any] = {"datasets": {name: _summary(result) for name, result in results.items()}}
     email = request.email
     if request.type in EXPORT_TYPES:
-        counts = exports.assemble(request_id, get_inventory(), request_type=request.type.value, now=now)
+        own = own_data.export_sections(request)
+        counts = exports.assemble(request_id, get_inventory(), request_type=request.type.value, now=now, own=own)
         link = exports.export_link(request_id)
         outcome["export"] = {"items": sum(counts.values()), "link_ttl_seconds": get_settings().export_link_ttl_seconds}
         if email:
@@ -435,11 +444,13 @@ def finalize(request_id: str) -> None:
             )
     elif request.type in ERASURE_TYPES:
         if email:
+            erased_own = own_data.erase_own_copies(request, now)
+            outcome["lethe"] = erased_own
             suppression.suppress(email, reason="erasure", source=request_id)
             _notify_once(
                 request_id,
                 "erasure_certificate",
-                lambda: certificates.send_erasure_certificate(email, request, results, now=now),
+                lambda: certificates.send_erasure_certificate(email, request, results, now=now, own=erased_own),
             )
     elif request.type in (RequestType.objection, RequestType.marketing_opt_out, RequestType.consent_withdrawal):
         if email:
@@ -448,7 +459,9 @@ def finalize(request_id: str) -> None:
     elif request.type in (RequestType.rectification, RequestType.restriction) and email:
         _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
-    forget_contact = {"email": None, "name": None} if request.type in ERASURE_TYPES else {}
+    forget_contact = (
+        {"email": None, "name": None, "details": None, "corrections": None} if request.type in ERASURE_TYPES else {}
+    )
     try:
         transition(
             request_id,

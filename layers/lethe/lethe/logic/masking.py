@@ -2,18 +2,24 @@
 
 Pure functions, shared by erasure (fulfilment) and the retention sweep. `anonymize` returns the
 attributes to SET and the attributes to REMOVE; the caller writes them in one conditional UpdateItem.
+
+`pseudonymize` is never keyed by Lethe's long-lived keys: whoever holds those could recompute the
+pseudonym from the email and re-link the row. An erasure uses a `RequestKey`, made for that request
+and destroyed when it ends (the same value gets the same pseudonym within the request, so rows stay
+consistent while it runs); the retention sweep uses `UNLINKABLE`, a fresh random token per value.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from lethe.inventory import Dataset, EraseStrategy
-from lethe.keys import KeyRing
 
 REDACTED = "[redacted]"
 Granularity = Literal["month", "year"]
@@ -65,7 +71,36 @@ def random_token() -> str:
     return "rand:" + secrets.token_hex(16)
 
 
-def mask_value(strategy: EraseStrategy, value: Any, ring: KeyRing) -> Any | None:
+class Pseudonymizer(Protocol):
+    """What `pseudonymize` needs: one value in, its pseudonym out."""
+
+    def pseudonym(self, value: str) -> str: ...
+
+
+class RequestKey:
+    """Pseudonyms under a key of one request: stable while the request runs, beyond anyone's reach
+    once the key is destroyed with the request (lethe.data.requests.erasure_key)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("a request key has at least 32 bytes")
+        self._key = key
+
+    def pseudonym(self, value: str) -> str:
+        return "pseud:" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class _Unlinkable:
+    """A random token per value: nothing, not even the same value elsewhere, links it back."""
+
+    def pseudonym(self, value: str) -> str:
+        return "anon:" + secrets.token_hex(16)
+
+
+UNLINKABLE: Pseudonymizer = _Unlinkable()
+
+
+def mask_value(strategy: EraseStrategy, value: Any, ring: Pseudonymizer) -> Any | None:
     """The masked value, or None when the strategy removes the attribute."""
     if strategy is EraseStrategy.remove:
         return None
@@ -82,7 +117,9 @@ def mask_value(strategy: EraseStrategy, value: Any, ring: KeyRing) -> Any | None
     raise ValueError(f"unknown erase strategy {strategy!r}")
 
 
-def anonymize(dataset: Dataset, item: dict[str, Any], ring: KeyRing, now: datetime) -> tuple[dict[str, Any], list[str]]:
+def anonymize(
+    dataset: Dataset, item: dict[str, Any], ring: Pseudonymizer, now: datetime
+) -> tuple[dict[str, Any], list[str]]:
     """(attributes to SET, attributes to REMOVE) for the dataset's fields present on the item.
     Fields the item lacks (optional fields) are left alone. `now` is the moment of the masking;
     the strategies themselves do not depend on it."""

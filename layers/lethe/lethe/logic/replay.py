@@ -40,7 +40,7 @@ from lethe.keys import KeyRing, key_ring
 from lethe.logic import retention as sweep_logic
 from lethe.logic.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import anonymize
+from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 JOB_PARTITION = "REPLAY"
@@ -217,7 +217,8 @@ class _Replay:
             self.counts.conflicts += 1
 
     def _anonymize(self, item: dict[str, Any]) -> None:
-        to_set, to_remove = anonymize(self.dataset, item, self.ring, self.now)
+        # Random tokens, as the sweep writes: the masked values link to no one.
+        to_set, to_remove = anonymize(self.dataset, item, UNLINKABLE, self.now)
         attribute = self.dataset.subject.attribute
         done = retry_transient(
             datasets.update_item,

@@ -25,8 +25,9 @@ from aws_lambda_powertools import Logger
 from lethe.data import audit
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest, RequestEvent
-from lethe.domain import Status
+from lethe.domain import TERMINAL_STATUSES, Status
 from lethe.errors import ConflictingWrite, InvalidTransition
+from lethe.logic.own_data import on_end as own_data_on_end
 
 logger = Logger(child=True)
 
@@ -84,6 +85,8 @@ def transition(
     """
     allowed = frozenset(allowed_from)
     moment = _now(now)
+    if to in TERMINAL_STATUSES:
+        updates = {**own_data_on_end(moment), **updates}
     for _ in range(_RETRIES):
         current = repository.get(request_id)
         if current.status not in allowed or to not in ALLOWED[current.status]:

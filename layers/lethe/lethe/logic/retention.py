@@ -55,7 +55,7 @@ from lethe.logic.expiry import (
     parse_instant,
 )
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import anonymize
+from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 TASK_KIND = "retention_task"
@@ -415,7 +415,8 @@ class _Sweep:
 
     def _anonymize(self, item: dict[str, Any]) -> None:
         if self.apply:
-            to_set, to_remove = anonymize(self.dataset, item, self.ring, self.now)
+            # Random tokens, not a keyed HMAC: what retention calls anonymized nobody can re-link.
+            to_set, to_remove = anonymize(self.dataset, item, UNLINKABLE, self.now)
             masked = [*to_set, *to_remove]
             written = retry_transient(
                 update_item,
