@@ -58,6 +58,9 @@ class DataSubjectRequest(BaseModel):
     datasets_pending: frozenset[str] = frozenset()
     datasets_done: frozenset[str] = frozenset()
     datasets_failed: frozenset[str] = frozenset()
+    # [identity, value, round] for each identity learned through a dataset's links (not the email).
+    identities: tuple[tuple[str, str | int, int], ...] = Field(default=(), repr=False)
+    identity_round: int = 1
     outcome: dict[str, Any] | None = None
     version: int = 0
 
@@ -122,6 +125,8 @@ def _to_domain(record: RequestSummaryRecord) -> DataSubjectRequest:
         datasets_pending=frozenset(record.datasets_pending or ()),
         datasets_done=frozenset(record.datasets_done or ()),
         datasets_failed=frozenset(record.datasets_failed or ()),
+        identities=tuple((str(i), v, int(r)) for i, v, r in record.identities or ()),
+        identity_round=int(record.identity_round or 1),
         outcome=record.outcome,
         version=int(record.version or 0),
     )
