@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +65,16 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
         try:
             if requests.get(f"{base_url}/discovery", timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a slow start on a busy machine is not a failure
             pass
         time.sleep(0.3)
     process.kill()
     pytest.fail(f"the local stack did not answer within {START_TIMEOUT_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local_dir = tmp_path_factory.mktemp("lethe-local")
+@contextmanager
+def started_stack(local_dir: Path) -> Iterator[LocalStack]:
+    """A local stack of its own on free ports, its files under `local_dir`, stopped on exit."""
     port, aws_port = free_port(), free_port()
     token = secrets.token_urlsafe(16)
     log = local_dir / "stack.log"
@@ -100,3 +101,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
                 process.kill()
                 process.wait()
     assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{log.read_text()}"
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with started_stack(tmp_path_factory.mktemp("lethe-local")) as stack:
+        yield stack

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lethe.domain import RequestType, Status
+from tests.support.custom_inventory import demo_inventory_data, use_inventory_data
 from tests.support.fulfilment import drain, get_item, mails_to, new_request, put_items, unique_email
 
 Invoke = Callable[..., Any]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -88,17 +87,9 @@ def test_an_item_written_after_the_erasure_pass_fails_the_request_naming_the_dat
 def leaky_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The demo data map with the accounts' email no longer listed as a field: anonymizing an
     account masks its name and the rest, but leaves the address that finds the subject."""
-    from lethe.inventory import cached_inventory
-    from lethe.settings import get_settings
-
-    data = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())
+    data = demo_inventory_data()
     del data["datasets"]["accounts"]["fields"]["email"]
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("LETHE_INVENTORY", str(path))
-    get_settings.cache_clear()
-    cached_inventory.cache_clear()
-    return path
+    return use_inventory_data(data, tmp_path, monkeypatch)
 
 
 def test_a_masking_that_left_the_subject_attribute_is_not_certified(leaky_inventory: Path, invoke: Invoke) -> None:

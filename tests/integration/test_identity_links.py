@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lethe.domain import RequestType, Status
+from tests.support.custom_inventory import demo_inventory_data, use_inventory_data
 from tests.support.fulfilment import (
     audit_dump,
     drain,
@@ -28,7 +28,6 @@ from tests.support.fulfilment import (
 )
 
 Invoke = Callable[..., Any]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def seed_host(email: str) -> str:
@@ -70,6 +69,16 @@ def export_html(request_id: str) -> str:
     return body["Body"].read().decode()  # type: ignore[no-any-return]
 
 
+def run(invoke: Invoke, kind: RequestType, email: str, **extra: Any) -> str:
+    """File a verified request and carry it out through the worker until the queue is empty."""
+    from lethe.logic import fulfilment
+
+    request_id = new_request(kind, email, **extra)
+    fulfilment.start(request_id)
+    assert drain(invoke) == []
+    return request_id
+
+
 def links_rows(request_id: str) -> list[Any]:
     from lethe.data.models import RequestEventRecord
     from lethe.data.requests import pk_of
@@ -85,10 +94,8 @@ def test_access_by_email_exports_meetings_found_only_through_the_account_id(invo
     email, other = unique_email("host"), unique_email("other-host")
     account_id = seed_host(email)
     other_account = seed_host(other)
-    request_id = new_request(RequestType.access, email)
     # When the access request runs
-    fulfilment.start(request_id)
-    assert drain(invoke) == []
+    request_id = run(invoke, RequestType.access, email)
     # Then it completed in two rounds: the email's datasets, then meetings through the account id
     request = get_request(request_id)
     assert request.status is Status.completed
@@ -117,17 +124,14 @@ def test_access_by_email_exports_meetings_found_only_through_the_account_id(invo
 
 
 def test_erasure_masks_linked_meetings_and_certifies_nothing_remains(invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
     from lethe.logic.requests import get_request
 
     # Given a host with two meetings found through the account id, and another host
     email, other = unique_email("erase-host"), unique_email("bystander")
     account_id = seed_host(email)
     other_account = seed_host(other)
-    request_id = new_request(RequestType.erasure, email)
     # When the erasure runs
-    fulfilment.start(request_id)
-    assert drain(invoke) == []
+    request_id = run(invoke, RequestType.erasure, email)
     # Then it completed, and each meeting was anonymized: no account id, topic redacted, date coarsened
     request = get_request(request_id)
     assert request.status is Status.completed
@@ -159,18 +163,14 @@ def test_restriction_and_rectification_follow_the_link(invoke: Invoke) -> None:
     email = unique_email("restrict-host")
     account_id = seed_host(email)
     # When a restriction runs
-    restriction = new_request(RequestType.restriction, email)
-    fulfilment.start(restriction)
-    assert drain(invoke) == []
+    restriction = run(invoke, RequestType.restriction, email)
     # Then the meetings found through the account id are restricted too
     for n in (1, 2):
         meeting = get_item("MeetingsTable", {"meeting_id": f"mtg-{account_id}-{n}"})
         assert meeting is not None and meeting[RESTRICTED_ATTRIBUTE] == restriction
     assert fulfilment.task_results(restriction)["meetings@2"]["restricted"] == 2
     # When a rectification of the name runs
-    rectification = new_request(RequestType.rectification, email, corrections={"name": "Ada King"})
-    fulfilment.start(rectification)
-    assert drain(invoke) == []
+    rectification = run(invoke, RequestType.rectification, email, corrections={"name": "Ada King"})
     # Then the account is corrected, and the meetings were reached (nothing in them is rectifiable)
     account = get_item("AccountsTable", {"account_id": account_id})
     assert account is not None and account["name"] == "Ada King" and account["account_id"] == account_id
@@ -245,21 +245,12 @@ def cyclic_inventory(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """The demo data map, with meetings also linking back to an email (the host's contact address),
     which accounts are found by: a cycle. The contact address is rectifiable, but as a link it must
     never be rewritten."""
-    from lethe.inventory import cached_inventory
-    from lethe.settings import get_settings
-
-    data = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())
+    data = demo_inventory_data()
     meetings = data["datasets"]["meetings"]
     meetings["fields"]["host_contact"] = {"category": "user.contact.email", "erase": "remove", "rectifiable": True}
     meetings["fields"]["room"] = {"category": "user.workplace", "erase": "redact"}
     meetings["links"] = {"email": "host_contact"}
-    data["datasets"]["accounts"]["links"] = {"account_id": "account_id"}
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("LETHE_INVENTORY", str(path))
-    get_settings.cache_clear()
-    cached_inventory.cache_clear()
-    return path
+    return use_inventory_data(data, tmp_path, monkeypatch)
 
 
 def test_a_link_cycle_ends_and_each_value_is_followed_once(cyclic_inventory: Path, invoke: Invoke) -> None:
@@ -279,10 +270,8 @@ def test_a_link_cycle_ends_and_each_value_is_followed_once(cyclic_inventory: Pat
         "MeetingsTable",
         [{"meeting_id": f"mtg-{second}-1", "host_account_id": second, "host_contact": email, "topic": "y"}],
     )
-    request_id = new_request(RequestType.access, email)
     # When an access request runs
-    fulfilment.start(request_id)
-    assert drain(invoke) == []
+    request_id = run(invoke, RequestType.access, email)
     # Then it followed email -> account -> meetings -> work address -> account -> meetings, and stopped
     request = get_request(request_id)
     assert request.status is Status.completed
@@ -308,9 +297,7 @@ def test_a_link_attribute_is_never_rectified(cyclic_inventory: Path, invoke: Inv
         [{"meeting_id": f"mtg-{account_id}-1", "host_account_id": account_id, "host_contact": email, "topic": "x"}],
     )
     # When a rectification asks to change it
-    request_id = new_request(RequestType.rectification, email, corrections={"host_contact": "new@example.org"})
-    fulfilment.start(request_id)
-    assert drain(invoke) == []
+    request_id = run(invoke, RequestType.rectification, email, corrections={"host_contact": "new@example.org"})
     # Then it is left as it was: changing how a person is found is not a correction
     meeting = get_item("MeetingsTable", {"meeting_id": f"mtg-{account_id}-1"})
     assert meeting is not None and meeting["host_contact"] == email
