@@ -260,9 +260,16 @@ def put_event(
 ) -> RequestEvent:
     """Append an event row that is not a status change (a task outcome, a reminder, a failed code)."""
     _bind()
-    record = _event_record(request_id, kind, now, secrets.token_hex(4), actor=actor, detail=detail)
+    record = new_event(request_id, kind, actor=actor, detail=detail, now=now)
     record.save(condition=RequestEventRecord.sk.does_not_exist())
     return _event_to_domain(record)
+
+
+def new_event(
+    request_id: str, kind: str, *, actor: str = "system", detail: dict[str, Any] | None = None, now: datetime
+) -> RequestEventRecord:
+    """An event row not yet written, for a caller that writes it in a transaction of its own."""
+    return _event_record(request_id, kind, now, secrets.token_hex(4), actor=actor, detail=detail)
 
 
 def _event_to_domain(record: RequestEventRecord) -> RequestEvent:

@@ -177,7 +177,8 @@ def assemble(
     found_through: Mapping[str, str | None] | None = None,
 ) -> dict[str, int]:
     """Write export.json and export.html from the part files, streaming. Returns item counts.
-    `parts` names each dataset's part files (default: one, named after the dataset);
+    `parts` names each dataset's part files (default: one, named after the dataset; a dataset
+    missing from a given `parts` was not read, so it has none);
     `found_through` the identity each dataset was reached through (None: not reached)."""
     counts: dict[str, int] = {}
     as_json = S3Writer(f"{prefix(request_id)}export.json", "application/json")
@@ -198,7 +199,7 @@ def assemble(
             as_json.write(("," if index else "") + f"{dumps(name)}: {header_json}, " + '"items": [')
             as_html.write(_html_dataset(name, header))
             count = 0
-            for part in (parts or {}).get(name, [name]):
+            for part in [name] if parts is None else parts.get(name, []):
                 for item in _part_lines(request_id, part):
                     as_json.write(("," if count else "") + dumps(item))
                     as_html.write(_html_item(item, header["categories"]))

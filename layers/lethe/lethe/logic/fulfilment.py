@@ -29,7 +29,7 @@ from pynamodb.transactions import TransactWrite
 from lethe.aws import back_off, client, error_code, transaction_connection
 from lethe.data import audit, datasets, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
-from lethe.data.requests import SUMMARY, pk_of
+from lethe.data.requests import SUMMARY, new_event, pk_of
 from lethe.domain import RequestType, Status
 from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
 from lethe.inventory import Action, Dataset, Inventory, get_inventory
@@ -456,9 +456,12 @@ def advance(request_id: str) -> None:
     if request.status is not Status.in_progress or request.datasets_pending:
         return
     inventory = get_inventory()
-    fresh = identities.newly_learned(request, inventory)
+    tasks = task_results(request_id)
+    # Earlier rounds' links were followed when those rounds ended: only this round's can be new.
+    linked = any(r.get("links") for t, r in tasks.items() if parse_task(t)[1] == request.identity_round)
+    fresh = identities.newly_learned(request, inventory) if linked else []
     if not fresh:
-        finalize(request_id)
+        finalize(request_id, request=request, tasks=tasks)
         return
     next_round = request.identity_round + 1
     kinds = {identity for identity, _ in fresh}
@@ -487,6 +490,13 @@ def _open_round(
             details={"round": next_round, "identities": identities.counts(entries), "datasets": len(names)},
         )
         summary = RequestSummaryRecord(pk_of(request.request_id), SUMMARY)
+        # The round's event row goes in the same transaction, so history and audit always agree.
+        event = new_event(
+            request.request_id,
+            "identities_followed",
+            detail={"round": next_round, "tasks": names},
+            now=datetime.now(UTC),
+        )
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 tx.update(
@@ -502,6 +512,7 @@ def _open_round(
                     & same_round,
                 )
                 tx.save(record, condition=AuditRecord.seq.does_not_exist())
+                tx.save(event, condition=RequestEventRecord.sk.does_not_exist())
         except TransactWriteError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise
@@ -509,7 +520,6 @@ def _open_round(
             if latest.identity_round != current or latest.datasets_pending or latest.status is not Status.in_progress:
                 return False
             continue  # the audit chain moved on: prepare the next record again
-        add_event(request.request_id, "identities_followed", detail={"round": next_round, "tasks": names})
         return True
     raise ConflictingWrite("the audit chain is contended; the task will be redelivered")
 
@@ -548,14 +558,17 @@ _COUNTS = (
 )
 
 
-def finalize(request_id: str) -> None:
+def finalize(
+    request_id: str, *, request: DataSubjectRequest | None = None, tasks: dict[str, dict[str, Any]] | None = None
+) -> None:
     """Settle the request once every dataset is done: the export and its link, the erasure
-    certificate, suppression and consent, then completed. Safe to run again after a crash."""
-    request = get_request(request_id)
+    certificate, suppression and consent, then completed. Safe to run again after a crash.
+    `request` and `tasks`, when given, were just read by the caller (no second read)."""
+    request = request or get_request(request_id)
     if request.status is not Status.in_progress or request.datasets_pending:
         return
     inventory = get_inventory()
-    tasks = task_results(request_id)
+    tasks = task_results(request_id) if tasks is None else tasks
     results = by_dataset(tasks, inventory) if tasks else {}
     now = datetime.now(UTC)
     if request.type in ERASURE_TYPES and not _proven_erased(request, inventory, results):
@@ -801,27 +814,28 @@ def retry(request_id: str, *, actor: str) -> list[str]:
     )
     if names:
         queue_tasks(request_id, names, attempt=2)
-    elif request.type in ERASURE_TYPES and request.datasets_done:
-        return _erase_residue(request_id)
+    elif request.type in ERASURE_TYPES and request.datasets_failed:
+        return _erase_again(request_id, sorted(request.datasets_failed))
     else:
         advance(request_id)
     return names
 
 
-def _erase_residue(request_id: str) -> list[str]:
-    """Every task was done, yet the proof of erasure found items left (written after their dataset's
-    pass, or changed under it). Read again; what remains is erased in one more round, for every known
-    value of its identity, and the request is certified only if the re-read after it finds nothing."""
+def _erase_again(request_id: str, failed: list[str]) -> list[str]:
+    """Every task was done, yet the request failed naming datasets: its proof of erasure found items
+    left (written after their dataset's pass, or changed under it), or its finalization kept failing.
+    Those datasets are erased once more, in one more round and for every known value of their
+    identity, by the worker; the proof then reads every dataset again before certifying."""
     request = get_request(request_id)
     inventory = get_inventory()
-    left = sorted(name for name, count in erasure_proof.remaining(request, inventory).items() if count)
-    if not left:
+    failed = [name for name in failed if name in inventory.datasets]
+    if not failed:
         advance(request_id)
         return []
     next_round = request.identity_round + 1
-    kinds = sorted({inventory.dataset(name).subject.identity for name in left})
+    kinds = sorted({inventory.dataset(name).subject.identity for name in failed})
     again = [(kind, value, next_round) for kind in kinds for value in identities.values_for(request, kind, None)]
-    names = [task_name(name, next_round) for name in left]
+    names = [task_name(name, next_round) for name in failed]
     if _open_round(request, next_round, names, [*request.identities, *again]):
         queue_tasks(request_id, names, attempt=2)
     return names
