@@ -30,14 +30,19 @@ DEMO_SUBJECTS = (
     DemoSubject(
         "ada@example.com",
         "Ada Lovelace",
-        "account holder: 2 invoices (one past its 7-year statutory end), feedback, diagnostics, marketing",
+        "account holder: 2 invoices (one past its 7-year statutory end), feedback, diagnostics, marketing, "
+        "2 hosted meetings (found only through her account id)",
     ),
     DemoSubject(
         "grace@example.com",
         "Grace Hopper",
         "guest of customer acme-corp: 3 guest sessions (two past 30 days), 1 diagnostics row",
     ),
-    DemoSubject("linus@example.com", "Linus Torvalds", "account holder: 1 recent invoice, marketing contact"),
+    DemoSubject(
+        "linus@example.com",
+        "Linus Torvalds",
+        "account holder: 1 recent invoice, marketing contact, 1 hosted meeting (through his account id)",
+    ),
     DemoSubject(
         "alan@example.com", "Alan Turing", "account inactive for 3 years (past the 2-year retention), old feedback"
     ),
@@ -75,6 +80,9 @@ def demo_items(today: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
     for days, system in ((120, "Windows 11"), (30, "macOS 14"), (1, "macOS 15")):
         yield "diagnostics", _diagnostics("ada@example.com", ago(days), "203.0.113.24", system)
     yield "marketing_contacts", _marketing("ada@example.com", "Ada Lovelace", ago(900), ago(14))
+    # Meetings carry no email: they are found through the account id that her account links to.
+    yield "meetings", _meeting("mtg-ada-board", "acct-ada", "Board review: Q3 engine budget", ago(45), 6)
+    yield "meetings", _meeting("mtg-ada-weekly", "acct-ada", "Weekly design sync", ago(3), 4)
 
     # Grace: a guest invited by a customer; the customer is the controller of her session data.
     for number, days in enumerate((75, 40, 3), start=1):
@@ -96,6 +104,7 @@ def demo_items(today: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
     )
     yield "invoices", _invoice("inv-linus-recent", "linus@example.com", "Linus Torvalds", ago(35), 2_400)
     yield "marketing_contacts", _marketing("linus@example.com", "Linus Torvalds", ago(380), ago(40))
+    yield "meetings", _meeting("mtg-linus-release", "acct-linus", "Release planning", ago(10), 12)
 
     # Alan: gone quiet three years ago.
     yield (
@@ -142,6 +151,8 @@ def _filler(ago: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             yield "invoices", _invoice(f"inv-user{n:03d}", email, name, ago(n * 160), 1_000 + n)
         if n % 5 == 0:
             yield "marketing_contacts", _marketing(email, name, ago(n * 60), ago(n * 55))
+        if n % 2 == 1:
+            yield "meetings", _meeting(f"mtg-user{n:03d}", f"acct-user{n:03d}", f"Team call {n}", ago(n * 25), 3)
 
 
 def _account(
@@ -191,6 +202,16 @@ def _feedback(feedback_id: str, email: str, submitted_at: str, browser: str) -> 
         "console_log": "[chat] Can everyone hear me? / [warn] ICE candidate timeout / [chat] Audio drops again",
         "ip_address": "203.0.113.55",
         "browser": browser,
+    }
+
+
+def _meeting(meeting_id: str, host_account_id: str, topic: str, started_at: str, participants: int) -> dict[str, Any]:
+    return {
+        "meeting_id": meeting_id,
+        "host_account_id": host_account_id,
+        "topic": topic,
+        "started_at": started_at,
+        "participants": participants,
     }
 
 

@@ -107,6 +107,13 @@ def serving(local_dir: Path, *, token: str | None, stage: str | None = None) -> 
     assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{log.read_text()}"
 
 
+@contextmanager
+def started_stack(local_dir: Path) -> Iterator[LocalStack]:
+    """A local stack of its own on free ports, its files under `local_dir`, stopped on exit."""
+    with serving(local_dir, token=secrets.token_urlsafe(16)) as stack:
+        yield stack
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with serving(tmp_path_factory.mktemp("lethe-local"), token=secrets.token_urlsafe(16)) as stack:

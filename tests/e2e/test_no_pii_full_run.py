@@ -112,13 +112,14 @@ def _function_output(log: Path) -> list[str]:
 
 
 def _personal_data() -> set[str]:
-    """Every address, name and IP address of the demo subjects, as seeded."""
+    """Every address, name, IP address and account id of the demo subjects, as seeded."""
     found: set[str] = set()
     for subject in DEMO_SUBJECTS:
         found |= {subject.email, subject.name, *subject.name.split()}
     for _, item in demo_items(datetime(2026, 11, 22)):
         for key, value in item.items():
-            if isinstance(value, str) and (key.endswith(("ip", "ip_address")) or "@" in value):
+            linked = key in ("account_id", "host_account_id")  # an identity reached through links
+            if isinstance(value, str) and (key.endswith(("ip", "ip_address")) or "@" in value or linked):
                 found.add(value)
     return {value for value in found if len(value) > 3}
 

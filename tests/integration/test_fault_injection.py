@@ -411,6 +411,8 @@ def test_requests_of_every_type_end_correctly_under_faults(  # noqa: C901 - one 
         )
         done = get_request(rid).datasets_done
         expected.update(f"request.dataset_done:{d}" for d in done)
+        # and one per identity round opened (a dataset's links led to other datasets)
+        expected.update("request.identities_followed" for e in list_events(rid) if e.kind == "identities_followed")
         got = Counter({k: v for k, v in by_request.get(rid, Counter()).items() if k.startswith("request.")})
         got.pop("request.received", None)
         if got != expected:

@@ -34,7 +34,15 @@ def test_seeding_writes_the_documented_subjects(aws: Any) -> None:
     written = seed_demo_data(now=NOW)
 
     # Then every demo dataset got items
-    assert set(written) == {"accounts", "guest_sessions", "diagnostics", "feedback", "marketing_contacts", "invoices"}
+    assert set(written) == {
+        "accounts",
+        "guest_sessions",
+        "diagnostics",
+        "feedback",
+        "marketing_contacts",
+        "invoices",
+        "meetings",
+    }
     assert [s.email for s in DEMO_SUBJECTS] == [
         "ada@example.com",
         "grace@example.com",
@@ -47,6 +55,9 @@ def test_seeding_writes_the_documented_subjects(aws: Any) -> None:
     assert sorted(expired(f) for f in items("FeedbackTable", reporter_email="ada@example.com")) == [False, True]
     assert len(items("DiagnosticsTable", user_email="ada@example.com")) == 3
     assert items("AccountsTable", email="ada@example.com")[0]["company"] == "Analytical Engines Ltd"
+    # Ada's meetings carry no email: only her account id, which her account links to
+    meetings = items("MeetingsTable", host_account_id="acct-ada")
+    assert len(meetings) == 2 and not any("ada@example.com" in str(m) for m in meetings)
     # Grace: three guest sessions for acme-corp, two of them past 30 days
     sessions = items("GuestSessionsTable", guest_email="grace@example.com")
     assert {s["customer_id"] for s in sessions} == {"acme-corp"}

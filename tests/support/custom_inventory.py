@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 INVENTORY = Path(__file__).resolve().parents[1] / "fixtures" / "custom_inventory.yaml"
+DEMO_INVENTORY = Path(__file__).resolve().parents[2] / "config" / "inventory.yaml"
 TABLES = ("custom-support-tickets", "custom-product-events", "custom-contracts")
 
 
@@ -65,6 +67,24 @@ def create_tables() -> None:
             }
         ],
     )
+
+
+def demo_inventory_data() -> dict[str, Any]:
+    """The demo data map as plain data, for a test to change one thing in it."""
+    return yaml.safe_load(DEMO_INVENTORY.read_text())  # type: ignore[no-any-return]
+
+
+def use_inventory_data(data: dict[str, Any], folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Write `data` as an inventory file under `folder` and point LETHE_INVENTORY at it."""
+    from lethe.inventory import cached_inventory
+    from lethe.settings import get_settings
+
+    path = folder / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("LETHE_INVENTORY", str(path))
+    get_settings.cache_clear()
+    cached_inventory.cache_clear()
+    return path
 
 
 def use_custom_inventory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,11 @@ def test_the_default_inventory_describes_the_policies_datasets() -> None:
         "feedback",
         "marketing_contacts",
         "invoices",
+        "meetings",
     }
+    # And meetings are found only through the account id that accounts link to
+    assert inventory.datasets["meetings"].subject.identity == "account_id"
+    assert inventory.datasets["accounts"].links == {"account_id": "account_id"}
     # And every dataset has purposes, recipients and a retention rule
     for name, dataset in inventory.datasets.items():
         assert dataset.purposes and dataset.recipients, name
@@ -181,3 +185,133 @@ def test_identifying_attributes_are_never_correctable_in_any_dataset() -> None:
     # And only the rest of the rectifiable fields can be corrected, anywhere
     assert inventory.correctable_fields() == {"company": {"user.workplace"}}
     assert inventory.correctable_fields("accounts") == {"company": {"user.workplace"}}
+
+
+# ------------------------------------------------------------------ identities and links
+
+MEETINGS = {
+    "table": "MeetingsTable",
+    "description": "Hosted meetings",
+    "controller": "self",
+    "subject": {"identity": "account_id", "attribute": "host_account_id", "index": "by_host"},
+    "key": {"hash": "meeting_id"},
+    "fields": {"host_account_id": {"category": "user.unique_id", "erase": "remove"}},
+    "purposes": ["service_provision"],
+    "on_erasure": "delete",
+}
+
+
+def _linked(**changes: object) -> dict[str, object]:
+    """GOOD plus a meetings dataset found through the account id that accounts link to."""
+    data: dict[str, object] = yaml.safe_load(yaml.safe_dump(GOOD))
+    data["identities"] = {"account_id": {}}
+    datasets = data["datasets"]
+    assert isinstance(datasets, dict)
+    datasets["accounts"]["key"] = {"hash": "account_id"}
+    datasets["accounts"]["links"] = {"account_id": "account_id"}
+    datasets["meetings"] = yaml.safe_load(yaml.safe_dump(MEETINGS))
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node: dict[str, object] = data
+        for part in parents:
+            node = node[part]  # type: ignore[assignment]
+        if value is ...:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return data
+
+
+def _refusal(data: dict[str, object]) -> InventoryError:
+    with pytest.raises(InventoryError) as caught:
+        parse_inventory(yaml.safe_dump(data))
+    return caught.value
+
+
+def test_a_dataset_found_through_a_linked_identity_loads() -> None:
+    # Given accounts linking to the account id, and meetings found by it
+    inventory = parse_inventory(yaml.safe_dump(_linked()))
+    # Then the identities resolve, and the link attribute is one rectification must leave alone
+    assert inventory.datasets["meetings"].subject.identity == "account_id"
+    assert inventory.datasets["accounts"].subject.identity == "email"
+    assert inventory.datasets["accounts"].link_attributes == frozenset({"account_id"})
+
+
+def test_a_link_cycle_loads() -> None:
+    # Given meetings linking back to an email (the host's), which accounts are found by
+    data = _linked()
+    meetings = data["datasets"]["meetings"]  # type: ignore[index]
+    meetings["fields"]["host_email"] = {"category": "user.contact.email", "erase": "remove"}
+    meetings["links"] = {"email": "host_email"}
+    # Then the file loads: a value is followed once, so the rounds end
+    inventory = parse_inventory(yaml.safe_dump(data))
+    assert inventory.datasets["meetings"].links == {"email": "host_email"}
+
+
+def test_an_unknown_subject_identity_is_refused_naming_dataset_and_field() -> None:
+    error = _refusal(_linked(datasets__meetings__subject={**MEETINGS["subject"], "identity": "customer_no"}))  # type: ignore[dict-item]
+    assert (error.dataset, error.field) == ("meetings", "subject.identity")
+    assert "unknown identity 'customer_no'" in str(error)
+    assert str(error).startswith("datasets.meetings.subject.identity:")
+
+
+def test_an_identity_nothing_can_supply_is_refused() -> None:
+    # Given meetings found by the account id, but no dataset links to it
+    error = _refusal(_linked(datasets__accounts__links=...))
+    # Then the loader names meetings' subject.identity
+    assert (error.dataset, error.field) == ("meetings", "subject.identity")
+    assert "nothing can supply identity 'account_id'" in str(error)
+
+
+def test_a_declared_identity_nothing_supplies_is_refused() -> None:
+    data = _linked()
+    data["identities"] = {"account_id": {}, "phone": {"format": "e164"}}
+    error = _refusal(data)
+    assert error.dataset is None and error.field == "identities.phone"
+
+
+def test_a_link_to_an_unknown_identity_is_refused() -> None:
+    error = _refusal(_linked(datasets__accounts__links={"account_id": "account_id", "loyalty_no": "email"}))
+    assert (error.dataset, error.field) == ("accounts", "links.loyalty_no")
+
+
+def test_a_link_attribute_that_is_neither_field_nor_key_is_refused() -> None:
+    error = _refusal(_linked(datasets__accounts__links={"account_id": "acct"}))
+    assert (error.dataset, error.field) == ("accounts", "links.account_id")
+    assert "'acct' is not declared as a field or the key" in str(error)
+
+
+def test_an_unindexed_lookup_by_a_linked_identity_is_refused() -> None:
+    # Given meetings found by host_account_id with no index, and a key on another attribute
+    subject = {"identity": "account_id", "attribute": "host_account_id"}
+    error = _refusal(_linked(datasets__meetings__subject=subject))
+    assert error.dataset == "meetings" and str(error).startswith("datasets.meetings: subject.index: required")
+    # And with no key declared at all, nothing proves the lookup is a Query: refused too
+    error = _refusal(_linked(datasets__meetings__subject=subject, datasets__meetings__key=...))
+    assert (error.dataset, error.field) == ("meetings", "subject.index")
+    assert "needs an index on host_account_id" in str(error)
+
+
+def test_a_linked_identity_may_be_the_tables_hash_key() -> None:
+    subject = {"identity": "account_id", "attribute": "host_account_id"}
+    inventory = parse_inventory(
+        yaml.safe_dump(
+            _linked(datasets__meetings__subject=subject, datasets__meetings__key={"hash": "host_account_id"})
+        )
+    )
+    assert inventory.datasets["meetings"].subject_is_key
+
+
+def test_an_identity_format_is_checked() -> None:
+    data = _linked()
+    data["identities"] = {"account_id": {}, "phone": {"format": "e164"}}
+    data["datasets"]["accounts"]["fields"]["phone"] = {"category": "user.contact.phone_number", "erase": "remove"}  # type: ignore[index]
+    data["datasets"]["accounts"]["links"]["phone"] = "phone"  # type: ignore[index]
+    inventory = parse_inventory(yaml.safe_dump(data))
+    phone = inventory.identity("phone")
+    assert phone.accepts("+442071234567")
+    assert not phone.accepts("020 7123 4567") and not phone.accepts("+0123")
+    # And an unknown format is refused at load
+    data["identities"] = {"account_id": {}, "phone": {"format": "phone-ish"}}
+    error = _refusal(data)
+    assert error.field == "identities.phone.format"

@@ -7,6 +7,7 @@ task first touches it.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,27 @@ class FieldSpec(_Strict):
     rectifiable: Annotated[bool, Field(description="The subject may correct this field")] = False
 
 
+EMAIL = "email"
+# The format checks an identity may carry; a linked value that fails its check is not followed.
+IDENTITY_FORMATS = {"e164": re.compile(r"^\+[1-9][0-9]{1,14}$")}
+
+
+def identity_label(identity: str) -> str:
+    """How the subject is told which identity led to a dataset: "your account id"."""
+    return "your email address" if identity == EMAIL else "your " + identity.replace("_", " ")
+
+
+class IdentitySpec(_Strict):
+    """A kind of identifier a subject may be found by, besides the email (always known)."""
+
+    format: Annotated[Literal["e164"] | None, Field(description="A check every value must pass")] = None
+
+    def accepts(self, value: str | int | float) -> bool:
+        return self.format is None or bool(IDENTITY_FORMATS[self.format].match(str(value)))
+
+
 class SubjectLookup(_Strict):
+    identity: Annotated[str, Field(pattern=_NAME, description="The identity this dataset is found by")] = EMAIL
     attribute: Annotated[str, Field(min_length=1)]
     index: Annotated[str | None, Field(min_length=1)] = None
 
@@ -96,12 +117,32 @@ class Dataset(_Strict):
     recipients: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     retention: Retention | None = None
     on_erasure: Action
+    links: Annotated[
+        dict[Annotated[str, Field(pattern=_NAME)], Annotated[str, Field(min_length=1)]],
+        Field(description="identity -> attribute: this item's attribute is the subject's value of that identity"),
+    ] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _safe(self) -> Dataset:
         if self.subject.index is None and self.key is not None and self.subject.attribute != self.key.hash:
             # Without an index, finding a subject's items would need a Scan.
             raise ValueError("subject.index: required unless subject.attribute is the table's hash key")
+        if self.subject.identity != EMAIL and self.subject.index is None and self.key is None:
+            # A linked identity is looked up by Query only: the key must be declared to prove it.
+            raise InventoryError(
+                f"a dataset found through {self.subject.identity} needs an index on "
+                f"{self.subject.attribute}, or a declared key whose hash is {self.subject.attribute}",
+                dataset=self.name,
+                field="subject.index",
+            )
+        declared = set(self.fields) | {self.subject.attribute} | set(self.key.attributes if self.key else ())
+        for identity, attribute in sorted(self.links.items()):
+            if attribute not in declared:
+                raise InventoryError(
+                    f"attribute {attribute!r} is not declared as a field or the key",
+                    dataset=self.name,
+                    field=f"links.{identity}",
+                )
         if self.key is not None:
             keys = set(self.key.attributes)
         elif self.subject.index is None:
@@ -125,6 +166,11 @@ class Dataset(_Strict):
     def subject_is_key(self) -> bool:
         return self.subject.index is None
 
+    @property
+    def link_attributes(self) -> frozenset[str]:
+        """The attributes that say who the subject is, besides the subject attribute (never rectified)."""
+        return frozenset(self.links.values())
+
     def identifying_attributes(self) -> frozenset[str]:
         """Attributes that say whose an item is: how the subject is found, the declared key, the customer
         the item is held for. Rectifying one would hand the item to someone else (DESIGN.md: identities
@@ -134,12 +180,55 @@ class Dataset(_Strict):
             found.update(self.key.attributes)
         if self.customer is not None:
             found.add(self.customer)
+        found.update(self.link_attributes)
         return frozenset(found)
 
 
 class Inventory(_Strict):
     version: Literal[1]
+    identities: Annotated[
+        dict[Annotated[str, Field(pattern=_NAME)], IdentitySpec],
+        Field(description="Identities besides the email (always known) that a subject may be found by"),
+    ] = Field(default_factory=dict)
     datasets: Annotated[dict[Annotated[str, Field(pattern=_NAME)], Dataset], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _identities_resolve(self) -> Inventory:
+        """Every identity a dataset is found by is known and can be learned: from the request (the
+        email) or from another dataset's links. Cycles are fine: a value is followed once."""
+        known = {EMAIL, *self.identities}
+        supplied = {EMAIL} | {identity for d in self.datasets.values() for identity in d.links}
+        for name, dataset in self.datasets.items():
+            if dataset.subject.identity not in known:
+                raise InventoryError(
+                    f"unknown identity {dataset.subject.identity!r} (declare it under identities)",
+                    dataset=name,
+                    field="subject.identity",
+                )
+            if dataset.subject.identity not in supplied:
+                raise InventoryError(
+                    f"nothing can supply identity {dataset.subject.identity!r}: no dataset links to it "
+                    "and requests carry only the email",
+                    dataset=name,
+                    field="subject.identity",
+                )
+            for identity in sorted(dataset.links):
+                if identity not in known:
+                    raise InventoryError(
+                        f"unknown identity {identity!r} (declare it under identities)",
+                        dataset=name,
+                        field=f"links.{identity}",
+                    )
+        for identity in sorted(self.identities):
+            if identity not in supplied:
+                raise InventoryError(
+                    "nothing can supply this identity: no dataset links to it and requests carry only the email",
+                    field=f"identities.{identity}",
+                )
+        return self
+
+    def identity(self, name: str) -> IdentitySpec:
+        return self.identities.get(name, IdentitySpec())
 
     @model_validator(mode="before")
     @classmethod

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     consent_confirmations_per_email_per_hour: Annotated[int, Field(ge=1, le=100)] = 3
     consent_confirmations_per_ip_per_hour: Annotated[int, Field(ge=1, le=1000)] = 10
     codes_per_email_per_hour: int = 10
+    # Proof of erasure: a subject index (a GSI) is eventually consistent, so an item it still shows
+    # right after the erasure's writes is read again after a pause before it counts as left behind.
+    erasure_verify_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    erasure_verify_delay_seconds: Annotated[float, Field(ge=0, le=30)] = 1.0
 
     # Retention sweep and vault purge (lethe.logic.retention, lethe.logic.vault_purge): how far back
     # the first vault purge looks, how many recent days every run re-reads, and how work is split.

@@ -54,6 +54,8 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.PolicyVersionExists: HTTPStatus.CONFLICT,
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
     errors.Forbidden: HTTPStatus.FORBIDDEN,
+    # A dataset table that cannot be reached is a fault on our side (the caller may try again later).
+    errors.DatasetUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
 

@@ -90,21 +90,30 @@ def key_of(dataset: Dataset, item: dict[str, Any]) -> dict[str, Any]:
     return {name: item[name] for name in table_key(dataset).attributes}
 
 
-def _subject_values(email: str) -> list[str]:
+def email_variants(email: str) -> list[str]:
     normalized = normalize_email(email)
     return [normalized] if normalized == email else [normalized, email]
 
 
 def items_for_subject(dataset: Dataset, email: str, *, consistent: bool = False) -> Iterator[dict[str, Any]]:
-    """Every item of the subject, page by page (one Query per page, following LastEvaluatedKey)."""
+    """Every item of the subject found by its email (the dataset's identity must be email)."""
+    yield from items_for_identity(dataset, email_variants(email), consistent=consistent)
+
+
+def items_for_identity(
+    dataset: Dataset, values: Iterable[str | int], *, consistent: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every item whose subject attribute holds one of `values`, page by page (one Query per value
+    and page, following LastEvaluatedKey). `consistent` asks for a strongly consistent read where
+    the table allows it: on the table's key, not on an index (a GSI is eventually consistent)."""
     attribute = dataset.subject.attribute
     ddb = client("dynamodb")
-    for value in _subject_values(email):
+    for value in values:
         request: dict[str, Any] = {
             "TableName": table_name(dataset),
             "KeyConditionExpression": "#s = :s",
             "ExpressionAttributeNames": {"#s": attribute},
-            "ExpressionAttributeValues": {":s": {"S": value}},
+            "ExpressionAttributeValues": {":s": _serializer.serialize(value)},
         }
         if dataset.subject.index is not None:
             request["IndexName"] = dataset.subject.index

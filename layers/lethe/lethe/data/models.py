@@ -80,6 +80,10 @@ class RequestSummaryRecord(Model):
     datasets_pending = UnicodeSetAttribute(null=True)
     datasets_done = UnicodeSetAttribute(null=True)
     datasets_failed = UnicodeSetAttribute(null=True)
+    # Identities learned through datasets' links, as [identity, value, round first looked up]: raw
+    # values (an account id), needed to reach the subject's items; never logged, never in the audit.
+    identities = JSONAttribute(null=True)
+    identity_round = NumberAttribute(null=True)
     outcome = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
     # The key of an erasure's pseudonyms (lethe.logic.masking.RequestKey); removed when it ends.

@@ -66,6 +66,9 @@ class DataSubjectRequest(BaseModel):
     datasets_pending: frozenset[str] = frozenset()
     datasets_done: frozenset[str] = frozenset()
     datasets_failed: frozenset[str] = frozenset()
+    # [identity, value, round] for each identity learned through a dataset's links (not the email).
+    identities: tuple[tuple[str, str | int, int], ...] = Field(default=(), repr=False)
+    identity_round: int = 1
     outcome: dict[str, Any] | None = None
     version: int = 0
 
@@ -130,6 +133,8 @@ def _to_domain(record: RequestSummaryRecord) -> DataSubjectRequest:
         datasets_pending=frozenset(record.datasets_pending or ()),
         datasets_done=frozenset(record.datasets_done or ()),
         datasets_failed=frozenset(record.datasets_failed or ()),
+        identities=tuple((str(i), v, int(r)) for i, v, r in record.identities or ()),
+        identity_round=int(record.identity_round or 1),
         outcome=record.outcome,
         version=int(record.version or 0),
     )
@@ -263,9 +268,16 @@ def put_event(
 ) -> RequestEvent:
     """Append an event row that is not a status change (a task outcome, a reminder, a failed code)."""
     _bind()
-    record = _event_record(request_id, kind, now, secrets.token_hex(4), actor=actor, detail=detail)
+    record = new_event(request_id, kind, actor=actor, detail=detail, now=now)
     record.save(condition=RequestEventRecord.sk.does_not_exist())
     return _event_to_domain(record)
+
+
+def new_event(
+    request_id: str, kind: str, *, actor: str = "system", detail: dict[str, Any] | None = None, now: datetime
+) -> RequestEventRecord:
+    """An event row not yet written, for a caller that writes it in a transaction of its own."""
+    return _event_record(request_id, kind, now, secrets.token_hex(4), actor=actor, detail=detail)
 
 
 def _event_to_domain(record: RequestEventRecord) -> RequestEvent:

@@ -22,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     task = DatasetTask.model_validate_json(record.body)
     logger.info("dead task", extra={"message_id": record.message_id, "request_id": task.request_id})
-    fulfilment.mark_failed(task.request_id, task.dataset)
+    fulfilment.mark_failed(task.request_id, task.dataset, round_=task.round)
 
 
 def handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:

@@ -24,14 +24,14 @@ tracer = Tracer()
 bind_models(get_settings())
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
-# Keyed on the request and the dataset only: a redelivery, or a duplicate queued with another
-# attempt number, returns the stored result instead of running again.
-config = IdempotencyConfig(event_key_jmespath="[request_id, dataset]", expires_after_seconds=7 * 24 * 3600)
+# Keyed on the request, the dataset and the identity round only: a redelivery, or a duplicate queued
+# with another attempt number, returns the stored result instead of running again.
+config = IdempotencyConfig(event_key_jmespath="[request_id, dataset, round]", expires_after_seconds=7 * 24 * 3600)
 
 
 @idempotent_function(data_keyword_argument="task", config=config, persistence_store=persistence)
 def carry_out(task: DatasetTask) -> dict[str, Any]:
-    return fulfilment.run_task(task.request_id, task.dataset, attempt=task.attempt)
+    return fulfilment.run_task(task.request_id, task.dataset, attempt=task.attempt, round_=task.round)
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:

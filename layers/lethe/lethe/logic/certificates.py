@@ -10,7 +10,7 @@ from typing import Any
 from lethe.data import datasets
 from lethe.data.mail import plain_text, send_email
 from lethe.data.requests import DataSubjectRequest
-from lethe.inventory import get_inventory
+from lethe.inventory import get_inventory, identity_label
 from lethe.logic import own_data
 from lethe.settings import get_settings
 
@@ -75,9 +75,40 @@ def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             for k, label in (("deleted", "deleted"), ("anonymized", _masked_word(name)), ("isolated", "isolated"))
             if int(result.get(k) or 0)
         ]
-        line = f"- {_description(name)}: " + (", ".join(parts) if parts else "nothing held about you")
+        line = f"- {_description(name)}{_through(result)}: " + (", ".join(parts) if parts else "nothing held about you")
         lines.append(line + _kept(result))
+        if "remaining" in result:
+            lines.append(f"  Read again after the erasure: {_remains(result)}")
     return lines
+
+
+def _through(result: dict[str, Any]) -> str:
+    """Which identity led there (never its value): "found through your account id"."""
+    identity = result.get("found_through")
+    if not identity:
+        return ""
+    if result.get("reached") is False:
+        return f" (looked for by {identity_label(identity)}, which we do not know)"
+    return f" (found through {identity_label(identity)})"
+
+
+_KEPT_BECAUSE = {
+    "legal_hold": "a legal hold",
+    "statutory_retention": "statutory retention",
+    "restriction": "a restriction of processing",
+}
+
+
+def _remains(result: dict[str, Any]) -> str:
+    """What the re-read found: 0 remaining in the live data, and each kept item, why and until when."""
+    text = f"{int(result.get('remaining') or 0)} remaining"
+    kept = result.get("kept") or []
+    if kept:
+        text += "; kept in isolation: " + "; ".join(
+            f"{k['items']} item(s) under {_KEPT_BECAUSE.get(k['reason'], k['reason'])}, until at least {k['until']}"
+            for k in kept
+        )
+    return text + "."
 
 
 _LONGEST_PITR_DAYS = 35  # what DynamoDB keeps at most

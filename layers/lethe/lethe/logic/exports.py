@@ -9,7 +9,7 @@ import hmac
 import html
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from lethe.aws import client
 from lethe.errors import ExportLinkExpired, InvalidToken
-from lethe.inventory import Dataset, Inventory
+from lethe.inventory import Dataset, Inventory, identity_label
 from lethe.keys import key_ring
 from lethe.logic.own_data import LETHE_DATASET, OwnSections, vault_html, vault_json
 from lethe.settings import get_settings
@@ -34,8 +34,9 @@ def prefix(request_id: str) -> str:
     return f"exports/{request_id}/"
 
 
-def part_key(request_id: str, dataset: str) -> str:
-    return f"{prefix(request_id)}parts/{dataset}.jsonl"
+def part_key(request_id: str, part: str) -> str:
+    """A dataset's part file; a dataset read in more than one identity round has one per round."""
+    return f"{prefix(request_id)}parts/{part}.jsonl"
 
 
 def _json_default(value: Any) -> Any:
@@ -111,10 +112,10 @@ class S3Writer:
             client("s3").abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
 
 
-def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]]) -> int:
+def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]], *, part: str | None = None) -> int:
     """Stream one dataset's items (one JSON object a line) to its part file. Rewriting it on a
     redelivery gives the same file. Returns the number of items."""
-    writer = S3Writer(part_key(request_id, dataset.name), "application/x-ndjson")
+    writer = S3Writer(part_key(request_id, part or dataset.name), "application/x-ndjson")
     count = 0
     try:
         for item in items:
@@ -127,9 +128,9 @@ def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]
     return count
 
 
-def _part_lines(request_id: str, dataset: str) -> Iterator[dict[str, Any]]:
+def _part_lines(request_id: str, part: str) -> Iterator[dict[str, Any]]:
     try:
-        body = client("s3").get_object(Bucket=get_settings().export_bucket, Key=part_key(request_id, dataset))["Body"]
+        body = client("s3").get_object(Bucket=get_settings().export_bucket, Key=part_key(request_id, part))["Body"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return
@@ -158,11 +159,30 @@ def dataset_header(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def _found_through(dataset: Dataset, found_through: Mapping[str, str | None] | None) -> str | None:
+    """Which identity led to the dataset, as the subject reads it; never the identity's value."""
+    if found_through is None or dataset.name not in found_through:
+        return None
+    identity = found_through[dataset.name]
+    what = identity_label(identity or dataset.subject.identity)
+    return f"found through {what}" if identity else f"looked for by {what}, which we do not know: nothing found"
+
+
 def assemble(
-    request_id: str, inventory: Inventory, *, request_type: str, now: datetime, own: OwnSections | None = None
+    request_id: str,
+    inventory: Inventory,
+    *,
+    request_type: str,
+    now: datetime,
+    parts: Mapping[str, Sequence[str]] | None = None,
+    found_through: Mapping[str, str | None] | None = None,
+    own: OwnSections | None = None,
 ) -> dict[str, int]:
-    """Write export.json and export.html from the part files, streaming. `own` adds what Lethe itself
-    and its vault hold (lethe.logic.own_data). Returns item counts."""
+    """Write export.json and export.html from the part files, streaming. Returns item counts.
+    `parts` names each dataset's part files (default: one, named after the dataset; a dataset
+    missing from a given `parts` was not read, so it has none);
+    `found_through` the identity each dataset was reached through (None: not reached);
+    `own` adds what Lethe itself and its vault hold (lethe.logic.own_data)."""
     counts: dict[str, int] = {}
     as_json = S3Writer(f"{prefix(request_id)}export.json", "application/json")
     as_html = S3Writer(f"{prefix(request_id)}export.html", "text/html; charset=utf-8")
@@ -175,14 +195,18 @@ def assemble(
         as_html.write(_html_head(request_id, now))
         for index, (name, dataset) in enumerate(inventory.datasets.items()):
             header = dataset_header(dataset)
+            reached = _found_through(dataset, found_through)
+            if reached:
+                header["found_through"] = reached
             header_json = dumps(header)[:-1]  # reopen the object to append "items"
             as_json.write(("," if index else "") + f"{dumps(name)}: {header_json}, " + '"items": [')
             as_html.write(_html_dataset(name, header))
             count = 0
-            for item in _part_lines(request_id, name):
-                as_json.write(("," if count else "") + dumps(item))
-                as_html.write(_html_item(item, header["categories"]))
-                count += 1
+            for part in [name] if parts is None else parts.get(name, []):
+                for item in _part_lines(request_id, part):
+                    as_json.write(("," if count else "") + dumps(item))
+                    as_html.write(_html_item(item, header["categories"]))
+                    count += 1
             as_json.write("]}")
             as_html.write(f"<p class=count>{count} item(s).</p></section>\n" if count else _html_none())
             counts[name] = count
@@ -233,6 +257,7 @@ def _html_dataset(name: str, header: dict[str, Any]) -> str:
         f"<p>Why we hold it: {e(', '.join(header['purposes']))}.</p>"
         f"<p>Who receives it: {e(', '.join(header['recipients']) or 'nobody')}.</p>"
         f"<p>{kept}</p>\n"
+        + (f"<p>How we found it: {e(header['found_through'])}.</p>\n" if header.get("found_through") else "")
     )
 
 

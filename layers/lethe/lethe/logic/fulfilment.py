@@ -1,11 +1,13 @@
 """Fulfilment: carries a verified request out across every dataset of the inventory.
 
-- `start` moves a pending request to in_progress, records every dataset as pending and queues one
-  SQS task per dataset.
+- `start` moves a pending request to in_progress, records every dataset found by the email as pending
+  and queues one SQS task per dataset.
 - `run_task` does one dataset's part (export, erase, rectify, restrict). Its effects are conditional
   writes, so a redelivered task applies nothing twice; it records its completion with a conditional
   update (ADD datasets_done, DELETE datasets_pending) and the task that empties datasets_pending
-  finalizes the request.
+  advances the request: the identities its datasets linked to open the next round of tasks
+  (lethe.logic.identities), and once nothing new is learned the request is finalized. An erasure is
+  then read again (lethe.logic.erasure_proof): a residue fails the request instead of certifying it.
 - `mark_failed` (from the dead-letter queue) and `retry` (an operator) resume from where it stopped.
 
 Task results are kept as rows of the request's partition (sk TASK#<dataset>), so the finalizer can
@@ -27,13 +29,14 @@ from pynamodb.transactions import TransactWrite
 from lethe.aws import back_off, client, error_code, transaction_connection
 from lethe.data import audit, datasets, ledger, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
-from lethe.data.requests import SUMMARY, pk_of
+from lethe.data.requests import SUMMARY, new_event, pk_of
 from lethe.domain import RequestType, Status
 from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
 from lethe.inventory import Action, Dataset, Inventory, get_inventory
 from lethe.keys import KeyRing, key_ring
-from lethe.logic import certificates, exports, legal_holds, own_data, suppression
+from lethe.logic import certificates, erasure_proof, exports, identities, legal_holds, own_data, suppression
 from lethe.logic.expiry import parse_instant
+from lethe.logic.identities import Lookup, parse_task, task_name
 from lethe.logic.requests import DataSubjectRequest, add_event, get_request, list_by_status, transition
 from lethe.settings import get_settings
 
@@ -56,13 +59,20 @@ class DatasetTask(BaseModel):
     request_id: str = Field(min_length=1, max_length=64)
     dataset: str = Field(min_length=1, max_length=63)
     attempt: int = Field(default=1, ge=1)
+    # The identity round: datasets found by an identity learned through links run in a later round.
+    round: int = Field(default=1, ge=1, le=1000)
+
+    @property
+    def task(self) -> str:
+        return task_name(self.dataset, self.round)
 
 
 # ------------------------------------------------------------------ fan-out
 
 
 def datasets_for(request: DataSubjectRequest, inventory: Inventory) -> list[str]:
-    return sorted(inventory.datasets) if request.type in DATASET_TYPES else []
+    """The first round's tasks: the datasets found by the email the request was verified by."""
+    return identities.first_round(inventory) if request.type in DATASET_TYPES else []
 
 
 def start(request_id: str, *, actor: str = "system") -> None:
@@ -86,11 +96,11 @@ def start(request_id: str, *, actor: str = "system") -> None:
     if names:
         queue_tasks(request_id, names, attempt=1)
     else:
-        finalize(request_id)
+        advance(request_id)
 
 
 def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
-    """One message per dataset on the work queue (SendMessageBatch, 10 at a time)."""
+    """One message per task (a dataset in a round) on the work queue (SendMessageBatch, 10 at a time)."""
     sqs = client("sqs")
     url = get_settings().work_queue_url
     names = list(names)
@@ -99,7 +109,9 @@ def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
         entries = [
             {
                 "Id": str(i),
-                "MessageBody": DatasetTask(request_id=request_id, dataset=name, attempt=attempt).model_dump_json(),
+                "MessageBody": DatasetTask(
+                    request_id=request_id, dataset=parse_task(name)[0], round=parse_task(name)[1], attempt=attempt
+                ).model_dump_json(),
             }
             for i, name in enumerate(chunk)
         ]
@@ -117,34 +129,40 @@ def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
 # ------------------------------------------------------------------ one task
 
 
-def run_task(request_id: str, dataset_name: str, *, attempt: int = 1) -> dict[str, Any]:
-    """Carry out one dataset's part of a request. Idempotent: a dataset already done is a no-op,
-    and every effect is conditional on the item still being as read."""
+def run_task(request_id: str, dataset_name: str, *, attempt: int = 1, round_: int = 1) -> dict[str, Any]:
+    """Carry out one dataset's part of a request in one identity round. Idempotent: a task already
+    done is a no-op, and every effect is conditional on the item still being as read."""
+    task = task_name(dataset_name, round_)
     try:
         request = get_request(request_id)
     except RequestNotFound:
         # Nothing can ever carry this task out: drop it rather than retry it into the dead-letter queue.
         logger.warning("task for an unknown request dropped", request_id=request_id, dataset=dataset_name)
         return {"dataset": dataset_name, "skipped": "no such request"}
-    if dataset_name in request.datasets_done:
-        _finalize_if_last(request)
+    if task in request.datasets_done:
+        _advance_if_last(request)
         return {"dataset": dataset_name, "skipped": "already done"}
-    if dataset_name not in request.datasets_pending or request.status not in (Status.in_progress, Status.failed):
+    if task not in request.datasets_pending or request.status not in (Status.in_progress, Status.failed):
         return {"dataset": dataset_name, "skipped": f"request is {request.status.value}"}
     inventory = get_inventory()
     if dataset_name not in inventory.datasets:
         result: dict[str, Any] = {"action": "none", "note": "dataset no longer in the inventory"}
     else:
-        work = _WORK[request.type]
-        result = work(request, inventory.dataset(dataset_name), key_ring(), datetime.now(UTC))
-    _save_task_result(request_id, dataset_name, result, attempt=attempt)
+        dataset = inventory.dataset(dataset_name)
+        lookup = Lookup(request, dataset, inventory, round_)
+        result = _WORK[request.type](request, dataset, lookup, key_ring(), datetime.now(UTC))
+        # Names and counts only: the linked values stay in the request's LINKS# rows.
+        result = {**result, "found_through": dataset.subject.identity, "links": lookup.persist()}
+    if round_ > 1:
+        result["round"] = round_
+    _save_task_result(request_id, task, result, attempt=attempt)
     details = {k: v for k, v in result.items() if k != "changes"}
-    updated = _record_done(request_id, dataset_name, details, request.subject_ref)
+    updated = _record_done(request_id, task, details, request.subject_ref)
     if updated is None:
         return {"dataset": dataset_name, "skipped": "already done"}
     logger.info("dataset task done", request_id=request_id, dataset=dataset_name, action=result.get("action"))
     if not updated.datasets_pending and updated.status == Status.in_progress.value:
-        finalize(request_id)
+        advance(request_id)
     return {"dataset": dataset_name, **{k: v for k, v in result.items() if k != "changes"}}
 
 
@@ -185,14 +203,18 @@ def _record_done(
     raise ConflictingWrite("the audit chain is contended; the task will be redelivered")
 
 
-def _save_task_result(request_id: str, dataset_name: str, result: dict[str, Any], *, attempt: int) -> None:
+def _save_task_result(request_id: str, task: str, result: dict[str, Any], *, attempt: int) -> None:
     RequestEventRecord(
         pk_of(request_id),
-        f"{TASK_PREFIX}{dataset_name}",
+        f"{TASK_PREFIX}{task}",
         at=datetime.now(UTC).isoformat(timespec="seconds"),
         kind=TASK_KIND,
         actor="system",
-        detail={"dataset": dataset_name, "attempt": attempt, **{k: v for k, v in result.items() if k != "changes"}},
+        detail={
+            "dataset": parse_task(task)[0],
+            "attempt": attempt,
+            **{k: v for k, v in result.items() if k != "changes"},
+        },
     ).save()
 
 
@@ -204,11 +226,6 @@ def task_results(request_id: str) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ per type
-
-
-def _subject_items(dataset: Dataset, request: DataSubjectRequest) -> Iterator[dict[str, Any]]:
-    assert request.email is not None  # a verified request always has its contact address
-    yield from datasets.items_for_subject(dataset, request.email)
 
 
 def _customers_of(dataset: Dataset, items: Iterable[dict[str, Any]], found: set[str]) -> Iterator[dict[str, Any]]:
@@ -242,10 +259,12 @@ def _tell_customers(request: DataSubjectRequest, dataset: Dataset, customers: se
     return len(customers)
 
 
-def _export(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+def _export(
+    request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
+) -> dict[str, Any]:
     customers: set[str] = set()
     count = exports.write_part(
-        request.request_id, dataset, _customers_of(dataset, _subject_items(dataset, request), customers)
+        request.request_id, dataset, _customers_of(dataset, lookup.items(), customers), part=lookup.task
     )
     routed = _tell_customers(request, dataset, customers)
     return {"action": "export", "items": count, "customers_told": routed}
@@ -260,7 +279,9 @@ def _purge_at(dataset: Dataset, item: dict[str, Any], now: datetime) -> datetime
     return max(rule.after.after(since), now)
 
 
-def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+def _erase(
+    request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
+) -> dict[str, Any]:
     assert request.email is not None
     holds = legal_holds.holds_for_email(request.email, dataset.name)
     action = dataset.on_erasure
@@ -274,9 +295,13 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
             "kept until the end of its statutory retention"
         )
     customers: set[str] = set()
-    items = _customers_of(dataset, _subject_items(dataset, request), customers)
+    # Every item is read, and its links recorded, before anything is written: once masked or
+    # deleted, an item can no longer say which account it belonged to.
+    items = list(_customers_of(dataset, lookup.items(), customers))
+    lookup.persist()
     counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0, "retention_ended": 0}
     kept_until: datetime | None = None
+    kept: dict[tuple[str, str], int] = {}
     attribute = dataset.subject.attribute
     # The erasure ledger knows the subject before anything is erased, each item once it is.
     erased = ledger.Erasure("erasure", request.subject_ref, request.request_id)
@@ -289,7 +314,7 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
         counts["deleted"] = datasets.delete_items(dataset, keys, erased=erased)
     elif action is Action.anonymize:
         pseudonyms = own_data.pseudonyms_for(request.request_id)  # never the deployment's keys
-        for item in list(items):
+        for item in items:
             counts["found"] += 1
             done = datasets.anonymize_item(
                 dataset,
@@ -303,14 +328,15 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
             counts["anonymized" if done else "unchanged"] += 1
     else:
         subject_ref = ring.subject_ref(request.email)
-        for item in list(items):
+        reason = "legal_hold" if holds else "statutory_retention"
+        for item in items:
             counts["found"] += 1
             purge_at = _purge_at(dataset, item, now)
             done = vault.isolate_item(
                 dataset,
                 datasets.key_of(dataset, item),
                 item,
-                reason="legal_hold" if holds else "statutory_retention",
+                reason=reason,
                 purge_at=purge_at,
                 subject_ref=subject_ref,
                 request_id=request.request_id,
@@ -324,10 +350,14 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
                 counts["retention_ended"] += 1
             elif done:
                 kept_until = max(kept_until or purge_at, purge_at)
+            # What the vault keeps and until when (a held item is purged no earlier than this).
+            until = purge_at.date().isoformat()
+            kept[(reason, until)] = kept.get((reason, until), 0) + 1
     routed = _tell_customers(request, dataset, customers)
     return {
         "action": action.value,
         **counts,
+        "kept": [{"reason": r, "until": u, "items": n} for (r, u), n in sorted(kept.items())] or None,
         "kept_because": kept_because if counts["isolated"] else None,
         "kept_until": kept_until.isoformat(timespec="seconds") if kept_until else None,
         "hold_ids": [h.hold_id for h in holds],
@@ -336,18 +366,23 @@ def _erase(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: da
     }
 
 
-def _rectify(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+def _rectify(
+    request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
+) -> dict[str, Any]:
     """Apply corrections to the fields of this dataset a subject may correct (never one that identifies
-    whose an item is). Old and new values go to the request's events (never the audit)."""
+    whose an item is: its key, its subject or link attributes). Old and new values go to the request's
+    events (never the audit)."""
     corrections = dict(request.corrections or {})
     key_attributes = set(datasets.table_key(dataset).attributes)
     correctable = get_inventory().correctable_fields(dataset.name)
     allowed = {name: value for name, value in corrections.items() if name in correctable and name not in key_attributes}
+    items = list(lookup.items())
+    lookup.persist()
     if not allowed:
         return {"action": "rectify", "found": 0, "rectified": 0, "fields": []}
     attribute = dataset.subject.attribute
     found = rectified = 0
-    for item in list(_subject_items(dataset, request)):
+    for item in items:
         found += 1
         to_set = {name: value for name, value in allowed.items() if item.get(name) != value}
         if not to_set:
@@ -378,11 +413,15 @@ def _plain(value: Any) -> Any:
     return json.loads(exports.dumps(value)) if value is not None else None
 
 
-def _restrict(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+def _restrict(
+    request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
+) -> dict[str, Any]:
     """Mark each item restricted: retention and marketing skip items carrying the attribute."""
     attribute = dataset.subject.attribute
     found = marked = 0
-    for item in list(_subject_items(dataset, request)):
+    items = list(lookup.items())
+    lookup.persist()
+    for item in items:
         found += 1
         if item.get(datasets.RESTRICTED_ATTRIBUTE) == request.request_id:
             continue
@@ -397,11 +436,13 @@ def _restrict(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now:
     return {"action": "restrict", "found": found, "restricted": marked}
 
 
-def _nothing(request: DataSubjectRequest, dataset: Dataset, ring: KeyRing, now: datetime) -> dict[str, Any]:
+def _nothing(
+    request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
+) -> dict[str, Any]:
     return {"action": "none"}
 
 
-_WORK: dict[RequestType, Callable[[DataSubjectRequest, Dataset, KeyRing, datetime], dict[str, Any]]] = {
+_WORK: dict[RequestType, Callable[[DataSubjectRequest, Dataset, Lookup, KeyRing, datetime], dict[str, Any]]] = {
     RequestType.access: _export,
     RequestType.portability: _export,
     RequestType.erasure: _erase,
@@ -418,24 +459,149 @@ _WORK: dict[RequestType, Callable[[DataSubjectRequest, Dataset, KeyRing, datetim
 # ------------------------------------------------------------------ finalize
 
 
-def _finalize_if_last(request: DataSubjectRequest) -> None:
+def _advance_if_last(request: DataSubjectRequest) -> None:
     if request.status is Status.in_progress and not request.datasets_pending:
-        finalize(request.request_id)
+        advance(request.request_id)
 
 
-def finalize(request_id: str) -> None:
-    """Settle the request once every dataset is done: the export and its link, the erasure
-    certificate, suppression and consent, then completed. Safe to run again after a crash."""
+def advance(request_id: str) -> None:
+    """A round's last task is done: open the next round for the datasets found by identities the
+    round's items linked to, or, when nothing new was learned, finalize. Safe to run again: the
+    round opens by a conditional update on the round number, so two deliveries cannot both open it."""
     request = get_request(request_id)
     if request.status is not Status.in_progress or request.datasets_pending:
         return
-    results = task_results(request_id)
+    inventory = get_inventory()
+    tasks = task_results(request_id)
+    # Earlier rounds' links were followed when those rounds ended: only this round's can be new.
+    linked = any(r.get("links") for t, r in tasks.items() if parse_task(t)[1] == request.identity_round)
+    fresh = identities.newly_learned(request, inventory) if linked else []
+    if not fresh:
+        finalize(request_id, request=request, tasks=tasks)
+        return
+    next_round = request.identity_round + 1
+    kinds = {identity for identity, _ in fresh}
+    names = sorted(task_name(n, next_round) for n, d in inventory.datasets.items() if d.subject.identity in kinds)
+    entries = [*request.identities, *((identity, value, next_round) for identity, value in fresh)]
+    if _open_round(request, next_round, names, entries):
+        queue_tasks(request_id, names, attempt=1)
+
+
+def _open_round(
+    request: DataSubjectRequest, next_round: int, names: list[str], entries: list[tuple[str, Any, int]]
+) -> bool:
+    """Record the learned identities and the next round's tasks, with an audit record of their
+    counts (never the values), in one transaction. False if another delivery opened it first."""
+    current = request.identity_round
+    same_round = (
+        RequestSummaryRecord.identity_round == current
+        if current > 1
+        else RequestSummaryRecord.identity_round.does_not_exist()
+    )
+    for _ in range(20):
+        record = audit.prepare(
+            "request.identities_followed",
+            request_id=request.request_id,
+            subject_ref=request.subject_ref,
+            details={"round": next_round, "identities": identities.counts(entries), "datasets": len(names)},
+        )
+        summary = RequestSummaryRecord(pk_of(request.request_id), SUMMARY)
+        # The round's event row goes in the same transaction, so history and audit always agree.
+        event = new_event(
+            request.request_id,
+            "identities_followed",
+            detail={"round": next_round, "tasks": names},
+            now=datetime.now(UTC),
+        )
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.update(
+                    summary,
+                    actions=[
+                        RequestSummaryRecord.identities.set([list(e) for e in entries]),
+                        RequestSummaryRecord.identity_round.set(next_round),
+                        RequestSummaryRecord.datasets_pending.set(set(names)),
+                        RequestSummaryRecord.updated_at.set(datetime.now(UTC).isoformat(timespec="seconds")),
+                    ],
+                    condition=(RequestSummaryRecord.status == Status.in_progress.value)
+                    & RequestSummaryRecord.datasets_pending.does_not_exist()
+                    & same_round,
+                )
+                tx.save(record, condition=AuditRecord.seq.does_not_exist())
+                tx.save(event, condition=RequestEventRecord.sk.does_not_exist())
+        except TransactWriteError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            latest = get_request(request.request_id)
+            if latest.identity_round != current or latest.datasets_pending or latest.status is not Status.in_progress:
+                return False
+            continue  # the audit chain moved on: prepare the next record again
+        return True
+    raise ConflictingWrite("the audit chain is contended; the task will be redelivered")
+
+
+def by_dataset(results: dict[str, dict[str, Any]], inventory: Inventory) -> dict[str, dict[str, Any]]:
+    """Task results (one per dataset and round) merged per dataset: counts added up, and each
+    dataset of the inventory present, with the identity it is found through."""
+    merged: dict[str, dict[str, Any]] = {}
+    for task, result in sorted(results.items(), key=lambda kv: parse_task(kv[0])[1]):
+        name = parse_task(task)[0]
+        into = merged.setdefault(name, {})
+        for key, value in result.items():
+            if key in _COUNTS and isinstance(value, int | float):
+                into[key] = int(into.get(key) or 0) + int(value)
+            elif key == "kept" and value:
+                into["kept"] = [*(into.get("kept") or []), *value]
+            elif key not in into or into[key] in (None, "none"):
+                into[key] = value
+    for name, dataset in inventory.datasets.items():
+        entry = merged.setdefault(name, {"action": "none", "found": 0, "reached": False})
+        entry.setdefault("found_through", dataset.subject.identity)
+        entry.setdefault("reached", True)
+    return merged
+
+
+_COUNTS = (
+    "items",
+    "found",
+    "deleted",
+    "anonymized",
+    "isolated",
+    "unchanged",
+    "rectified",
+    "restricted",
+    "customers_told",
+)
+
+
+def finalize(
+    request_id: str, *, request: DataSubjectRequest | None = None, tasks: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Settle the request once every dataset is done: the export and its link, the erasure
+    certificate, suppression and consent, then completed. Safe to run again after a crash.
+    `request` and `tasks`, when given, were just read by the caller (no second read)."""
+    request = request or get_request(request_id)
+    if request.status is not Status.in_progress or request.datasets_pending:
+        return
+    inventory = get_inventory()
+    tasks = task_results(request_id) if tasks is None else tasks
+    results = by_dataset(tasks, inventory) if tasks else {}
     now = datetime.now(UTC)
+    if request.type in ERASURE_TYPES and not _proven_erased(request, inventory, results):
+        return
     outcome: dict[str, Any] = {"datasets": {name: _summary(result) for name, result in results.items()}}
     email = request.email
     if request.type in EXPORT_TYPES:
         own = own_data.export_sections(request)
-        counts = exports.assemble(request_id, get_inventory(), request_type=request.type.value, now=now, own=own)
+        counts = exports.assemble(
+            request_id,
+            inventory,
+            request_type=request.type.value,
+            now=now,
+            parts=_parts(tasks),
+            found_through={n: r["found_through"] if r.get("reached") else None for n, r in results.items()},
+            own=own,
+        )
         link = exports.export_link(request_id)
         outcome["export"] = {"items": sum(counts.values()), "link_ttl_seconds": get_settings().export_link_ttl_seconds}
         if email:
@@ -460,7 +626,9 @@ def finalize(request_id: str) -> None:
         _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
     forget_contact = (
-        {"email": None, "name": None, "details": None, "corrections": None} if request.type in ERASURE_TYPES else {}
+        {"email": None, "name": None, "details": None, "corrections": None, "identities": None}
+        if request.type in ERASURE_TYPES
+        else {}
     )
     try:
         transition(
@@ -473,6 +641,41 @@ def finalize(request_id: str) -> None:
         )
     except (InvalidTransition, ConflictingWrite):
         logger.info("request already finalized", request_id=request_id)
+    if request.type in ERASURE_TYPES:
+        identities.forget_links(request_id)
+
+
+def _parts(tasks: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The export part files of each dataset: one per round it was read in."""
+    parts: dict[str, list[str]] = {}
+    for task in sorted(tasks, key=lambda t: parse_task(t)[1]):
+        parts.setdefault(parse_task(task)[0], []).append(task)
+    return parts
+
+
+def _proven_erased(request: DataSubjectRequest, inventory: Inventory, results: dict[str, dict[str, Any]]) -> bool:
+    """Read every dataset again for every identity of the subject. Nothing may remain in a live
+    table (what is kept is in the vault, with its reason and date). A residue fails the request,
+    naming the datasets, instead of certifying it; an operator's retry reads them again."""
+    left = erasure_proof.remaining(request, inventory)
+    for name, count in left.items():
+        results.setdefault(name, {})["remaining"] = count
+    residue = {name: count for name, count in sorted(left.items()) if count}
+    if not residue:
+        return True
+    logger.warning("erasure not certified: items remain", request_id=request.request_id, datasets=sorted(residue))
+    try:
+        transition(
+            request.request_id,
+            Status.failed,
+            allowed_from={Status.in_progress},
+            actor="system",
+            detail={"residue": residue},
+            datasets_failed=set(residue),
+        )
+    except (InvalidTransition, ConflictingWrite):
+        logger.info("request already moved on", request_id=request.request_id)
+    return False
 
 
 NOTICE_PREFIX = "NOTICE#"
@@ -513,22 +716,36 @@ def _withdraw_marketing(email: str, request_id: str) -> None:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("action", "items", "found", "deleted", "anonymized", "isolated", "rectified", "restricted", "kept_because")
+    keep = (
+        "action",
+        "items",
+        "found",
+        "deleted",
+        "anonymized",
+        "isolated",
+        "rectified",
+        "restricted",
+        "kept_because",
+        "kept",
+        "found_through",
+        "remaining",
+    )
     return {k: result[k] for k in keep if result.get(k) is not None}
 
 
 # ------------------------------------------------------------------ failure and retry
 
 
-def mark_failed(request_id: str, dataset_name: str) -> None:
+def mark_failed(request_id: str, dataset_name: str, *, round_: int = 1) -> None:
     """A task reached the dead-letter queue: the request becomes failed, naming the dataset."""
+    task = task_name(dataset_name, round_)
     try:
         request = get_request(request_id)
     except RequestNotFound:
         logger.warning("dead task for an unknown request dropped", request_id=request_id, dataset=dataset_name)
         return
     finalizing = request.status is Status.in_progress and not request.datasets_pending
-    if dataset_name in request.datasets_done and not finalizing:
+    if task in request.datasets_done and not finalizing:
         return
     # Either the task itself kept failing, or it was done and the finalization it ran kept failing:
     # both leave the request failed, for an operator to retry (a retry with nothing left finalizes).
@@ -589,7 +806,7 @@ def _resume(request_id: str, status: Status, now: datetime, stalled_after: timed
     elif request.datasets_pending:
         queue_tasks(request_id, sorted(request.datasets_pending), attempt=2)
     elif request.datasets_done or request.type not in DATASET_TYPES:
-        finalize(request_id)
+        advance(request_id)
     else:
         return 0  # a state fulfilment never leaves (no dataset recorded at all): an operator's to judge
     logger.info("stalled request resumed", request_id=request_id, status=status.value)
@@ -597,15 +814,19 @@ def _resume(request_id: str, status: Status, now: datetime, stalled_after: timed
 
 
 def retry(request_id: str, *, actor: str) -> list[str]:
-    """Resume a failed request: re-queue only the datasets that are not done."""
+    """Resume a failed request: re-queue only the tasks of its current round that are not done (a
+    request that failed its proof of erasure is read again, and certified only if nothing remains)."""
     request = get_request(request_id)
     if request.status is Status.in_progress and not request.datasets_pending:
-        # A retry whose finalization failed half-way (every dataset done): finalizing is what is left.
-        finalize(request_id)
+        # A retry whose finalization failed half-way (every dataset done): advancing is what is left.
+        advance(request_id)
         return []
     if request.status is not Status.failed:
         raise InvalidTransition(f"only a failed request can be retried; this one is {request.status.value}")
-    names = [n for n in datasets_for(request, get_inventory()) if n not in request.datasets_done]
+    if request.datasets_pending or request.datasets_done:
+        names = sorted(request.datasets_pending)
+    else:
+        names = [n for n in datasets_for(request, get_inventory()) if n not in request.datasets_done]
     transition(
         request_id,
         Status.in_progress,
@@ -617,6 +838,28 @@ def retry(request_id: str, *, actor: str) -> list[str]:
     )
     if names:
         queue_tasks(request_id, names, attempt=2)
+    elif request.type in ERASURE_TYPES and request.datasets_failed:
+        return _erase_again(request_id, sorted(request.datasets_failed))
     else:
-        finalize(request_id)
+        advance(request_id)
+    return names
+
+
+def _erase_again(request_id: str, failed: list[str]) -> list[str]:
+    """Every task was done, yet the request failed naming datasets: its proof of erasure found items
+    left (written after their dataset's pass, or changed under it), or its finalization kept failing.
+    Those datasets are erased once more, in one more round and for every known value of their
+    identity, by the worker; the proof then reads every dataset again before certifying."""
+    request = get_request(request_id)
+    inventory = get_inventory()
+    failed = [name for name in failed if name in inventory.datasets]
+    if not failed:
+        advance(request_id)
+        return []
+    next_round = request.identity_round + 1
+    kinds = sorted({inventory.dataset(name).subject.identity for name in failed})
+    again = [(kind, value, next_round) for kind in kinds for value in identities.values_for(request, kind, None)]
+    names = [task_name(name, next_round) for name in failed]
+    if _open_round(request, next_round, names, [*request.identities, *again]):
+        queue_tasks(request_id, names, attempt=2)
     return names
