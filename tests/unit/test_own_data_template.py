@@ -68,5 +68,15 @@ def test_only_the_exporter_and_the_vault_purger_read_the_vault(resources: dict[s
 
 
 def test_the_retention_run_may_scrub_lethes_own_requests(resources: dict[str, dict[str, Any]]) -> None:
-    policies = resources["RetentionFunction"]["Properties"]["Policies"]
-    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RequestsTable"}}} in policies
+    # Given the retention run's statements
+    statements = [
+        s
+        for p in resources["RetentionFunction"]["Properties"]["Policies"]
+        if isinstance(p, dict)
+        for s in p.get("Statement", [])
+    ]
+    # Then one lets it find ended requests by the scrub index and drop their contact details, and no more
+    (scrub,) = [s for s in statements if _mentions(s.get("Resource"), "RequestsTable")]
+    assert set(scrub["Action"]) == {"dynamodb:Query", "dynamodb:UpdateItem"}
+    assert {"Fn::GetAtt": ["RequestsTable", "Arn"]} in scrub["Resource"]
+    assert any("index/by_pii_scrub" in str(r) for r in scrub["Resource"])
