@@ -73,15 +73,32 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "public_api.json": _http(200, supported_regulations=["gdpr", "uk-gdpr", "ccpa", "dpf", "default"]),
     "admin_api.json": _http(200, requests=[], next_cursor=None),
     "deadline.json": _scheduled(overdue=[], due_soon=[], expired_unverified=0, digest_sent=False, failed=[]),
-    "retention.json": _scheduled(tasks=24),
-    "retention_future.json": _scheduled(tasks=24),
+    "retention.json": lambda result, event: _sweep_planned(result, event),
+    "retention_future.json": lambda result, event: _sweep_planned(result, event),
     "vault_purge.json": _scheduled(purged=0, kept_under_hold=0),
     # A task or dead letter for a request that does not exist is dropped, not retried forever.
     "fulfilment_worker.json": _batch([]),
     "failed_task.json": _batch([]),
     "retention_worker.json": _batch([]),
     "notification.json": _batch([]),
+    "retention_index.json": _batch([]),
+    # The sample's restored table was never made here: a restore that failed after it was called.
+    "restore_replay.json": lambda result, event: _equal(result, {"job": None}),
 }
+
+
+def _sweep_planned(result: dict[str, Any], event: dict[str, Any]) -> None:
+    """A sweep queues one task per shard or scan segment (4 each here) of every dataset with a retention rule."""
+    from lethe.inventory import get_inventory
+
+    assert result["now"] == event["time"]
+    expected = {name: 4 for name, dataset in get_inventory().datasets.items() if dataset.retention is not None}
+    assert result["tasks_per_dataset"] == expected
+    assert result["tasks"] == 4 * len(expected)
+
+
+def _equal(result: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert result == expected
 
 
 def test_every_event_has_an_expected_outcome() -> None:
