@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from lethe.domain import RequestType, Status
 from tests.support.fulfilment import (
     audit_dump,
@@ -232,3 +234,45 @@ def test_dead_letter_marks_failed_and_retry_resumes_only_what_is_left(
     done = get_request(request_id)
     assert done.status is Status.completed
     assert done.datasets_failed == frozenset() and "invoices" in done.datasets_done
+
+
+def test_a_retry_whose_finalization_failed_leaves_finalizing_to_the_worker(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lethe.aws import client
+    from lethe.logic import fulfilment
+    from lethe.logic.requests import get_request
+    from lethe.settings import get_settings
+
+    # Given an access request whose every task is done but whose finalization never ran (a crash)
+    email = unique_email("finalize")
+    seed_subject(email, "fz")
+    request_id = new_request(RequestType.access, email)
+    fulfilment.start(request_id)
+    url = get_settings().work_queue_url
+    client("sqs").purge_queue(QueueUrl=url)
+    with monkeypatch.context() as patched:
+        patched.setattr(fulfilment, "advance", lambda request_id: None)
+        for name in sorted(get_request(request_id).datasets_pending):
+            fulfilment.run_task(request_id, name)
+    stuck = get_request(request_id)
+    assert stuck.status is Status.in_progress and not stuck.datasets_pending
+
+    # When an operator retries it (the admin API, which may not read the vault or delete exports)
+    assert fulfilment.retry(request_id, actor="operator") == []
+
+    # Then the admin call only queued the finalization: one message, for the worker
+    assert get_request(request_id).status is Status.in_progress
+    (message,) = client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert json.loads(message["Body"]) == {
+        "kind": "finalize",
+        "request_id": request_id,
+        "dataset": "*",
+        "attempt": 1,
+        "round": 1,
+    }
+    # And the worker finalizes it, once, however often the message comes
+    assert drain(invoke) == []
+    done = get_request(request_id)
+    assert done.status is Status.completed
+    assert len([m for m in mails_to(email) if "export" in m[0].lower() or "ready" in m[0].lower()]) == 1

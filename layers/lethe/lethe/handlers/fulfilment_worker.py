@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from lethe.data.models import bind_models
 from lethe.logic import fulfilment
-from lethe.logic.fulfilment import DatasetTask
+from lethe.logic.fulfilment import FINALIZE_KIND, DatasetTask
 from lethe.settings import get_settings
 
 logger = Logger()
@@ -37,6 +37,10 @@ def carry_out(task: DatasetTask) -> dict[str, Any]:
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     task = DatasetTask.model_validate_json(record.body)
     logger.info("task received", extra={"message_id": record.message_id, "request_id": task.request_id})
+    if task.kind == FINALIZE_KIND:
+        # Advancing is safe to repeat (conditional writes), so it needs no idempotency record.
+        fulfilment.advance(task.request_id)
+        return {"request_id": task.request_id, "advanced": True}
     return carry_out(task=task)
 
 

@@ -43,6 +43,8 @@ from lethe.settings import get_settings
 logger = Logger(child=True)
 
 TASK_KIND = "dataset_task"
+# A message asking the worker to advance (next round, or finalize) a request whose tasks are all done.
+FINALIZE_KIND = "finalize"
 TASK_PREFIX = "TASK#"
 CUSTOMER_EVENT = "DataSubjectRequestForCustomer"
 
@@ -124,6 +126,13 @@ def queue_tasks(request_id: str, names: Iterable[str], *, attempt: int) -> int:
         else:
             raise RuntimeError("the work queue refused some tasks")
     return len(names)
+
+
+def queue_finalize(request_id: str) -> None:
+    """Leave advancing a request whose tasks are all done to the worker: finalizing reads the vault and
+    erases earlier exports (the worker's rights alone), and a failure is redelivered, not lost."""
+    task = DatasetTask(kind=FINALIZE_KIND, request_id=request_id, dataset="*")
+    client("sqs").send_message(QueueUrl=get_settings().work_queue_url, MessageBody=task.model_dump_json())
 
 
 # ------------------------------------------------------------------ one task
@@ -806,7 +815,7 @@ def _resume(request_id: str, status: Status, now: datetime, stalled_after: timed
     elif request.datasets_pending:
         queue_tasks(request_id, sorted(request.datasets_pending), attempt=2)
     elif request.datasets_done or request.type not in DATASET_TYPES:
-        advance(request_id)
+        queue_finalize(request_id)
     else:
         return 0  # a state fulfilment never leaves (no dataset recorded at all): an operator's to judge
     logger.info("stalled request resumed", request_id=request_id, status=status.value)
@@ -819,7 +828,7 @@ def retry(request_id: str, *, actor: str) -> list[str]:
     request = get_request(request_id)
     if request.status is Status.in_progress and not request.datasets_pending:
         # A retry whose finalization failed half-way (every dataset done): advancing is what is left.
-        advance(request_id)
+        queue_finalize(request_id)
         return []
     if request.status is not Status.failed:
         raise InvalidTransition(f"only a failed request can be retried; this one is {request.status.value}")
@@ -841,7 +850,7 @@ def retry(request_id: str, *, actor: str) -> list[str]:
     elif request.type in ERASURE_TYPES and request.datasets_failed:
         return _erase_again(request_id, sorted(request.datasets_failed))
     else:
-        advance(request_id)
+        queue_finalize(request_id)
     return names
 
 
@@ -854,7 +863,7 @@ def _erase_again(request_id: str, failed: list[str]) -> list[str]:
     inventory = get_inventory()
     failed = [name for name in failed if name in inventory.datasets]
     if not failed:
-        advance(request_id)
+        queue_finalize(request_id)
         return []
     next_round = request.identity_round + 1
     kinds = sorted({inventory.dataset(name).subject.identity for name in failed})
