@@ -108,7 +108,7 @@ def test_access_export_shows_what_the_vault_and_lethe_hold_with_reason_and_purge
 def test_erasure_erases_earlier_exports_consent_contacts_and_other_requests(invoke: Invoke) -> None:
     from lethe.data.consents import contacts_for, current
     from lethe.keys import key_ring
-    from lethe.logic.consent import record_consent
+    from tests.integration.test_consent_ledger import mint, subscribe
 
     email, other = unique_email("own"), unique_email("bystander")
     put_items(
@@ -120,14 +120,11 @@ def test_erasure_erases_earlier_exports_consent_contacts_and_other_requests(invo
     token = export_token(email)
     assert get_export(invoke, token)["statusCode"] == 302
     assert export_versions(access_id)
-    # and a newsletter subscription and policy notices reaching the address, from a device
-    record_consent(
-        "device-own-0001",
-        {"strictly_necessary": True, "marketing_email": True, "policy_updates": True},
-        policy_version="2026-01",
-        source="banner",
-        email=email,
-    )
+    # and a newsletter subscription and policy notices reaching the address, from a device, confirmed
+    device = subscribe(invoke, {"strictly_necessary": True, "marketing_email": True, "policy_updates": True}, email).id
+    # and another device still waiting for the address to confirm it
+    pending, _ = mint(invoke, {"strictly_necessary": True, "policy_updates": True}, email=email)
+    assert any(s.pending_contact == email for s in current(pending.id))
     assert len(contacts_for(key_ring().subject_refs(email))) == 2
     # and a finished rectification with corrections, and an open request with what the person wrote
     rectified_id = run_request(invoke, RequestType.rectification, email, corrections={"name": "Ada King"})
@@ -146,7 +143,8 @@ def test_erasure_erases_earlier_exports_consent_contacts_and_other_requests(invo
     assert export_versions(bystander_id)
     # and no consent row can reach the address any more
     assert contacts_for(key_ring().subject_refs(email)) == []
-    states = {s.purpose: s for s in current("device-own-0001")}
+    states = {s.purpose: s for s in current(device)}
+    assert not any(s.pending_contact or s.pending_contact_ref for s in current(pending.id))
     assert states["marketing_email"].granted is False and states["marketing_email"].contact is None
     assert states["policy_updates"].granted is False and states["policy_updates"].contact is None
     # and the finished requests keep no address, name or corrections; the open one keeps only its address

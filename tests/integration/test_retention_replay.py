@@ -97,7 +97,8 @@ def test_a_restored_copy_loses_the_erased_subject_again_and_nobody_else(restored
     # Then no copy holds the subject any more (the account is anonymized in place, as the erasure did)
     assert not any(holds(f"{t}Restored", email) for t in DEMO.values())
     account = next(i for i in items("AccountsTableRestored") if i["account_id"] == "acct-r1")
-    assert account["name"] == "[redacted]" and account["email"].startswith("pseud:")
+    # with random tokens: a replay's masking links to no one, the deployment's keys included
+    assert account["name"] == "[redacted]" and account["email"].startswith("anon:")
     # And every ledger item was matched and handled once
     assert results["diagnostics"].matched_by_key == 3 and results["diagnostics"].deleted == 3
     assert results["accounts"].anonymized == 1
