@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from lethe.aws import retry_transient
 from lethe.data import datasets
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import Dataset, Inventory
@@ -16,12 +17,16 @@ from lethe.logic import identities
 from lethe.settings import get_settings
 
 
+def _count(dataset: Dataset, values: list[identities.Value]) -> int:
+    return sum(1 for _ in datasets.items_for_identity(dataset, values, consistent=True))
+
+
 def _remaining(dataset: Dataset, values: list[identities.Value]) -> int:
     settings = get_settings()
     attempts = 1 if dataset.subject.index is None else settings.erasure_verify_attempts
     found = 0
     for attempt in range(attempts):
-        found = sum(1 for _ in datasets.items_for_identity(dataset, values, consistent=True))
+        found = retry_transient(_count, dataset, values, what="erasure proof read")
         if not found or attempt == attempts - 1:
             break
         time.sleep(settings.erasure_verify_delay_seconds)

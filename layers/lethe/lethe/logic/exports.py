@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lethe.aws import client
+from lethe.aws import client, retry_transient
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.inventory import Dataset, Inventory, identity_label
 from lethe.keys import key_ring
@@ -130,7 +130,12 @@ def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]
 
 def _part_lines(request_id: str, part: str) -> Iterator[dict[str, Any]]:
     try:
-        body = client("s3").get_object(Bucket=get_settings().export_bucket, Key=part_key(request_id, part))["Body"]
+        body = retry_transient(
+            client("s3").get_object,
+            Bucket=get_settings().export_bucket,
+            Key=part_key(request_id, part),
+            what="read export part",
+        )["Body"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return

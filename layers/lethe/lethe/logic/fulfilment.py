@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from lethe.aws import back_off, client, error_code, transaction_connection
+from lethe.aws import back_off, client, error_code, retry_transient, transaction_connection
 from lethe.data import audit, datasets, ledger, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, new_event, pk_of
@@ -477,11 +477,13 @@ def advance(request_id: str) -> None:
     """A round's last task is done: open the next round for the datasets found by identities the
     round's items linked to, or, when nothing new was learned, finalize. Safe to run again: the
     round opens by a conditional update on the round number, so two deliveries cannot both open it."""
-    request = get_request(request_id)
+    # Advancing is many reads and a few conditional writes: each is retried in place on a transient
+    # error, so one throttled call does not throw the whole finalization back onto the queue.
+    request = retry_transient(get_request, request_id, what="read request")
     if request.status is not Status.in_progress or request.datasets_pending:
         return
     inventory = get_inventory()
-    tasks = task_results(request_id)
+    tasks = retry_transient(task_results, request_id, what="read task results")
     # Earlier rounds' links were followed when those rounds ended: only this round's can be new.
     linked = any(r.get("links") for t, r in tasks.items() if parse_task(t)[1] == request.identity_round)
     fresh = identities.newly_learned(request, inventory) if linked else []
@@ -589,11 +591,11 @@ def finalize(
     """Settle the request once every dataset is done: the export and its link, the erasure
     certificate, suppression and consent, then completed. Safe to run again after a crash.
     `request` and `tasks`, when given, were just read by the caller (no second read)."""
-    request = request or get_request(request_id)
+    request = request or retry_transient(get_request, request_id, what="read request")
     if request.status is not Status.in_progress or request.datasets_pending:
         return
     inventory = get_inventory()
-    tasks = task_results(request_id) if tasks is None else tasks
+    tasks = retry_transient(task_results, request_id, what="read task results") if tasks is None else tasks
     results = by_dataset(tasks, inventory) if tasks else {}
     now = datetime.now(UTC)
     if request.type in ERASURE_TYPES and not _proven_erased(request, inventory, results):
@@ -601,7 +603,7 @@ def finalize(
     outcome: dict[str, Any] = {"datasets": {name: _summary(result) for name, result in results.items()}}
     email = request.email
     if request.type in EXPORT_TYPES:
-        own = own_data.export_sections(request)
+        own = retry_transient(own_data.export_sections, request, what="read Lethe's own data")
         counts = exports.assemble(
             request_id,
             inventory,
@@ -619,9 +621,9 @@ def finalize(
             )
     elif request.type in ERASURE_TYPES:
         if email:
-            erased_own = own_data.erase_own_copies(request, now)
+            erased_own = retry_transient(own_data.erase_own_copies, request, now, what="erase Lethe's own copies")
             outcome["lethe"] = erased_own
-            suppression.suppress(email, reason="erasure", source=request_id)
+            retry_transient(suppression.suppress, email, reason="erasure", source=request_id, what="suppress")
             _notify_once(
                 request_id,
                 "erasure_certificate",
