@@ -75,11 +75,12 @@ def wait_until_ready(process: subprocess.Popen[str], base_url: str, log: Path) -
 
 
 @contextmanager
-def serving(local_dir: Path, *, token: str | None, stage: str | None = None) -> Iterator[LocalStack]:
+def serving(local_dir: Path, *, token: str | None, stage: str | None = None, **settings: str) -> Iterator[LocalStack]:
     """A stack with its files in local_dir; without a token it generates one into local_dir/admin-token."""
     port, aws_port = free_port(), free_port()
     log = local_dir.parent / f"{local_dir.name}-stack.log"
     extra = {"LETHE_ADMIN_TOKEN": token} if token else {}
+    extra.update(settings)
     if stage:
         extra["LETHE_STAGE"] = stage
     process = run_stack(stack_environment(port, aws_port, local_dir, **extra), log)
@@ -116,7 +117,12 @@ def started_stack(local_dir: Path) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with serving(tmp_path_factory.mktemp("lethe-local"), token=secrets.token_urlsafe(16)) as stack:
+    # Every test of the session submits from 127.0.0.1: the per-source limit is tested in integration.
+    with serving(
+        tmp_path_factory.mktemp("lethe-local"),
+        token=secrets.token_urlsafe(16),
+        LETHE_SUBMISSIONS_PER_IP_PER_HOUR="100000",
+    ) as stack:
         yield stack
 
 

@@ -185,16 +185,18 @@ def assert_shown_as_plain_text(output: str) -> None:
 
 
 def test_subject_supplied_text_is_shown_as_plain_text(local_stack: LocalStack) -> None:
-    # Given a rectification whose correction carries markup and terminal escapes
-    request_id = verified_request(local_stack, "rectification", corrections={"name": HOSTILE})
+    # Given a rectification whose correction carries markup (intake refuses control characters in a
+    # name, so terminal escapes reach the CLI only in operator text, tested below)
+    markup = "[link=https://evil.example]click[/link] [/x]"
+    request_id = verified_request(local_stack, "rectification", corrections={"name": markup})
     # When the operator shows it, then approves it
     shown = lethe(local_stack, "requests", "show", request_id)
     approved = lethe(local_stack, "requests", "approve", request_id)
-    # Then both print the text as written, escapes made visible, and neither fails
+    # Then both print the text as written, and neither fails
     assert shown.exit_code == 0, shown.output
-    assert_shown_as_plain_text(shown.stdout)
     assert approved.exit_code == 0, approved.output
-    assert_shown_as_plain_text(approved.stdout)
+    for output in (shown.stdout, approved.stdout):
+        assert "[link=https://evil.example]click[/link]" in output and "[/x]" in output
 
 
 def test_operator_supplied_text_is_shown_as_plain_text(local_stack: LocalStack) -> None:
