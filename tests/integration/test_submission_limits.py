@@ -18,10 +18,11 @@ Invoke = Callable[..., Any]
 ATTACKER, OWNER = "203.0.113.66", "198.51.100.20"
 
 
-def post(invoke: Invoke, path: str, body: dict[str, Any], *, ip: str, **kw: Any) -> tuple[int, dict[str, Any]]:
-    event = api_event(
-        "POST", path, headers={"Content-Type": "application/json"}, body=json.dumps(body), source_ip=ip, **kw
-    )
+def post(
+    invoke: Invoke, path: str, body: dict[str, Any], *, ip: str, headers: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    event = api_event("POST", path, headers=headers, body=json.dumps(body), source_ip=ip, **kw)
     result = invoke("PublicApiFunction", event)
     return int(result["statusCode"]), json.loads(result["body"])
 
@@ -96,3 +97,29 @@ def test_someone_elses_submissions_neither_lock_the_owner_out_nor_flood_the_mail
     for n in range(ceiling):
         post(invoke, "/requests", {"type": "access", "email": email, "details": f"m{n}"}, ip=f"192.0.2.{n + 1}")
     assert len(codes(email)) == ceiling
+
+
+def test_a_submission_with_its_own_key_is_shared_with_no_one_at_the_same_address(aws: Any, invoke: Invoke) -> None:
+    from tests.support.fulfilment import request_rows
+
+    # Given the owner's form submission, which carries a key of its own, from a shared network address
+    email = unique_email("shared-ip")
+    body = {"type": "erasure", "email": email}
+    key = {"Idempotency-Key": "form-3f9c2a7d41b8e6f0"}
+    status, owners = post(invoke, "/requests", body, ip=OWNER, headers=key)
+    assert status == 202
+
+    # When someone else on that address sends the same body without the key, and the owner's form retries
+    status_other, others = post(invoke, "/requests", body, ip=OWNER)
+    status_retry, retried = post(invoke, "/requests", body, ip=OWNER, headers=key)
+
+    # Then the stranger gets a request of their own, never the owner's id; the owner's retry gets the owner's
+    assert status_other == status_retry == 202
+    assert others["request_id"] != owners["request_id"]
+    assert retried == owners
+
+    # And a key that is not 16 to 64 URL-safe characters is refused before anything is written
+    rows = request_rows()
+    status_bad, error = post(invoke, "/requests", body, ip=OWNER, headers={"Idempotency-Key": "x y"})
+    assert status_bad == 400 and error["error"]["code"] == "invalid_idempotency_key"
+    assert request_rows() == rows

@@ -67,6 +67,12 @@ class InvalidCorrection(LetheError):
     code = "invalid_correction"
 
 
+class InvalidIdempotencyKey(LetheError):
+    """An Idempotency-Key header that is not 16 to 64 URL-safe characters."""
+
+    code = "invalid_idempotency_key"
+
+
 class MalformedBody(LetheError):
     """A request body that cannot be read: not UTF-8, not valid base64, nested too deeply."""
 

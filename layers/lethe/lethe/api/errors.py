@@ -43,6 +43,7 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.MalformedBody: HTTPStatus.BAD_REQUEST,
+    errors.InvalidIdempotencyKey: HTTPStatus.BAD_REQUEST,
     errors.InvalidCorrection: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.InvalidConsent: HTTPStatus.BAD_REQUEST,
     errors.InvalidToken: HTTPStatus.BAD_REQUEST,

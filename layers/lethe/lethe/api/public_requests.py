@@ -38,7 +38,9 @@ def register(app: APIGatewayRestResolver) -> None:
         summary="File a data-subject request",
         description=(
             "Stores the request as identity_unverified and emails a one-time code. The answer is the same "
-            "whether or not the address is known. A retried identical submission gives the same request."
+            "whether or not the address is known. A retried identical submission gives the same request; "
+            "a client that sends an Idempotency-Key (16 to 64 URL-safe characters, new for each submission, "
+            "kept for its retries) shares its request with no one else at the same address, as the form does."
         ),
         responses=responses(202, "Accepted: check your email for the code"),
         tags=TAGS,
@@ -46,7 +48,8 @@ def register(app: APIGatewayRestResolver) -> None:
     )
     def create_request(submission: Submission) -> Receipt:
         source_ip = app.current_event.request_context.identity.source_ip
-        return intake.submit(submission, source_ip=source_ip)
+        client_key = app.current_event.headers.get(intake.IDEMPOTENCY_KEY_HEADER.lower())
+        return intake.submit(submission, source_ip=source_ip, client_key=client_key)
 
     @app.post(
         "/requests/<id>/verify",

@@ -49,6 +49,7 @@ from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, 
 from lethe.errors import (
     ConflictingWrite,
     InvalidCorrection,
+    InvalidIdempotencyKey,
     InvalidTransition,
     RequestNotFound,
     RunIncomplete,
@@ -65,9 +66,13 @@ from lethe.settings import get_settings
 logger = Logger(child=True)
 
 IDEMPOTENCY_WINDOW = timedelta(minutes=10)
+# A key the client holds (the form makes one per submission): with it, a retry is recognised by the key,
+# and nobody else at the same address, sending the same body without it, is handed that request.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+_CLIENT_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # Module-level so the handler can register the Lambda context (a timed-out in-progress lock then expires).
 IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[kind, subject_ref, source_ref, content, after]",
+    event_key_jmespath="[kind, subject_ref, source_ref, client_ref, content, after]",
     expires_after_seconds=int(IDEMPOTENCY_WINDOW.total_seconds()),
     raise_on_no_idempotency_key=True,
 )
@@ -231,9 +236,13 @@ def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
 
 
-def submit(submission: Submission, *, source_ip: str | None, now: datetime | None = None) -> Receipt:
+def submit(
+    submission: Submission, *, source_ip: str | None, client_key: str | None = None, now: datetime | None = None
+) -> Receipt:
     """Accept a request: rate-limit, store it as identity_unverified, email the code. Idempotent on
-    (type, subject, source, content) for IDEMPOTENCY_WINDOW: a retry returns the first receipt."""
+    (type, subject, source, client key, content) for IDEMPOTENCY_WINDOW: a retry returns the first receipt."""
+    if client_key is not None and not _CLIENT_KEY.fullmatch(client_key):
+        raise InvalidIdempotencyKey(f"{IDEMPOTENCY_KEY_HEADER} must be 16 to 64 letters, digits, '-' or '_'")
     if submission.corrections:
         check_corrections(submission.corrections)
     ring = key_ring()
@@ -246,6 +255,7 @@ def submit(submission: Submission, *, source_ip: str | None, now: datetime | Non
         "kind": normalized.type.value,
         "subject_ref": ring.subject_ref(normalized.email),
         "source_ref": ring.hash_ip(source_ip) if source_ip else "",
+        "client_ref": ring.mac("submission-client", client_key) if client_key else "",
         "content": content,
     }
 

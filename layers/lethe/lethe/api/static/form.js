@@ -60,8 +60,14 @@
     (fields || []).forEach(function (el) { el.setAttribute("aria-invalid", "true"); });
     if (fields && fields.length) { fields[0].focus(); } else { box.focus(); }
   }
-  function api(method, path, body) {
-    var init = { method: method, headers: { Accept: "application/json" } };
+  function submissionKey() {
+    // One key per submission: nobody else sending the same form from this network shares its request.
+    var bytes = new Uint8Array(18);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function api(method, path, body, headers) {
+    var init = { method: method, headers: Object.assign({ Accept: "application/json" }, headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -164,7 +170,7 @@
     var button = $("submit-request");
     button.disabled = true;
     announce("Sending your request…");
-    api("POST", "requests", collected.body).then(function (data) {
+    api("POST", "requests", collected.body, { "Idempotency-Key": submissionKey() }).then(function (data) {
       current = { id: data.request_id, email: collected.body.email };
       $("verify-email").textContent = collected.body.email;
       $("code").value = "";
