@@ -52,10 +52,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     from lethe.data.models import bind_models
     from lethe.settings import get_settings
-    from lethe_local import moto_speed
     from lethe_local.resources import create_stack
 
-    moto_speed.install()
     with mock_aws():
         stack = create_stack()
         for name, value in stack.environment.items():

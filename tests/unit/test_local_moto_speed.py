@@ -17,18 +17,25 @@ def ddb() -> Iterator[Any]:
     from lethe_local import moto_speed
 
     moto_speed.install()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        for name, keys in (("Plain", ["pk"]), ("Ranged", ["pk", "sk"])):
-            client.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
-            )
-        client.put_item(TableName="Plain", Item={"pk": {"S": "a"}, "v": {"S": "1"}})
-        client.put_item(TableName="Ranged", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"S": "1"}})
-        yield client
+    try:
+        with mock_aws():
+            yield from _tables()
+    finally:
+        moto_speed.uninstall()  # the rest of the suite runs on stock moto
+
+
+def _tables() -> Iterator[Any]:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    for name, keys in (("Plain", ["pk"]), ("Ranged", ["pk", "sk"])):
+        client.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
+        )
+    client.put_item(TableName="Plain", Item={"pk": {"S": "a"}, "v": {"S": "1"}})
+    client.put_item(TableName="Ranged", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"S": "1"}})
+    yield client
 
 
 def _items(client: Any, table: str) -> list[dict[str, Any]]:
@@ -79,3 +86,28 @@ def test_a_transaction_that_succeeds_applies_every_part(ddb: Any) -> None:
     )
     assert [i["pk"]["S"] for i in _items(ddb, "Plain")] == ["a", "b"]
     assert _items(ddb, "Ranged") == []
+
+
+def test_a_backup_taken_after_a_transaction_is_a_copy_not_the_live_table(ddb: Any) -> None:
+    ddb.update_continuous_backups(
+        TableName="Plain", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "Plain", "Item": {"pk": {"S": "b"}}}}])
+    arn = ddb.create_backup(TableName="Plain", BackupName="before-c")["BackupDetails"]["BackupArn"]
+    ddb.put_item(TableName="Plain", Item={"pk": {"S": "c"}})
+    ddb.restore_table_from_backup(TargetTableName="Restored", BackupArn=arn)
+    assert [i["pk"]["S"] for i in _items(ddb, "Restored")] == ["a", "b"]
+
+
+def test_uninstalled_moto_is_stock() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    from lethe_local import moto_speed
+
+    stock = DynamoDBBackend.transact_write_items
+    moto_speed.install()
+    assert DynamoDBBackend.transact_write_items is not stock
+    moto_speed.uninstall()
+    assert DynamoDBBackend.transact_write_items is stock
+    assert "__deepcopy__" not in vars(Table)
