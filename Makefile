@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 run: venv
 	PORT=$(PORT) LETHE_AWS_PORT=$(LETHE_AWS_PORT) $(BIN)/python -m lethe_local
 
+# One worker per core; a file's tests stay on one worker, so its module fixtures are built once.
 test: venv
-	$(BIN)/python -m pytest tests --ignore=tests/benchmarks
+	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -n auto --dist loadfile
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

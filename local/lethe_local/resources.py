@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import boto3
@@ -33,8 +34,27 @@ class Stack:
     tables: list[str] = field(default_factory=list)
 
 
-def _session(region: str) -> boto3.session.Session:
+@cache
+def _boto_session(region: str) -> boto3.session.Session:
+    # Reused by every stack this process creates: a new session loads botocore's data files again.
     return boto3.session.Session(region_name=region)
+
+
+class _Clients:
+    """One client per service for the whole stack: creating a botocore client is the costly part."""
+
+    def __init__(self, region: str) -> None:
+        self._session = _boto_session(region)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+def _session(region: str) -> _Clients:
+    return _Clients(region)
 
 
 def create_stack(

@@ -6,6 +6,7 @@ and routes from it rather than from a second schema.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,12 @@ class TemplateError(Exception):
     """template.yaml cannot be used; the message says what to fix."""
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the template is parsed once per process, but
+# the pure-Python parser takes seconds for it.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     pass
 
 
@@ -35,7 +41,7 @@ def _tag(name: str) -> Callable[[_CfnLoader, yaml.Node], dict[str, Any]]:
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            value = loader.construct_mapping(node, deep=True)
         return {name: value}
 
     return construct
@@ -62,7 +68,22 @@ for _short, _long in {
     _CfnLoader.add_constructor(f"!{_short}", _tag(_long))
 
 
+_parsed: dict[tuple[Path, int, int], dict[str, Any]] = {}
+
+
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as data; a copy of what was parsed, so a caller may change its own."""
+    try:
+        stat = path.stat()
+        key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+        if key not in _parsed:
+            _parsed[key] = _parse(path)
+    except OSError as exc:
+        raise TemplateError(f"cannot read {path}: {exc.strerror}") from exc
+    return copy.deepcopy(_parsed[key])
+
+
+def _parse(path: Path) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506 - SafeLoader subclass
     except OSError as exc:

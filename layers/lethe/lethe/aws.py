@@ -4,6 +4,7 @@ And what counts as a transient AWS error, for the loops that retry one in place.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from functools import cache
@@ -43,13 +44,22 @@ TRANSIENT_CODES = frozenset(
 _TRANSIENT_CANCELLATIONS = frozenset({"ThrottlingError", "TransactionConflict", "ProvisionedThroughputExceeded"})
 
 
+_creating = threading.Lock()  # a botocore session may not create clients from two threads at once
+
+
+@cache
+def _session() -> Any:
+    # One session for every client: each session loads botocore's endpoint and service data anew.
+    return boto3.session.Session()
+
+
 @cache
 def client(service: str) -> Any:
     from lethe.settings import get_settings
 
-    session: Any = boto3.session.Session()  # Any: boto3-stubs types each service's client apart
     config = _S3_CONFIG if service == "s3" else _CONFIG
-    return session.client(service, region_name=get_settings().region, config=config)
+    with _creating:
+        return _session().client(service, region_name=get_settings().region, config=config)
 
 
 @cache
@@ -66,6 +76,7 @@ def transaction_connection() -> Connection:
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+    _session.cache_clear()
     transaction_connection.cache_clear()
 
 
