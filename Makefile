@@ -16,7 +16,7 @@ LETHE_AWS_PORT ?= 4566
 FN ?=
 EVENT ?=
 
-.PHONY: venv run test unit integration e2e bench check lint format types cfn-lint security checkov bandit pip-audit invoke clean sam-validate sam-build sam-deploy
+.PHONY: venv run test faults unit integration e2e bench check lint format types cfn-lint security checkov bandit pip-audit invoke clean sam-validate sam-build sam-deploy
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ run: venv
 # One worker per core; a file's tests stay on one worker, so its module fixtures are built once.
 test: venv
 	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -n auto --dist loadfile
+
+# The fault-injection tests at full scale: 200 requests of every type, a sweep of 10,000 items.
+faults: venv
+	LETHE_FAULT_REQUESTS=200 LETHE_FAULT_SWEEP_ITEMS=10000 $(BIN)/python -m pytest -s \
+		tests/integration/test_fault_injection.py tests/integration/test_retention_faults.py
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

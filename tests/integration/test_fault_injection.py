@@ -1,11 +1,12 @@
 """Fault injection: with a seeded 20% of DynamoDB, S3 and SES calls failing (throttling, 500s, read
-timeouts), data-subject requests of every type and a retention sweep of 10,000 expired items all end
+timeouts), data-subject requests of every type and a retention sweep of expired items all end
 correctly once clients retry, queues redeliver and operators retry what reached a dead-letter queue.
 Then, with faults off, every item, request, email and audit record is counted: nothing lost, nothing
 applied twice, nothing stuck.
 
 The seed comes from LETHE_FAULT_SEED (default 8), the number of requests from LETHE_FAULT_REQUESTS
-(default 200) and the rate from LETHE_FAULT_RATE (default 0.2). Run with other seeds to explore:
+(default 20, two of each type, so `make test` stays short; `make faults` runs 200) and the rate from
+LETHE_FAULT_RATE (default 0.2). Run with other seeds to explore:
     LETHE_FAULT_SEED=3 pytest tests/integration/test_fault_injection.py -s"""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.support.fulfilment import sent_mail
 
 Invoke = Callable[..., Any]
 SEED = int(os.environ.get("LETHE_FAULT_SEED", "8"))
-REQUESTS = int(os.environ.get("LETHE_FAULT_REQUESTS", "200"))
+REQUESTS = int(os.environ.get("LETHE_FAULT_REQUESTS", "20"))
 RATE = float(os.environ.get("LETHE_FAULT_RATE", "0.2"))
 TOKEN = "fault-injection-token"
 PUBLIC, ADMIN = "PublicApiFunction", "AdminApiFunction"
@@ -247,7 +248,7 @@ def test_requests_of_every_type_end_correctly_under_faults(  # noqa: C901 - one 
     from lethe.logic.suppression import is_suppressed
     from lethe_local.seed import seed_demo_data
 
-    # Given the demo data and 200 subjects of our own, each with items in every dataset
+    # Given the demo data and REQUESTS subjects of our own, each with items in every dataset
     invoke = run
     now = datetime.now(UTC)
     seed_demo_data(now=now)

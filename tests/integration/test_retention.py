@@ -426,6 +426,7 @@ def test_report_route_answers_the_dry_run(
     # Then it answers the dry run, per dataset
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
+    assert body["complete"], body  # read to the end within the call's time
     assert body["datasets"]["sessions"]["would_delete"] == 4
     assert body["datasets"]["logs"]["path"] == "scan"
 
