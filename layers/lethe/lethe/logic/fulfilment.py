@@ -638,7 +638,7 @@ def finalize(
         _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
     forget_contact = (
-        {"email": None, "name": None, "details": None, "corrections": None, "identities": None}
+        {"email": None, "name": None, "details": None, "corrections": None, "identities": None, "agent": None}
         if request.type in ERASURE_TYPES
         else {}
     )
