@@ -3,11 +3,12 @@ the audit, and the GDPR Art. 30 record of processing from the inventory."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.api.pages import PAGE_HEADERS, page
@@ -19,6 +20,16 @@ TAGS = ["reports"]
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
+def _either(ok: int, description: str, model: type[BaseModel], other: str) -> dict[int, Any]:
+    """The success answer as JSON (the model) or as `other` (format=csv or html), and the admin errors."""
+    described = responses(ok, description, errors=ADMIN_ERROR_RESPONSES)
+    described[ok] = {
+        "description": description,
+        "content": {content_types.APPLICATION_JSON: {"model": model}, other: {"schema": {"type": "string"}}},
+    }
+    return described
+
+
 @router.get(
     "/admin/reports/metrics",
     summary="Request metrics (CCPA § 7102) for the requests received in a period",
@@ -26,7 +37,7 @@ _DATE = r"^\d{4}-\d{2}-\d{2}$"
         "Per request type: received, completed in whole, completed in part, denied, not answered, and the "
         "median and mean days from receipt to the answer, computed from the audit. format=csv gives CSV."
     ),
-    responses=responses(200, "The metrics", errors=ADMIN_ERROR_RESPONSES),
+    responses=_either(200, "The metrics", MetricsReport, "text/csv"),
     tags=TAGS,
 )
 def metrics_report(
@@ -50,7 +61,7 @@ def metrics_report(
     "/admin/reports/processing",
     summary="The record of processing activities (GDPR Art. 30)",
     description="Per dataset: categories, purposes, recipients, transfers and retention. format=html for a page.",
-    responses=responses(200, "The record", errors=ADMIN_ERROR_RESPONSES),
+    responses=_either(200, "The record", ProcessingRecord, content_types.TEXT_HTML),
     tags=TAGS,
 )
 def processing_report(

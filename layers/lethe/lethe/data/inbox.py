@@ -90,7 +90,14 @@ def _uncursor(cursor: str | None) -> dict[str, Any] | None:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError as exc:
         raise InvalidCursor("the cursor is not one this listing gave") from exc
-    if not isinstance(key, dict) or key.get("pk", {}).get("S") != PARTITION:
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "sk"}
+        or key["pk"] != {"S": PARTITION}
+        or not isinstance(key["sk"], dict)
+        or set(key["sk"]) != {"S"}
+        or not str(key["sk"]["S"]).startswith(ITEM_PREFIX)
+    ):
         raise InvalidCursor("the cursor is not one this listing gave")
     return key
 
