@@ -45,6 +45,8 @@ def test_an_agents_request_tells_the_agent_and_waits_for_the_operator(
 
     # Then the code goes to the person, and the agent is told it was filed (with no code)
     code = code_for(subject)
+    [code_mail] = [text for s, text in mails_to(subject) if "verification code" in s]
+    assert f"filed on your behalf by Acme Agents <{agent}>" in code_mail
     told = mails_to(agent)
     assert [s for s, _ in told] == [AGENT_SUBJECT]
     assert request_id in told[0][1] and "Acme Agents" in told[0][1] and code not in told[0][1]

@@ -167,7 +167,7 @@ def test_the_record_of_processing_comes_from_the_inventory(invoke: Invoke, monke
     status, record = admin_call(invoke, "GET", path, resource=path)
     assert status == 200
     by_name = {entry["dataset"]: entry for entry in record["activities"]}
-    assert list(by_name) == [*get_inventory().datasets, "lethe"]
+    assert list(by_name) == [*get_inventory().datasets, "lethe", "privacy_inbox"]
     accounts = by_name["accounts"]
     assert "user.contact.email" in accounts["categories"]
     assert accounts["purposes"] == ["account_management", "service_provision", "billing", "service_notices"]

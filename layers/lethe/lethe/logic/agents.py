@@ -88,8 +88,11 @@ def tell_agent(request: DataSubjectRequest, to: Status) -> None:
         notice = status_notice(request, to)
         if notice is not None:
             mail.send(notice)
-    except Exception:  # the request moved on; the agent learns at the next change or by asking
-        logger.exception("agent status notice not sent", request_id=request.request_id, to_status=to)
+    except Exception as exc:  # the request moved on; the agent learns at the next change or by asking
+        # Only the error's type: an SES message may quote the address.
+        logger.warning(
+            "agent status notice not sent", request_id=request.request_id, to_status=to, error=type(exc).__name__
+        )
 
 
 def open_duplicate(request: DataSubjectRequest) -> DataSubjectRequest | None:
@@ -101,6 +104,17 @@ def open_duplicate(request: DataSubjectRequest) -> DataSubjectRequest | None:
         if other.type is request.type and other.status in OPEN:
             return other
     return None
+
+
+def filed_by_line(request: DataSubjectRequest) -> str:
+    """For the subject's code email: who filed the request for them, so they confirm only if they asked."""
+    agent = request.agent or {}
+    if not agent.get("email"):
+        return ""
+    return (
+        f"It was filed on your behalf by {mail.plain_text(agent.get('name') or '', limit=200)} "
+        f"<{agent['email']}>, as your authorized agent. Confirm it only if you asked them to act for you.\n\n"
+    )
 
 
 def duplicate_notice(request: DataSubjectRequest, open_request: DataSubjectRequest) -> EmailMessage | None:

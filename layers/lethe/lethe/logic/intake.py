@@ -350,6 +350,7 @@ def _code_message(request: DataSubjectRequest, code: str, ttl_minutes: int) -> E
         "Your privacy request: verification code",
         (
             f"We received {request.type.with_article} request for this address.\n\n"
+            f"{agents.filed_by_line(request)}"
             f"Your verification code is {code}\n"
             f"Request id: {request.request_id}\n\n"
             f"The code expires in {ttl_minutes} minutes. Verify with:\n"

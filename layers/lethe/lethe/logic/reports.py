@@ -29,6 +29,7 @@ from lethe.domain import RequestType
 from lethe.errors import InvalidReportPeriod
 from lethe.inventory import Dataset, get_inventory
 from lethe.logic.own_data import lethe_header
+from lethe.settings import get_settings
 
 MAX_PERIOD_DAYS = 3660
 _DAY = 86400.0
@@ -216,6 +217,25 @@ def processing_record(now: datetime | None = None) -> ProcessingRecord:
             recipients=list(own["recipients"]),
             transfers=[],
             retention=own["retention"],
+            on_erasure="delete",
+        )
+    )
+    days = get_settings().inbox_retention_days
+    entries.append(
+        ProcessingEntry(
+            dataset="privacy_inbox",
+            description="Messages people send to the privacy address (the operator's inbox)",
+            controller="controller: us",
+            categories=["user.contact.email", "user.content"],
+            purposes=["answering your privacy requests"],
+            recipients=["Amazon Web Services (hosting)"],
+            transfers=[],
+            retention={
+                "kept_for": f"P{days}D",
+                "counted_from": "receipt",
+                "then": "delete",
+                "basis": "The raw message is deleted after a day; the operator's copy once it is answered and filed",
+            },
             on_erasure="delete",
         )
     )
