@@ -159,7 +159,9 @@ def test_metrics_from_the_audit_match_a_recount_of_the_requests(
     assert float(rows["erasure"]["median_days_to_respond"]) == shown["erasure"]["median_days_to_respond"]
 
 
-def test_the_record_of_processing_comes_from_the_inventory(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_record_of_processing_comes_from_the_inventory_and_bad_periods_are_4xx(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lethe.inventory import get_inventory
 
     use_admin_token(monkeypatch)
@@ -197,9 +199,7 @@ def test_the_record_of_processing_comes_from_the_inventory(invoke: Invoke, monke
     assert "<th scope=row>invoices</th>" in answer["body"]
     assert json.dumps(record)  # the JSON form is plain JSON
 
-
-def test_a_bad_period_is_a_4xx(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_admin_token(monkeypatch)
+    # A bad period for the metrics is a 4xx
     path = "/admin/reports/metrics"
     status, body = admin_call(invoke, "GET", path, resource=path, query={"from": ["2027-02-01"], "to": ["2027-01-01"]})
     assert (status, body["error"]["code"]) == (400, "invalid_report_period")
