@@ -430,5 +430,15 @@ def _call(action: Any) -> dict[str, Any]:
     return answer
 
 
+# ---------------------------------------------------------------- the privacy inbox and reports
+def _register_inbox_and_reports() -> None:
+    from lethe_cli.inbox_reports import inbox_app, reports_app
+
+    app.add_typer(inbox_app, name="inbox")
+    app.add_typer(reports_app, name="reports")
+
+
+_register_inbox_and_reports()
+
 if __name__ == "__main__":
     app()

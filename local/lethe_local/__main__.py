@@ -54,6 +54,8 @@ class LocalStack:
     threads: list[threading.Thread] = field(default_factory=list)
     poller: Any = None
     stream_poller: Any = None
+    smtp_port: int = 0
+    smtp: Any = None  # the privacy inbox's SMTP server (lethe_local.smtp)
 
     @property
     def api_url(self) -> str:
@@ -63,6 +65,8 @@ class LocalStack:
         from lethe_local import stack_file
 
         stack_file.remove(self.directory)
+        if self.smtp is not None:
+            self.smtp.stop()
         if self.stream_poller is not None:
             self.stream_poller.stop()
         if self.poller is not None:
@@ -159,8 +163,12 @@ def start(stage: str | None = None) -> LocalStack:
     port, aws_port = _port("PORT", 3000), _port("LETHE_AWS_PORT", 4566)
     if port == aws_port:
         raise StartupError(f"PORT and LETHE_AWS_PORT are both {port}; give them different values")
+    smtp_port = _port("LETHE_SMTP_PORT", 2525)
+    if smtp_port in (port, aws_port):
+        raise StartupError(f"LETHE_SMTP_PORT is {smtp_port}, as PORT or LETHE_AWS_PORT; give it its own port")
     _check_free(aws_port, "LETHE_AWS_PORT", "AWS endpoint")
     _check_free(port, "PORT", "API")
+    _check_free(smtp_port, "LETHE_SMTP_PORT", "privacy inbox SMTP")
     try:
         # LETHE_TEMPLATE lets a test (or a fork) point the local stack at another template.
         template = load_template(Path(os.environ.get("LETHE_TEMPLATE") or TEMPLATE))
@@ -172,7 +180,7 @@ def start(stage: str | None = None) -> LocalStack:
         raise StartupError(f"inventory: {exc}") from None
 
     directory = local_dir()
-    stack = LocalStack(port=port, aws_port=aws_port, directory=directory, stage=served_stage)
+    stack = LocalStack(port=port, aws_port=aws_port, directory=directory, stage=served_stage, smtp_port=smtp_port)
     _environment(stack)
     try:
         _start_aws(stack)
@@ -279,10 +287,42 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked")
     if stack.stream_poller is not None:
         stack.stream_poller.start()
+    stack.smtp = _privacy_inbox(stack, template, created.physical, runtime)
     stack_file.write(
-        stack.directory, api_url=stack.api_url, port=stack.port, aws_port=stack.aws_port, stage=stack.stage
+        stack.directory,
+        api_url=stack.api_url,
+        port=stack.port,
+        aws_port=stack.aws_port,
+        stage=stack.stage,
+        smtp_port=stack.smtp_port if stack.smtp is not None else None,
     )
     _banner(stack, specs, token, token_file, seeded, sources)
+
+
+def _privacy_inbox(stack: LocalStack, template: dict[str, Any], physical: dict[str, str], runtime: Any) -> Any:
+    """The SES receipt rule of the template, as an SMTP server on LETHE_SMTP_PORT."""
+    import boto3
+
+    from lethe.settings import get_settings
+    from lethe_local import smtp
+
+    rule = smtp.receipt_rule(template, physical)
+    if rule is None or rule.function not in runtime.specs:
+        return None
+    try:
+        return smtp.start(
+            rule,
+            host=HOST,
+            port=stack.smtp_port,
+            max_bytes=get_settings().inbound_max_bytes,
+            s3=boto3.client("s3", region_name=REGION),
+            invoke=runtime.invoke,
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"port {stack.smtp_port} (privacy inbox SMTP) is unavailable ({exc.strerror}); "
+            f"choose another with LETHE_SMTP_PORT=<port>"
+        ) from None
 
 
 def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, parked: Path) -> Any:
@@ -340,6 +380,9 @@ def _banner(
         f"  Admin token  {token_line}",
         f"               curl -H 'Authorization: Bearer <token>' {base}/admin/requests",
         f"  Outbox       {stack.directory / 'outbox'}/  (every email sent is printed here too)",
+        f"  Privacy inbox smtp://{HOST}:{stack.smtp_port}  (mail to the privacy address; `lethe inbox list`)"
+        if stack.smtp is not None
+        else "  Privacy inbox (no receipt rule in the template)",
         f"  AWS (moto)   http://{HOST}:{stack.aws_port}  ({len(sources)} queue pollers; state is in memory)",
         f"  Stack file   {stack.directory / 'stack.json'}  (make invoke and lethe find the stack here)",
         f"  Demo data    {sum(seeded.values())} items written; subjects:",

@@ -29,10 +29,14 @@ def find_local_file(name: str, start: Path | None = None) -> Path | None:
     return None
 
 
-def write(directory: Path, *, api_url: str, port: int, aws_port: int, stage: str | None) -> Path:
+def write(
+    directory: Path, *, api_url: str, port: int, aws_port: int, stage: str | None, smtp_port: int | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / STACK_FILE
     record = {"api_url": api_url, "port": port, "aws_port": aws_port, "stage": stage, "pid": os.getpid()}
+    if smtp_port:
+        record["smtp_port"] = smtp_port
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
 

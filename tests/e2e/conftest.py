@@ -40,6 +40,7 @@ class LocalStack:
     aws_port: int
     process: subprocess.Popen[str]
     log: Path
+    smtp_port: int = 0  # the privacy inbox (LETHE_SMTP_PORT)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -48,6 +49,7 @@ class LocalStack:
 def stack_environment(port: int, aws_port: int, local_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LETHE_"))}
     env.update(PORT=str(port), LETHE_AWS_PORT=str(aws_port), LETHE_LOCAL_DIR=str(local_dir), PYTHONUNBUFFERED="1")
+    env["LETHE_SMTP_PORT"] = str(free_port())  # never the default 2525: stacks run side by side
     env.update(extra)
     return env
 
@@ -83,7 +85,8 @@ def serving(local_dir: Path, *, token: str | None, stage: str | None = None, **s
     extra.update(settings)
     if stage:
         extra["LETHE_STAGE"] = stage
-    process = run_stack(stack_environment(port, aws_port, local_dir, **extra), log)
+    env = stack_environment(port, aws_port, local_dir, **extra)
+    process = run_stack(env, log)
     base_url = f"http://127.0.0.1:{port}" + (f"/{stage}" if stage else "")
     try:
         wait_until_ready(process, base_url, log)
@@ -96,6 +99,7 @@ def serving(local_dir: Path, *, token: str | None, stage: str | None = None, **s
             aws_port=aws_port,
             process=process,
             log=log,
+            smtp_port=int(env["LETHE_SMTP_PORT"]),
         )
     finally:
         if process.poll() is None:

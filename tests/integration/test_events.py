@@ -24,6 +24,7 @@ FUNCTION_FOR_EVENT = {
     "notification.json": "NotificationFunction",
     "retention_index.json": "RetentionIndexFunction",
     "restore_replay.json": "RestoreReplayFunction",
+    "inbound_email.json": "InboundEmailFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -84,6 +85,10 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "retention_index.json": _batch([]),
     # The sample's restored table was never made here: a restore that failed after it was called.
     "restore_replay.json": lambda result, event: _equal(result, {"job": None}),
+    # The sample's message was never stored in the inbound bucket (or has expired from it).
+    "inbound_email.json": lambda result, event: _equal(
+        result, {"outcomes": [{"outcome": "ignored", "reason": "message no longer stored"}]}
+    ),
 }
 
 

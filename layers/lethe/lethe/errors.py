@@ -183,3 +183,12 @@ class ReplayTableMismatch(LetheError):
 
 class ReplayJobNotFound(LetheError):
     code = "replay_job_not_found"
+
+
+# ---------------------------------------------------------------- the privacy inbox and reports
+class InboxItemNotFound(LetheError):
+    code = "inbox_item_not_found"
+
+
+class InvalidReportPeriod(LetheError):
+    code = "invalid_report_period"

@@ -100,6 +100,13 @@ class Retention(_Strict):
         return Duration.parse(value)
 
 
+class Transfer(_Strict):
+    """A transfer of the dataset's personal data to a third country (GDPR Art. 30(1)(e), Art. 44-49)."""
+
+    to: Annotated[str, Field(min_length=1, description="The country, and who receives the data there")]
+    safeguard: Annotated[str, Field(min_length=1, description="The legal basis: adequacy, DPF, SCCs, ...")]
+
+
 class Dataset(_Strict):
     name: str = ""
     table: Annotated[str, Field(min_length=1, description="Logical id in template.yaml, or a physical name")]
@@ -117,6 +124,9 @@ class Dataset(_Strict):
     recipients: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     retention: Retention | None = None
     on_erasure: Action
+    transfers: Annotated[
+        list[Transfer], Field(description="Transfers outside the EEA, for the record of processing")
+    ] = Field(default_factory=list)
     links: Annotated[
         dict[Annotated[str, Field(pattern=_NAME)], Annotated[str, Field(min_length=1)]],
         Field(description="identity -> attribute: this item's attribute is the subject's value of that identity"),

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     transient_retries: Annotated[int, Field(ge=0, le=10)] = 4
     transient_retry_base_ms: Annotated[int, Field(ge=0, le=10_000)] = 100
 
+    # The privacy inbox (lethe.logic.inbound_email): where SES stores raw inbound messages, the address
+    # people write to, how long the operator's inbox keeps an unfiled message, and the largest message read.
+    inbound_bucket: str = "lethe-inboundemailbucket"
+    inbound_prefix: str = "inbound/"
+    privacy_address: Annotated[str, Field(description="The address the policies tell people to write to")] = (
+        "privacy@example.com"
+    )
+    inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    inbound_max_bytes: Annotated[int, Field(ge=1024, le=40 * 1024 * 1024)] = 10 * 1024 * 1024
+
     @field_validator("dataset_tables", mode="before")
     @classmethod
     def _parse_table_map(cls, value: object) -> object:

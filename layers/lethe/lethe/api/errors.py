@@ -57,6 +57,9 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     # A dataset table that cannot be reached is a fault on our side (the caller may try again later).
     errors.DatasetUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    # The privacy inbox and reports.
+    errors.InboxItemNotFound: HTTPStatus.NOT_FOUND,
+    errors.InvalidReportPeriod: HTTPStatus.BAD_REQUEST,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -167,3 +168,10 @@ def verify() -> ChainReport:
             return ChainReport(False, count, seq, f"record {seq} was altered")
         prev_hash, expected, count = record.hash, expected + 1, count + 1
     return ChainReport(True, count)
+
+
+def records(action_prefix: str) -> Iterator[dict[str, Any]]:
+    """Every record whose action starts with `action_prefix`, in chain order, as plain dicts (for
+    reports: one Query of the chain, read page by page)."""
+    for record in AuditRecord.query(CHAIN, filter_condition=AuditRecord.action.startswith(action_prefix)):
+        yield _body(record)

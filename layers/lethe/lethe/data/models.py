@@ -91,6 +91,8 @@ class RequestSummaryRecord(Model):
     # Set when the request ends: its contact details go at pii_scrub_at (lethe.logic.own_data).
     pii_scrub = UnicodeAttribute(null=True)
     pii_scrub_at = UnicodeAttribute(null=True)
+    # An authorized agent acting for the subject ({name, email}): told the status, never logged.
+    agent = JSONAttribute(null=True)
 
     by_status = RequestsByStatus()
     by_subject = RequestsBySubject()

@@ -71,6 +71,8 @@ class DataSubjectRequest(BaseModel):
     identity_round: int = 1
     outcome: dict[str, Any] | None = None
     version: int = 0
+    # An authorized agent ({name, email}) who filed the request for the subject (lethe.logic.agents).
+    agent: dict[str, str] | None = Field(default=None, repr=False)
 
 
 class RequestEvent(BaseModel):
@@ -137,6 +139,7 @@ def _to_domain(record: RequestSummaryRecord) -> DataSubjectRequest:
         identity_round=int(record.identity_round or 1),
         outcome=record.outcome,
         version=int(record.version or 0),
+        agent=record.agent,
     )
 
 
@@ -187,6 +190,7 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
         attempts=0,
         extended=False,
         version=1,
+        agent=request.agent,
     )
     event = _event_record(
         request.request_id, "created", request.created_at, "000001", to_status=request.status.value, actor=actor
@@ -387,7 +391,16 @@ def query_by_status(
 
 # What an ended request no longer needs: how to reach the person, what they wrote, their codes, the
 # erasure's pseudonym key. Status, type, dates, datasets, outcome and the HMAC reference stay.
-CONTACT_ATTRIBUTES = ("email", "name", "details", "corrections", "code_hash", "tried_codes", "erasure_key")
+CONTACT_ATTRIBUTES = (
+    "email",
+    "name",
+    "details",
+    "corrections",
+    "code_hash",
+    "tried_codes",
+    "erasure_key",
+    "agent",
+)
 PII_SCRUB_DUE = "due"
 
 

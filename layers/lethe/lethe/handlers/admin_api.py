@@ -25,4 +25,7 @@ def openapi() -> Response[str]:
 
 @tracer.capture_lambda_handler(capture_response=False)
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from lethe.logic.intake import IDEMPOTENCY
+
+    IDEMPOTENCY.register_lambda_context(context)  # filing an inbox message submits through intake
     return app.resolve(event, context)

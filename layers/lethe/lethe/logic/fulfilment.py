@@ -37,6 +37,7 @@ from lethe.keys import KeyRing, key_ring
 from lethe.logic import certificates, erasure_proof, exports, identities, legal_holds, own_data, suppression
 from lethe.logic.expiry import parse_instant
 from lethe.logic.identities import Lookup, parse_task, task_name
+from lethe.logic.reports import completed_in_part
 from lethe.logic.requests import DataSubjectRequest, add_event, get_request, list_by_status, transition
 from lethe.settings import get_settings
 
@@ -637,7 +638,7 @@ def finalize(
         _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
     forget_contact = (
-        {"email": None, "name": None, "details": None, "corrections": None, "identities": None}
+        {"email": None, "name": None, "details": None, "corrections": None, "identities": None, "agent": None}
         if request.type in ERASURE_TYPES
         else {}
     )
@@ -647,6 +648,8 @@ def finalize(
             Status.completed,
             allowed_from={Status.in_progress},
             actor="system",
+            # The audit record says whether anything was kept back (CCPA § 7102 "in part"; lethe.logic.reports).
+            detail={"in_part": completed_in_part(outcome)},
             outcome=outcome,
             **forget_contact,
         )

@@ -59,7 +59,8 @@ from lethe.errors import (
 )
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring, normalize_email
-from lethe.logic import deadlines, fulfilment, ratelimit
+from lethe.logic import agents, deadlines, fulfilment, ratelimit
+from lethe.logic.agents import Agent
 from lethe.logic.requests import transition
 from lethe.settings import get_settings
 
@@ -98,6 +99,15 @@ class Submission(BaseModel):
     corrections: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1000)]] | None,
         Field(description="Rectification only: field name -> corrected value", max_length=50),
+    ] = None
+    agent: Annotated[
+        Agent | None,
+        Field(
+            description=(
+                "An authorized agent filing for the subject: the code still goes to the subject's email, the "
+                "agent is told the status, and the request waits for an operator to approve the authorization"
+            )
+        ),
     ] = None
 
     @model_validator(mode="after")
@@ -249,7 +259,7 @@ def submit(
     normalized = submission.model_copy(update={"email": normalize_email(submission.email)})
     content = ring.mac(
         "submission",
-        normalized.model_dump_json(include={"regulation", "name", "details", "corrections"}),
+        normalized.model_dump_json(include={"regulation", "name", "details", "corrections", "agent"}),
     )
     key = {
         "kind": normalized.type.value,
@@ -291,6 +301,10 @@ def _create(
     if source_ref:
         ratelimit.hit("ip", source_ref, limit=settings.submissions_per_ip_per_hour, now=now, token=token)
     ratelimit.hit("email", subject_ref, limit=settings.codes_per_email_per_hour, now=now, token=token)
+    if submission.agent is not None:
+        # Nobody may flood an address by naming it as an agent: the agent's notices share the codes' ceiling.
+        agent_ref = key_ring().subject_ref(normalize_email(submission.agent.email))
+        ratelimit.hit("agent", agent_ref, limit=settings.codes_per_email_per_hour, now=now, token=token)
     request_id = new_request_id()
     code = new_code()
     regulation = submission.regulation or Regulation.default
@@ -309,6 +323,7 @@ def _create(
         corrections=submission.corrections,
         code_hash=code_hash(request_id, code),
         code_expires_at=now + timedelta(minutes=settings.verification_code_ttl_minutes),
+        agent=submission.agent.model_dump() if submission.agent is not None else None,
     )
     # Everything that can refuse the input runs before the first write: the message is composed (and its
     # recipient checked) before the row exists, so a refused address never leaves a request behind.
@@ -323,6 +338,7 @@ def _create(
         at=now,
     )
     mail.send(message)
+    agents.tell_agent(request, Status.identity_unverified)
     logger.info("request received", request_id=request_id, request_type=request.type, regulation=regulation)
     return Receipt(request_id=request_id, status=stored.status, due_at=stored.due_at)
 
@@ -334,6 +350,7 @@ def _code_message(request: DataSubjectRequest, code: str, ttl_minutes: int) -> E
         "Your privacy request: verification code",
         (
             f"We received {request.type.with_article} request for this address.\n\n"
+            f"{agents.filed_by_line(request)}"
             f"Your verification code is {code}\n"
             f"Request id: {request.request_id}\n\n"
             f"The code expires in {ttl_minutes} minutes. Verify with:\n"
@@ -404,19 +421,40 @@ def verify(request_id: str, code: str, *, now: datetime | None = None) -> Reques
     moment = _now(now)
     _require_id(request_id)
     current = _check_code(request_id, code, allowed_from=frozenset({Status.identity_unverified}), now=moment)
-    to = Status.awaiting_approval if current.type in NEEDS_APPROVAL else Status.pending
+    duplicate = agents.open_duplicate(current)
+    if duplicate is not None:
+        return _close_duplicate(current, duplicate, moment)
+    # An agent's request waits for the operator to check the authorization before any work starts.
+    to = Status.awaiting_approval if current.type in NEEDS_APPROVAL or current.agent else Status.pending
+    reason = "identity verified; the agent's authorization awaits approval" if current.agent else "identity verified"
     verified = transition(
         request_id,
         to,
         allowed_from={Status.identity_unverified},
         actor="subject",
-        detail={"reason": "identity verified"},
+        detail={"reason": reason},
         now=moment,
     )
     if verified.status is Status.pending:
         fulfilment.start(request_id)
         verified = repository.get(request_id)
     return public_status(verified)
+
+
+def _close_duplicate(request: DataSubjectRequest, open_request: DataSubjectRequest, now: datetime) -> RequestStatus:
+    """A verified request that repeats an open one is closed, and the subject told which one is open."""
+    notice = agents.duplicate_notice(request, open_request)
+    closed = transition(
+        request.request_id,
+        Status.canceled,
+        allowed_from={Status.identity_unverified},
+        actor="system",
+        detail={"reason": agents.DUPLICATE_REASON, "duplicate_of": open_request.request_id},
+        now=now,
+    )
+    if notice is not None:
+        mail.send(notice)
+    return public_status(closed)
 
 
 def cancel(request_id: str, code: str, *, now: datetime | None = None) -> RequestStatus:

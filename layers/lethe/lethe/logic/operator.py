@@ -58,6 +58,8 @@ class RequestDetail(RequestView):
 
     name: str | None = Field(default=None, repr=False)
     details: str | None = Field(default=None, repr=False)
+    # The authorized agent who filed it ({name, email}): whose authorization the operator checks.
+    agent: dict[str, str] | None = Field(default=None, repr=False)
     events: list[RequestEvent] = []
     tasks: dict[str, dict[str, Any]] = {}
 
@@ -101,6 +103,7 @@ def show(request_id: str) -> RequestDetail:
         **view(request).model_dump(),
         name=request.name,
         details=request.details,
+        agent=request.agent,
         events=list_events(request_id),
         tasks=fulfilment.task_results(request_id),
     )

@@ -27,6 +27,7 @@ from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest, RequestEvent
 from lethe.domain import TERMINAL_STATUSES, Status
 from lethe.errors import ConflictingWrite, InvalidTransition
+from lethe.logic.agents import tell_agent
 from lethe.logic.own_data import on_end as own_data_on_end
 
 logger = Logger(child=True)
@@ -115,6 +116,9 @@ def transition(
         except ConflictingWrite:
             continue
         logger.info("request status changed", request_id=request_id, from_status=current.status, to_status=to)
+        if current.agent:
+            # The agent who filed it is told (an erasure's end may have dropped the agent's address already).
+            tell_agent(changed.model_copy(update={"agent": current.agent}), to)
         return changed
     raise ConflictingWrite("the request kept changing; try again")
 

@@ -135,6 +135,14 @@
     if (name) { body.name = name; }
     var details = $("details").value.trim();
     if (details) { body.details = details; }
+    var agentName = $("agent-name").value.trim(), agentEmail = $("agent-email").value.trim();
+    if (agentName || agentEmail) {
+      if (!agentName) { problems.push("Give your name or business, as the person's agent."); fields.push($("agent-name")); }
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(agentEmail)) {
+        problems.push("Give your email as the agent, like agent@example.com."); fields.push($("agent-email"));
+      }
+      body.agent = { name: agentName, email: agentEmail };
+    }
     if (body.type === "rectification") {
       var corrections = {};
       Array.prototype.forEach.call(form.querySelectorAll("#correction-rows .row"), function (row) {
@@ -155,7 +163,8 @@
   }
   function fieldFor(message) {
     var name = (message.split(":")[0] || "").split(".")[0].trim();
-    return { email: $("email"), name: $("name"), details: $("details"), regulation: $("regulation") }[name] || null;
+    return { email: $("email"), name: $("name"), details: $("details"), regulation: $("regulation"),
+             agent: $("agent-email") }[name] || null;
   }
   $("request-form").addEventListener("submit", function (event) {
     event.preventDefault();

@@ -1,0 +1,17 @@
+"""Reads a message SES stored for the privacy address and makes it a request or an inbox item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import inbound_email
+
+    return inbound_email.handle(event, context)
