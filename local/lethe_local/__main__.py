@@ -301,7 +301,7 @@ def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
 
     def tables() -> list[str]:
         settings = get_settings()
-        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values()})
+        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values() if d.table})
 
     # The account-based endpoint botocore would pick for a stream ARN is not moto's.
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))

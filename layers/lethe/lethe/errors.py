@@ -183,3 +183,9 @@ class ReplayTableMismatch(LetheError):
 
 class ReplayJobNotFound(LetheError):
     code = "replay_job_not_found"
+
+
+class InvalidManualTask(LetheError):
+    """A manual task's completion carries items the dataset does not declare, or items where none belong."""
+
+    code = "invalid_manual_task"

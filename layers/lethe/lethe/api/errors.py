@@ -57,6 +57,8 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     errors.Forbidden: HTTPStatus.FORBIDDEN,
     # A dataset table that cannot be reached is a fault on our side (the caller may try again later).
     errors.DatasetUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    # Manual tasks: items that do not fit the dataset.
+    errors.InvalidManualTask: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 
