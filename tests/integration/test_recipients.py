@@ -38,6 +38,7 @@ def demo(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     from lethe_local.seed import seed_demo_data
 
     monkeypatch.setenv("LETHE_RECIPIENT_NOTICE_BACKOFF_SECONDS", "0")
+    monkeypatch.setenv("LETHE_ERASURE_VERIFY_DELAY_SECONDS", "0")
     use_admin_token(monkeypatch)
     seed_demo_data(now=datetime.now(UTC))
     receivers: list[Any] = []
