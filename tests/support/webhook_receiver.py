@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +31,7 @@ class Delivery:
 @dataclass
 class Receiver:
     url: str
-    key: bytes
+    key: bytes | Callable[[], bytes]  # a callable: read when the first notice arrives
     script: list[int] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
 
@@ -41,14 +41,15 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(key: bytes, script: list[int] | None = None) -> Iterator[Receiver]:
+def webhook_receiver(key: bytes | Callable[[], bytes], script: list[int] | None = None) -> Iterator[Receiver]:
     receiver = Receiver(url="", key=key, script=list(script or []))
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            expected = "sha256=" + hmac.new(receiver.key, body, hashlib.sha256).hexdigest()
+            key = receiver.key() if callable(receiver.key) else receiver.key
+            expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
             signature_ok = hmac.compare_digest(self.headers.get("X-Lethe-Signature", ""), expected)
             with lock:
                 status = receiver.script.pop(0) if receiver.script else 200
