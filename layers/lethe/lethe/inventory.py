@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lethe.durations import Duration
 from lethe.errors import InventoryError
@@ -134,9 +143,21 @@ class WebhookNotice(_Strict):
         return value
 
 
+def _channel(value: Any) -> str:
+    """Which way a recipient is told: a webhook when one is named, else an email (errors then name it)."""
+    if isinstance(value, dict) and "webhook" in value:
+        return "webhook"
+    return "webhook" if isinstance(value, WebhookNotice) else "email"
+
+
+Notice = Annotated[
+    Annotated[EmailNotice, Tag("email")] | Annotated[WebhookNotice, Tag("webhook")], Discriminator(_channel)
+]
+
+
 class Recipient(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    notify: EmailNotice | WebhookNotice | None = None
+    notify: Notice | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -380,6 +401,10 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
     parts = [str(p) for p in loc]
+    for at in range(len(parts) - 2):
+        if parts[at] == "notify" and parts[at + 1] in ("email", "webhook"):
+            del parts[at + 1]  # the channel's tag (lethe.inventory.Notice), not a field of the file
+            break
     if len(parts) >= 2 and parts[0] == "datasets":
         return parts[1], ".".join(parts[2:]) or None
     return None, ".".join(parts) or None
