@@ -222,6 +222,11 @@ def complete(
     dataset = inventory.dataset(dataset_name)
     request = get_request(request_id)
     row = _open_row(request, dataset_name)
+    waiting = request.status in (Status.in_progress, Status.failed)
+    if waiting and row is not None and row.state == "done" and row.task in request.datasets_pending:
+        # Completed, but the worker has not recorded it yet (or its message was lost): hand it over again.
+        _queue_finish(request_id, row.task)
+        raise InvalidTransition(f"the manual task of {dataset_name} is already completed; it is being recorded")
     if (
         request.status not in (Status.in_progress, Status.failed)
         or row is None
