@@ -13,7 +13,15 @@ import pytest
 
 from lethe.domain import RequestType, Status
 from tests.support.custom_inventory import demo_inventory_data, use_inventory_data
-from tests.support.fulfilment import admin_call, drain, new_request, receive, sent_mail, use_admin_token
+from tests.support.fulfilment import (
+    admin_call,
+    audit_dump,
+    drain,
+    new_request,
+    receive,
+    sent_mail,
+    use_admin_token,
+)
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 Invoke = Callable[..., Any]
@@ -141,6 +149,9 @@ def test_an_erasure_tells_the_webhook_and_the_email_recipient_once_and_the_certi
     told = {(r["recipient"], r["dataset"], r["state"]) for r in request.outcome["recipients"]}
     assert told == {(CAFEX, "accounts", "sent"), ("Third-party service providers (debugging)", "feedback", "sent")}
     assert drain_notices(invoke) == []
+    # And the audit holds one record of each notice, naming the subject only by HMAC
+    dump = audit_dump()
+    assert dump.count("recipient.told") == 2 and ADA not in dump
 
 
 def test_a_webhook_answering_500_is_retried_by_the_queue_and_delivered_exactly_once(

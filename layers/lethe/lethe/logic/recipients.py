@@ -32,7 +32,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from lethe.aws import client, error_code, retry_transient
-from lethe.data import mail
+from lethe.data import audit, mail
 from lethe.data.models import RecipientNoticeRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.domain import RequestType
@@ -299,6 +299,14 @@ def deliver(row: RecipientNoticeRecord, recipient: Recipient | None = None, *, f
         raise
     # Retried in place: a notice that went but is not recorded as sent would go again on redelivery.
     retry_transient(_record_sent, row, what="record a notice sent")
+    # Evidence that the recipient was told: the recipient's name and channel, the subject as an HMAC.
+    audit.append(
+        "recipient.told",
+        request_id=row.request_id,
+        subject_ref=row.subject_ref,
+        dataset=row.dataset,
+        details={"recipient": row.recipient, "channel": row.channel, "notice_id": row.notice_id},
+    )
     logger.info("recipient told", request_id=row.request_id, notice_id=row.notice_id, channel=row.channel)
     return "sent"
 
