@@ -36,6 +36,10 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(backups_app, name="backups")
+tasks_app = typer.Typer(help="Manual datasets' tasks: work a person does in a system Lethe cannot reach.")
+recipients_app = typer.Typer(help="Notices to the recipients of a dataset (GDPR Art. 19).")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(recipients_app, name="recipients")
 
 console = Console()
 errors = Console(stderr=True)
@@ -418,6 +422,73 @@ def backups_replay(
     if wait and job.get("status") != "done":
         errors.print(f"[red]error:[/red] the replay did not finish within {timeout:.0f}s ({job.get('status')})")
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- manual tasks and recipients
+@tasks_app.command("list")
+def tasks_list(json_out: JsonOpt = False) -> None:
+    """Manual tasks still open, earliest due first."""
+    run(lambda: client().get("/admin/tasks", status="open"), as_json=json_out, title="open manual tasks")
+
+
+def _items(path: str | None) -> list[Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            items = json.load(handle)
+    except (OSError, ValueError) as exc:
+        errors.print(render.error_line(f"cannot read items from {path}: {exc}"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    if not isinstance(items, list):
+        errors.print(render.error_line("--items must hold a JSON list of objects"), soft_wrap=True)
+        raise typer.Exit(2)
+    return items
+
+
+@tasks_app.command("complete")
+def tasks_complete(
+    request_id: str,
+    dataset: str,
+    note: Annotated[str, typer.Option("--note", help="What was done; shown to the subject.")],
+    items: Annotated[
+        str | None, typer.Option("--items", help="Access: a JSON file holding the list of items found.")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who did it (default: you, the caller).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Complete a manual dataset's task of a request; the request finalizes once none is left."""
+    body: dict[str, Any] = {"note": note}
+    found = _items(items)
+    if found is not None:
+        body["items"] = found
+    if by:
+        body["done_by"] = by
+    path = f"/admin/requests/{quoted(request_id)}/tasks/{quoted(dataset)}/complete"
+    run(lambda: client().post(path, body), as_json=json_out, title="manual task")
+
+
+@recipients_app.command("failed")
+def recipients_failed(json_out: JsonOpt = False) -> None:
+    """Recipient notices that kept failing, oldest first."""
+    run(lambda: client().get("/admin/recipient-notices"), as_json=json_out, title="failed recipient notices")
+
+
+@recipients_app.command("list")
+def recipients_list(request_id: str, json_out: JsonOpt = False) -> None:
+    """Every recipient notice of one request: who, how, sent when, or why not yet."""
+    run(
+        lambda: client().get("/admin/recipient-notices", request_id=request_id),
+        as_json=json_out,
+        title="recipient notices",
+    )
+
+
+@recipients_app.command("retry")
+def recipients_retry(request_id: str, notice_id: str, json_out: JsonOpt = False) -> None:
+    """Send a failed recipient notice again (after fixing the recipient's address or webhook)."""
+    path = f"/admin/requests/{quoted(request_id)}/recipient-notices/{quoted(notice_id)}/retry"
+    run(lambda: client().post(path), as_json=json_out, title="recipient notice")
 
 
 def _call(action: Any) -> dict[str, Any]:

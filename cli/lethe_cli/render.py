@@ -24,6 +24,7 @@ PREFERRED_COLUMNS = (
     "hold_id",
     "id",
     "dataset",
+    "recipient",
     "type",
     "status",
     "regulation",

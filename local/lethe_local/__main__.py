@@ -238,7 +238,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
 
     from lethe.data.models import bind_models
     from lethe.settings import get_settings
-    from lethe_local import stack_file
+    from lethe_local import recipient_receiver, stack_file
     from lethe_local.outbox import Outbox
     from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
     from lethe_local.resources import create_stack
@@ -280,7 +280,11 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         return wait_drained(sqs, urls, timeout) and streams_done
 
     runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained)
-    gateway = LocalGateway(runtime, stage=stack.stage)
+    gateway = LocalGateway(
+        runtime,
+        stage=stack.stage,
+        recipient=lambda request, name: recipient_receiver.receive(request, name, stack.directory, REGION),
+    )
     _serve(stack, _bind(gateway, stack.port, "PORT", "API", _QuietHandler), "gateway")
     stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked")
     stack.poller.start()
@@ -341,7 +345,7 @@ def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
 
     def tables() -> list[str]:
         settings = get_settings()
-        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values()})
+        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values() if d.table})
 
     # The account-based endpoint botocore would pick for a stream ARN is not moto's.
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))

@@ -46,6 +46,11 @@ DEMO_SUBJECTS = (
     DemoSubject(
         "alan@example.com", "Alan Turing", "account inactive for 3 years (past the 2-year retention), old feedback"
     ),
+    DemoSubject(
+        "margaret@example.com",
+        "Margaret Hamilton",
+        "account holder: 1 recorded meeting, whose recording is in Microsoft Azure storage (a manual dataset)",
+    ),
 )
 FILLER_SUBJECTS = 20
 
@@ -105,6 +110,22 @@ def demo_items(today: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "invoices", _invoice("inv-linus-recent", "linus@example.com", "Linus Torvalds", ago(35), 2_400)
     yield "marketing_contacts", _marketing("linus@example.com", "Linus Torvalds", ago(380), ago(40))
     yield "meetings", _meeting("mtg-linus-release", "acct-linus", "Release planning", ago(10), 12)
+
+    # Margaret: her meeting was recorded, so a request for her also waits for the Azure storage team.
+    yield (
+        "accounts",
+        _account(
+            "acct-margaret",
+            "margaret@example.com",
+            "Margaret Hamilton",
+            "Apollo Guidance",
+            last_ip="192.0.2.69",
+            created_at=ago(700),
+            last_active_at=ago(1),
+        ),
+    )
+    recorded = _meeting("mtg-margaret-review", "acct-margaret", "Guidance software review", ago(6), 5)
+    yield "meetings", {**recorded, "recording_account_id": "acct-margaret"}
 
     # Alan: gone quiet three years ago.
     yield (

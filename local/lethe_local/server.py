@@ -71,6 +71,7 @@ def route_map(specs: dict[str, FunctionSpec]) -> Map:
             methods = None if route.method == "ANY" else [route.method]
             rules.append(Rule(template_rule(route.path), methods=methods, endpoint=(spec.logical_id, route.path)))
     rules.append(Rule(f"{INVOKE_PREFIX}<logical_id>", methods=["POST"], endpoint=("_local", "invoke")))
+    rules.append(Rule("/_local/recipients/<name>", methods=["POST"], endpoint=("_local", "recipient")))
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
@@ -103,9 +104,16 @@ class LocalGateway:
     """The WSGI application of the local stack."""
 
     def __init__(
-        self, runtime: Runtime, *, log: Callable[[str], None] | None = print, stage: str | None = None
+        self,
+        runtime: Runtime,
+        *,
+        log: Callable[[str], None] | None = print,
+        stage: str | None = None,
+        recipient: Callable[[Request, str], Response] | None = None,
     ) -> None:
         self.runtime = runtime
+        # The demo recipient's webhook (lethe_local.recipient_receiver): it runs no function.
+        self.recipient = recipient
         self.routes = route_map(runtime.specs)
         self.log = log
         self.stage = stage or None
@@ -117,7 +125,7 @@ class LocalGateway:
         prefix = f"/{self.stage}"
         if path == prefix or path.startswith(prefix + "/"):
             return path[len(prefix) :] or "/"
-        return path if path.startswith(INVOKE_PREFIX) else None
+        return path if path.startswith(("/_local/",)) else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -145,6 +153,10 @@ class LocalGateway:
             )
         except NotFound:
             return error(404, "not_found", f"no route for {request.method} {request.path}"), ("-", "(no route)")
+        if logical_id == "_local" and resource == "recipient":
+            if self.recipient is None:
+                return error(404, "not_found", "no recipient webhook on this stack"), ("-", "(no route)")
+            return self.recipient(request, str(arguments["name"])), ("_local", "/_local/recipients")
         if logical_id == "_local":
             return self.local_invoke(request, arguments["logical_id"]), (arguments["logical_id"], "/_local/invoke")
         event = api_event(

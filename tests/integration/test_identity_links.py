@@ -249,7 +249,7 @@ def cyclic_inventory(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     meetings = data["datasets"]["meetings"]
     meetings["fields"]["host_contact"] = {"category": "user.contact.email", "erase": "remove", "rectifiable": True}
     meetings["fields"]["room"] = {"category": "user.workplace", "erase": "redact"}
-    meetings["links"] = {"email": "host_contact"}
+    meetings["links"] = {**meetings.get("links", {}), "email": "host_contact"}
     return use_inventory_data(data, tmp_path, monkeypatch)
 
 

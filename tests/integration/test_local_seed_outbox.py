@@ -48,6 +48,7 @@ def test_seeding_writes_the_documented_subjects(aws: Any) -> None:
         "grace@example.com",
         "linus@example.com",
         "alan@example.com",
+        "margaret@example.com",
     ]
     # Ada: one invoice past its statutory end and one not; feedback and diagnostics, one of each old
     invoices = items("InvoicesTable", billing_email="ada@example.com")

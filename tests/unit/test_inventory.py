@@ -60,14 +60,19 @@ def test_the_default_inventory_describes_the_policies_datasets() -> None:
         "marketing_contacts",
         "invoices",
         "meetings",
+        "azure_recordings",
     }
+    # And the recordings in Azure storage are a manual dataset, reached through a recorded meeting
+    assert inventory.datasets["azure_recordings"].store == "manual"
+    assert inventory.datasets["azure_recordings"].subject.identity == "recordings_account"
     # And meetings are found only through the account id that accounts link to
     assert inventory.datasets["meetings"].subject.identity == "account_id"
     assert inventory.datasets["accounts"].links == {"account_id": "account_id"}
     # And every dataset has purposes, recipients and a retention rule
     for name, dataset in inventory.datasets.items():
         assert dataset.purposes and dataset.recipients, name
-        assert dataset.retention is not None, name
+        # (a manual dataset is kept by its owner: Lethe cannot sweep it)
+        assert (dataset.retention is None) is dataset.is_manual, name
     # And guests are processed for a customer, invoices are isolated on erasure (statutory)
     assert inventory.datasets["guest_sessions"].controller == "customer"
     assert inventory.datasets["invoices"].on_erasure is Action.isolate

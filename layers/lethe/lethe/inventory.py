@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lethe.durations import Duration
 from lethe.errors import InventoryError
@@ -105,11 +114,85 @@ class Transfer(_Strict):
 
     to: Annotated[str, Field(min_length=1, description="The country, and who receives the data there")]
     safeguard: Annotated[str, Field(min_length=1, description="The legal basis: adequacy, DPF, SCCs, ...")]
+# ------------------------------------------------------------------ recipients (GDPR Art. 19)
+
+_SECRET_REF = r"^[A-Za-z0-9/_+=.@:-]{1,512}$"  # noqa: S105 - the pattern of a secret's name, not a secret
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class EmailNotice(_Strict):
+    """Tell the recipient by email."""
+
+    email: Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254)]
+
+
+class WebhookNotice(_Strict):
+    """Tell the recipient by a signed JSON POST. `secret` names a Secrets Manager secret (a logical id
+    in template.yaml or a name/ARN), never the key itself: the inventory holds no secret in clear."""
+
+    webhook: Annotated[str, Field(min_length=8, max_length=2048)]
+    secret: Annotated[str, Field(pattern=_SECRET_REF, description="Secrets Manager name, ARN or logical id")]
+
+    @field_validator("webhook")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise ValueError("must be an absolute URL such as https://hooks.example.com/lethe")
+        local = parts.netloc.rsplit(":", 1)[0] in _LOOPBACK_HOSTS or parts.hostname in _LOOPBACK_HOSTS
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            # A notice names a request and a subject reference: it travels encrypted, except to this machine.
+            raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+        return value
+
+
+def _channel(value: Any) -> str:
+    """Which way a recipient is told: a webhook when one is named, else an email (errors then name it)."""
+    if isinstance(value, dict) and "webhook" in value:
+        return "webhook"
+    return "webhook" if isinstance(value, WebhookNotice) else "email"
+
+
+Notice = Annotated[
+    Annotated[EmailNotice, Tag("email")] | Annotated[WebhookNotice, Tag("webhook")], Discriminator(_channel)
+]
+
+
+class Recipient(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    notify: Notice | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_channel(cls, data: Any) -> Any:
+        notify = data.get("notify") if isinstance(data, dict) else None
+        if isinstance(notify, dict) and "email" in notify and "webhook" in notify:
+            raise ValueError("notify: give either email or webhook (with secret), not both")
+        return data
+
+
+def _recipient(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+# ------------------------------------------------------------------ datasets
 
 
 class Dataset(_Strict):
     name: str = ""
-    table: Annotated[str, Field(min_length=1, description="Logical id in template.yaml, or a physical name")]
+    # dynamodb: a table Lethe reads and writes; manual: a system no API reaches, where a person (the
+    # owner) does the work from an emailed task (lethe.logic.manual_tasks).
+    store: Literal["dynamodb", "manual"] = "dynamodb"
+    table: Annotated[str, Field(description="Logical id in template.yaml, or a physical name (not for manual)")] = ""
+    owner: Annotated[
+        str | None,
+        Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254, description="store: manual"),
+    ] = None
+    instructions: Annotated[
+        str | None, Field(min_length=1, max_length=2000, description="store: manual: what the owner does")
+    ] = None
     description: Annotated[str, Field(min_length=1)]
     controller: Literal["self", "customer"]
     customer: Annotated[
@@ -121,7 +204,7 @@ class Dataset(_Strict):
     ] = None
     fields: Annotated[dict[str, FieldSpec], Field(min_length=1)]
     purposes: Annotated[list[Annotated[str, Field(pattern=_NAME)]], Field(min_length=1)]
-    recipients: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    recipients: list[Recipient] = Field(default_factory=list)
     retention: Retention | None = None
     on_erasure: Action
     transfers: Annotated[
@@ -132,8 +215,44 @@ class Dataset(_Strict):
         Field(description="identity -> attribute: this item's attribute is the subject's value of that identity"),
     ] = Field(default_factory=dict)
 
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _plain_recipients(cls, value: Any) -> Any:
+        return [_recipient(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _store(self) -> Dataset:
+        if self.store == "manual":
+            for attribute in ("owner", "instructions"):
+                if getattr(self, attribute) is None:
+                    raise InventoryError("required for store: manual", dataset=self.name, field=attribute)
+            for attribute in ("table", "key", "retention"):
+                if getattr(self, attribute):
+                    raise InventoryError(
+                        "not allowed for store: manual (Lethe cannot reach it)", dataset=self.name, field=attribute
+                    )
+            if self.links:
+                raise InventoryError("not allowed for store: manual", dataset=self.name, field="links")
+        elif not self.table:
+            raise InventoryError("required field is missing", dataset=self.name, field="table")
+        return self
+
+    @property
+    def is_manual(self) -> bool:
+        return self.store == "manual"
+
+    @property
+    def recipient_names(self) -> list[str]:
+        return [r.name for r in self.recipients]
+
+    @property
+    def notified_recipients(self) -> list[Recipient]:
+        return [r for r in self.recipients if r.notify is not None]
+
     @model_validator(mode="after")
     def _safe(self) -> Dataset:
+        if self.store == "manual":
+            return self  # a person searches it: no table, key or index to check
         if self.subject.index is None and self.key is not None and self.subject.attribute != self.key.hash:
             # Without an index, finding a subject's items would need a Scan.
             raise ValueError("subject.index: required unless subject.attribute is the table's hash key")
@@ -290,6 +409,10 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
     parts = [str(p) for p in loc]
+    for at in range(len(parts) - 2):
+        if parts[at] == "notify" and parts[at + 1] in ("email", "webhook"):
+            del parts[at + 1]  # the channel's tag (lethe.inventory.Notice), not a field of the file
+            break
     if len(parts) >= 2 and parts[0] == "datasets":
         return parts[1], ".".join(parts[2:]) or None
     return None, ".".join(parts) or None

@@ -99,6 +99,30 @@ class Settings(BaseSettings):
     )
     inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     inbound_max_bytes: Annotated[int, Field(ge=1024, le=40 * 1024 * 1024)] = 10 * 1024 * 1024
+    # Recipients told of an erasure, rectification or restriction (lethe.logic.recipients), and manual
+    # datasets' tasks for their owners (lethe.logic.manual_tasks).
+    recipient_notice_queue_url: str = ""
+    recipient_secrets: Annotated[
+        dict[str, str],
+        NoDecode,
+        Field(description="Logical secret id -> Secrets Manager ARN, for recipients' webhook secrets"),
+    ] = Field(default_factory=dict)
+    recipient_webhook_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 5.0
+    # Matches the queue's redrive policy (maxReceiveCount): the last receive marks the notice failed.
+    recipient_notice_max_receives: Annotated[int, Field(ge=1, le=20)] = 5
+    recipient_notice_backoff_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    manual_task_remind_after_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 48
+
+    @field_validator("recipient_secrets", mode="before")
+    @classmethod
+    def _parse_secret_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def secret_id(self, secret: str) -> str:
+        """The Secrets Manager id of a secret named in the inventory (a logical id, or a name or ARN)."""
+        return self.recipient_secrets.get(secret, secret)
 
     @field_validator("dataset_tables", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from lethe.api import (
     admin_consent,
     admin_holds,
     admin_inbox,
+    admin_people,
     admin_reports,
     admin_requests,
     admin_retention,
@@ -80,3 +81,4 @@ def register(app: APIGatewayRestResolver) -> None:
     # The privacy inbox and reports.
     app.include_router(admin_inbox.router)
     app.include_router(admin_reports.router)
+    app.include_router(admin_people.router)

@@ -60,6 +60,8 @@ STATUS_FOR: dict[type[errors.LetheError], HTTPStatus] = {
     # The privacy inbox and reports.
     errors.InboxItemNotFound: HTTPStatus.NOT_FOUND,
     errors.InvalidReportPeriod: HTTPStatus.BAD_REQUEST,
+    # Manual tasks: items that do not fit the dataset.
+    errors.InvalidManualTask: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

@@ -302,8 +302,88 @@ class LedgerRecord(Model):
     reference = UnicodeAttribute(null=True)
 
 
+# ---------------------------------------------------------------- people around a request
+# Rows of a request's partition. While one needs an operator (a notice that kept failing, a manual task
+# still open) it carries `status` and `due_at`, so it shows in the by_status_due index under a status no
+# request has ("notice_failed", "manual_open"): listed by Query, never by Scan. Done, it leaves the index.
+
+
+class NoticesByState(GlobalSecondaryIndex["RecipientNoticeRecord"]):
+    class Meta:
+        index_name = "by_status_due"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class RecipientNoticeRecord(Model):
+    """A notice to one recipient of one dataset (GDPR Art. 19): pk REQ#<id>, sk NOTICE_TO#<notice id>."""
+
+    class Meta:
+        table_name = "RequestsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute()
+    notice_id = UnicodeAttribute()
+    dataset = UnicodeAttribute()
+    recipient = UnicodeAttribute()
+    channel = UnicodeAttribute()  # email | webhook
+    state = UnicodeAttribute()  # pending | sent | failed
+    # The notice's own moment and body fields: every attempt sends the same body (same signature).
+    created_at = UnicodeAttribute()
+    request_type = UnicodeAttribute()
+    subject_ref = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    queued = BooleanAttribute(default=False)
+    last_error = UnicodeAttribute(null=True)
+    told_at = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+
+    by_state = NoticesByState()
+
+
+class ManualTasksByState(GlobalSecondaryIndex["ManualTaskRecord"]):
+    class Meta:
+        index_name = "by_status_due"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class ManualTaskRecord(Model):
+    """A manual dataset's task for its owner: pk REQ#<id>, sk MANUAL#<task>."""
+
+    class Meta:
+        table_name = "RequestsTable"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute()
+    task = UnicodeAttribute()
+    dataset = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    request_type = UnicodeAttribute()
+    state = UnicodeAttribute()  # open | done
+    opened_at = UnicodeAttribute()
+    reminded_at = UnicodeAttribute(null=True)
+    reminders = NumberAttribute(default=0)
+    done_at = UnicodeAttribute(null=True)
+    done_by = UnicodeAttribute(null=True)
+    note = UnicodeAttribute(null=True)
+    # What the owner found (access): kept until the task's result and export part are written.
+    items = JSONAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+
+    by_state = ManualTasksByState()
+
+
 ALL_MODELS: dict[str, list[type[Model]]] = {
-    "RequestsTable": [RequestSummaryRecord, RequestEventRecord],
+    "RequestsTable": [RequestSummaryRecord, RequestEventRecord, RecipientNoticeRecord, ManualTaskRecord],
     "ConsentsTable": [ConsentRecord, ConsentLinkRecord, ConsentDeviceRecord],
     "AuditTable": [AuditRecord],
     "SuppressionTable": [SuppressionRecord],

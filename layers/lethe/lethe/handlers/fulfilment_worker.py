@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from lethe.data.models import bind_models
-from lethe.logic import fulfilment
-from lethe.logic.fulfilment import FINALIZE_KIND, DatasetTask
+from lethe.logic import fulfilment, manual_tasks
+from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
 from lethe.settings import get_settings
 
 logger = Logger()
@@ -41,6 +41,9 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         # Advancing is safe to repeat (conditional writes), so it needs no idempotency record.
         fulfilment.advance(task.request_id)
         return {"request_id": task.request_id, "advanced": True}
+    if task.kind == MANUAL_DONE_KIND:
+        # A manual dataset's owner completed its task: recording it done is a conditional update.
+        return manual_tasks.finish(task.request_id, task.dataset, task.round)
     return carry_out(task=task)
 
 

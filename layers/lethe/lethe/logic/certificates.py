@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,7 +64,7 @@ def _kept(result: dict[str, Any]) -> str:
 
 def _masked_word(name: str) -> str:
     dataset = get_inventory().datasets.get(name)
-    return own_data.masked_word(dataset) if dataset is not None else "masked"
+    return own_data.masked_word(dataset) if dataset is not None and not dataset.is_manual else "masked"
 
 
 def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -75,6 +76,9 @@ def erasure_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             for k, label in (("deleted", "deleted"), ("anonymized", _masked_word(name)), ("isolated", "isolated"))
             if int(result.get(k) or 0)
         ]
+        if result.get("by_hand"):
+            lines.append(f"- {_description(name)}: {by_hand_text(result['by_hand'])}")
+            continue
         line = f"- {_description(name)}{_through(result)}: " + (", ".join(parts) if parts else "nothing held about you")
         lines.append(line + _kept(result))
         if "remaining" in result:
@@ -141,12 +145,38 @@ def backup_lines(results: dict[str, dict[str, Any]], *, now: datetime) -> list[s
 _ERASED = ("deleted", "anonymized", "isolated")
 
 
+# ---------------------------------------------------------------- by hand, and recipients told
+
+
+def by_hand_text(by_hand: dict[str, Any]) -> str:
+    """What a person did in a system we cannot reach: who, when, and their note (quoted as data)."""
+    note = plain_text(str(by_hand.get("note") or ""), limit=500)
+    who = plain_text(str(by_hand.get("by") or "its owner"), limit=200)
+    at = str(by_hand.get("at") or "")
+    return f"done by hand by {who} on {_day(at) if at else 'a day not recorded'}" + (f": {note}" if note else "")
+
+
+def recipient_lines(told: Sequence[Any] | None) -> list[str]:
+    """Who we told of the request (GDPR Art. 19), and when; a notice not yet delivered is retried."""
+    if not told:
+        return []
+    lines = ["We told those we had disclosed your data to (GDPR Art. 19):"]
+    for notice in told:
+        where = _description(notice.dataset)
+        if notice.state == "sent" and notice.told_at:
+            lines.append(f"- {notice.recipient} ({where}): told by {notice.channel} on {notice.told_at}")
+        else:
+            lines.append(f"- {notice.recipient} ({where}): pending, we keep trying until it is delivered")
+    return lines
+
+
 def erasure_certificate(
     request: DataSubjectRequest,
     results: dict[str, dict[str, Any]],
     *,
     now: datetime,
     own: dict[str, Any] | None = None,
+    told: Sequence[Any] | None = None,
 ) -> str:
     text = [
         "Erasure certificate",
@@ -167,6 +197,8 @@ def erasure_certificate(
     ]
     if backups := backup_lines(results, now=now):
         text += ["", *backups]
+    if told:
+        text += ["", *recipient_lines(told)]
     if _customer_told(results):
         text += ["", _CUSTOMER_NOTE]
     return "\n".join(text) + "\n"
@@ -179,8 +211,9 @@ def send_erasure_certificate(
     *,
     now: datetime,
     own: dict[str, Any] | None = None,
+    told: Sequence[Any] | None = None,
 ) -> str:
-    body = erasure_certificate(request, results, now=now, own=own)
+    body = erasure_certificate(request, results, now=now, own=own, told=told)
     return send_email(
         email,
         "Your erasure request is complete",
@@ -206,10 +239,15 @@ def send_export_link(email: str, request: DataSubjectRequest, link: str, results
     return send_email(email, "Your personal data export", body)
 
 
-def send_completion(email: str, request: DataSubjectRequest, results: dict[str, dict[str, Any]]) -> str:
+def send_completion(
+    email: str, request: DataSubjectRequest, results: dict[str, dict[str, Any]], *, told: Sequence[Any] | None = None
+) -> str:
     lines = []
     for name in sorted(results):
         result = results[name]
+        if result.get("by_hand"):
+            lines.append(f"- {_description(name)}: {by_hand_text(result['by_hand'])}")
+            continue
         count = int(result.get("rectified") or result.get("restricted") or 0)
         if count:
             lines.append(f"- {_description(name)}: {count} record(s)")
@@ -222,6 +260,8 @@ def send_completion(email: str, request: DataSubjectRequest, results: dict[str, 
             *lines,
         ]
     )
+    if told:
+        body += "\n\n" + "\n".join(recipient_lines(told))
     if _customer_told(results):
         body += "\n\n" + _CUSTOMER_NOTE
     return send_email(email, f"Your {request.type.label} request is complete", body + "\n")

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from lethe.data import requests as repository
 from lethe.data.mail import send_email
 from lethe.domain import TERMINAL_STATUSES, RequestType, Status
-from lethe.logic import fulfilment, intake, recreation
+from lethe.logic import fulfilment, intake, manual_tasks, recreation
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
 
@@ -53,6 +53,7 @@ class DeadlineSummary(BaseModel):
     failed: list[str] = []  # jobs of this run that failed; the next run does them again
     open_by_status: dict[str, int] = {}  # after this run's expiries and resumptions
     recreated: int = 0  # erased subjects' data written again in the last day (lethe.logic.recreation)
+    manual_reminders: int = 0  # owners of manual tasks still open, reminded (lethe.logic.manual_tasks)
 
 
 def due_requests(now: datetime) -> tuple[list[DueRequest], list[DueRequest]]:
@@ -133,6 +134,7 @@ def watch(now: datetime) -> DeadlineSummary:
     open_by_status = job("count_open", lambda: {s.value: repository.count_by_status(s) for s in OPEN}, no_counts)
     none: list[recreation.Recreation] = []
     recreated = job("find_recreated", lambda: recreation.seen_between(now - timedelta(days=1), now), none)
+    reminded = job("remind_manual_tasks", lambda: manual_tasks.remind(now), 0)
     sent = False
     if overdue or due_soon or recreated:
         subject = f"Lethe: {len(overdue)} overdue, {len(due_soon)} due within {HORIZON.days} days"
@@ -150,4 +152,5 @@ def watch(now: datetime) -> DeadlineSummary:
         failed=failed,
         open_by_status=open_by_status,
         recreated=len(recreated),
+        manual_reminders=reminded,
     )

@@ -37,6 +37,8 @@ def remaining(request: DataSubjectRequest, inventory: Inventory) -> dict[str, in
     """Per dataset, how many live items still hold one of the subject's identities."""
     left: dict[str, int] = {}
     for name, dataset in inventory.datasets.items():
+        if dataset.is_manual:
+            continue  # no API reaches it: its owner's completed task says what was done (lethe.logic.manual_tasks)
         values = identities.values_for(request, dataset.subject.identity, None)
         left[name] = _remaining(dataset, values) if values else 0
     return left

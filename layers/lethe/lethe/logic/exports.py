@@ -158,7 +158,7 @@ def dataset_header(dataset: Dataset) -> dict[str, Any]:
         "description": dataset.description,
         "controller": "us" if dataset.controller == "self" else "the customer who invited you (we act for it)",
         "purposes": list(dataset.purposes),
-        "recipients": list(dataset.recipients),
+        "recipients": dataset.recipient_names,
         "retention": retention,
         "categories": {name: spec.category for name, spec in dataset.fields.items()},
     }
@@ -182,12 +182,14 @@ def assemble(
     parts: Mapping[str, Sequence[str]] | None = None,
     found_through: Mapping[str, str | None] | None = None,
     own: OwnSections | None = None,
+    by_hand: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, int]:
     """Write export.json and export.html from the part files, streaming. Returns item counts.
     `parts` names each dataset's part files (default: one, named after the dataset; a dataset
     missing from a given `parts` was not read, so it has none);
     `found_through` the identity each dataset was reached through (None: not reached);
-    `own` adds what Lethe itself and its vault hold (lethe.logic.own_data)."""
+    `own` adds what Lethe itself and its vault hold (lethe.logic.own_data);
+    `by_hand` what a person did for a manual dataset: who, when and their note (lethe.logic.manual_tasks)."""
     counts: dict[str, int] = {}
     as_json = S3Writer(f"{prefix(request_id)}export.json", "application/json")
     as_html = S3Writer(f"{prefix(request_id)}export.html", "text/html; charset=utf-8")
@@ -203,6 +205,9 @@ def assemble(
             reached = _found_through(dataset, found_through)
             if reached:
                 header["found_through"] = reached
+            if by_hand and name in by_hand:
+                done = by_hand[name]
+                header["done_by_hand"] = {"by": done.get("by"), "at": done.get("at"), "note": done.get("note")}
             header_json = dumps(header)[:-1]  # reopen the object to append "items"
             as_json.write(("," if index else "") + f"{dumps(name)}: {header_json}, " + '"items": [')
             as_html.write(_html_dataset(name, header))
@@ -263,6 +268,18 @@ def _html_dataset(name: str, header: dict[str, Any]) -> str:
         f"<p>Who receives it: {e(', '.join(header['recipients']) or 'nobody')}.</p>"
         f"<p>{kept}</p>\n"
         + (f"<p>How we found it: {e(header['found_through'])}.</p>\n" if header.get("found_through") else "")
+        + _html_by_hand(header.get("done_by_hand"))
+    )
+
+
+def _html_by_hand(done: Mapping[str, Any] | None) -> str:
+    """A system we cannot reach: a person searched it; who, when and their note (escaped: it is data)."""
+    if not done:
+        return ""
+    e = html.escape
+    note = f": {e(str(done.get('note')))}" if done.get("note") else ""
+    return (
+        f"<p>Searched by hand by {e(str(done.get('by') or 'its owner'))} on {e(str(done.get('at') or ''))}{note}.</p>\n"
     )
 
 

@@ -34,7 +34,17 @@ from lethe.domain import RequestType, Status
 from lethe.errors import ConflictingWrite, InvalidTransition, RequestNotFound
 from lethe.inventory import Action, Dataset, Inventory, get_inventory
 from lethe.keys import KeyRing, key_ring
-from lethe.logic import certificates, erasure_proof, exports, identities, legal_holds, own_data, suppression
+from lethe.logic import (
+    certificates,
+    erasure_proof,
+    exports,
+    identities,
+    legal_holds,
+    manual_tasks,
+    own_data,
+    recipients,
+    suppression,
+)
 from lethe.logic.expiry import parse_instant
 from lethe.logic.identities import Lookup, parse_task, task_name
 from lethe.logic.reports import completed_in_part
@@ -46,6 +56,8 @@ logger = Logger(child=True)
 TASK_KIND = "dataset_task"
 # A message asking the worker to advance (next round, or finalize) a request whose tasks are all done.
 FINALIZE_KIND = "finalize"
+# A message asking the worker to record a manual dataset's task its owner completed (lethe.logic.manual_tasks).
+MANUAL_DONE_KIND = "manual_done"
 TASK_PREFIX = "TASK#"
 CUSTOMER_EVENT = "DataSubjectRequestForCustomer"
 
@@ -159,6 +171,9 @@ def run_task(request_id: str, dataset_name: str, *, attempt: int = 1, round_: in
         result: dict[str, Any] = {"action": "none", "note": "dataset no longer in the inventory"}
     else:
         dataset = inventory.dataset(dataset_name)
+        if dataset.is_manual:
+            # A person does this dataset's part: the task stays pending until its owner completes it.
+            return manual_tasks.open_task(request, dataset, round_)
         lookup = Lookup(request, dataset, inventory, round_)
         result = _WORK[request.type](request, dataset, lookup, key_ring(), datetime.now(UTC))
         # Names and counts only: the linked values stay in the request's LINKS# rows.
@@ -174,6 +189,20 @@ def run_task(request_id: str, dataset_name: str, *, attempt: int = 1, round_: in
     if not updated.datasets_pending and updated.status == Status.in_progress.value:
         advance(request_id)
     return {"dataset": dataset_name, **{k: v for k, v in result.items() if k != "changes"}}
+
+
+def complete_task(
+    request: DataSubjectRequest, task: str, result: dict[str, Any], *, audit_details: dict[str, Any]
+) -> bool:
+    """Record a task done outside run_task (a manual dataset's owner did it) exactly as run_task does,
+    and advance the request if it was the last. False if it was already recorded."""
+    _save_task_result(request.request_id, task, result, attempt=1)
+    updated = _record_done(request.request_id, task, audit_details, request.subject_ref)
+    if updated is None:
+        return False
+    if not updated.datasets_pending and updated.status == Status.in_progress.value:
+        advance(request.request_id)
+    return True
 
 
 def _record_done(
@@ -603,6 +632,12 @@ def finalize(
         return
     outcome: dict[str, Any] = {"datasets": {name: _summary(result) for name, result in results.items()}}
     email = request.email
+    # Art. 19: each notified recipient of each dataset touched is told once (tried now, retried by a queue).
+    told = retry_transient(recipients.tell, request, results, inventory, what="tell recipients")
+    if told:
+        outcome["recipients"] = [
+            t.model_dump(include={"recipient", "dataset", "channel", "state", "told_at"}) for t in told
+        ]
     if request.type in EXPORT_TYPES:
         own = retry_transient(own_data.export_sections, request, what="read Lethe's own data")
         counts = exports.assemble(
@@ -613,6 +648,7 @@ def finalize(
             parts=_parts(tasks),
             found_through={n: r["found_through"] if r.get("reached") else None for n, r in results.items()},
             own=own,
+            by_hand={n: r["by_hand"] for n, r in results.items() if r.get("by_hand")},
         )
         link = exports.export_link(request_id)
         outcome["export"] = {"items": sum(counts.values()), "link_ttl_seconds": get_settings().export_link_ttl_seconds}
@@ -628,14 +664,16 @@ def finalize(
             _notify_once(
                 request_id,
                 "erasure_certificate",
-                lambda: certificates.send_erasure_certificate(email, request, results, now=now, own=erased_own),
+                lambda: certificates.send_erasure_certificate(
+                    email, request, results, now=now, own=erased_own, told=told
+                ),
             )
     elif request.type in (RequestType.objection, RequestType.marketing_opt_out, RequestType.consent_withdrawal):
         if email:
             _withdraw_marketing(email, request_id)
         add_event(request_id, "consent_withdrawn", detail={"type": request.type.value, "purposes": ["marketing_email"]})
     elif request.type in (RequestType.rectification, RequestType.restriction) and email:
-        _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results))
+        _notify_once(request_id, "completion", lambda: certificates.send_completion(email, request, results, told=told))
     # After an erasure, the request itself keeps no way to reach the person: only the HMAC reference.
     forget_contact = (
         {"email": None, "name": None, "details": None, "corrections": None, "identities": None, "agent": None}
@@ -743,6 +781,7 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
         "kept",
         "found_through",
         "remaining",
+        "by_hand",
     )
     return {k: result[k] for k in keep if result.get(k) is not None}
 

@@ -1,0 +1,17 @@
+"""Tells a recipient of an erasure, rectification or restriction (GDPR Art. 19), with retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
+    from lethe.handlers import recipient_notice
+
+    return recipient_notice.handle(event, context)
