@@ -116,6 +116,9 @@ def _create(
             )
         if "LifecycleConfiguration" in props:
             s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=_lifecycle(props))
+        if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+            # S3 datasets need it (Lethe refuses an unversioned one); the export bucket has it as in AWS.
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         resolver.physical[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
     elif kind == "AWS::SNS::Topic":

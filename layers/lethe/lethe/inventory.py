@@ -38,6 +38,21 @@ class Action(StrEnum):
     isolate = "isolate"
 
 
+class Store(StrEnum):
+    """Where a dataset lives (DESIGN.md, "Stores")."""
+
+    dynamodb = "dynamodb"
+    s3 = "s3"
+
+
+class ObjectFormat(StrEnum):
+    """How the objects of an S3 dataset hold rows: one per line, per CSV row, or per Parquet row."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,7 +117,17 @@ class Retention(_Strict):
 
 class Dataset(_Strict):
     name: str = ""
-    table: Annotated[str, Field(min_length=1, description="Logical id in template.yaml, or a physical name")]
+    store: Annotated[Store, Field(description="dynamodb (a table) or s3 (rows inside objects under a prefix)")] = (
+        Store.dynamodb
+    )
+    table: Annotated[
+        str, Field(description="Logical id in template.yaml, or a physical name (store: dynamodb)")
+    ] = ""
+    bucket: Annotated[
+        str | None, Field(min_length=1, description="Logical id in template.yaml, or a physical name (store: s3)")
+    ] = None
+    prefix: Annotated[str, Field(max_length=1024, description="Key prefix the dataset's objects live under")] = ""
+    format: Annotated[ObjectFormat | None, Field(description="How the objects hold rows (store: s3)")] = None
     description: Annotated[str, Field(min_length=1)]
     controller: Literal["self", "customer"]
     customer: Annotated[
@@ -123,7 +148,45 @@ class Dataset(_Strict):
     ] = Field(default_factory=dict)
 
     @model_validator(mode="after")
+    def _store(self) -> Dataset:
+        if self.store is Store.dynamodb:
+            if not self.table:
+                raise InventoryError("required field is missing", dataset=self.name, field="table")
+            for name in ("bucket", "format"):
+                if getattr(self, name) is not None:
+                    raise InventoryError("only for store: s3", dataset=self.name, field=name)
+            return self
+        for name in ("bucket", "format"):
+            if getattr(self, name) is None:
+                raise InventoryError("required field is missing (store: s3)", dataset=self.name, field=name)
+        for name in ("table", "key"):
+            if getattr(self, name):
+                raise InventoryError("only for store: dynamodb", dataset=self.name, field=name)
+        if self.subject.index is not None:
+            raise InventoryError(
+                "an S3 dataset is found through Lethe's own subject index; name no table index",
+                dataset=self.name,
+                field="subject.index",
+            )
+        if self.retention is not None and (self.retention.index or self.retention.action is Action.isolate):
+            raise InventoryError(
+                "an S3 dataset's rows are deleted or anonymized in place: no expiry index, no isolate",
+                dataset=self.name,
+                field="retention",
+            )
+        if self.on_erasure is Action.isolate:
+            raise InventoryError("rows inside objects are deleted or anonymized, not isolated", dataset=self.name,
+                                 field="on_erasure")
+        return self
+
+    @property
+    def in_s3(self) -> bool:
+        return self.store is Store.s3
+
+    @model_validator(mode="after")
     def _safe(self) -> Dataset:
+        if self.store is Store.s3:
+            return self  # rows in objects have no table key; Lethe's own index finds the subject
         if self.subject.index is None and self.key is not None and self.subject.attribute != self.key.hash:
             # Without an index, finding a subject's items would need a Scan.
             raise ValueError("subject.index: required unless subject.attribute is the table's hash key")

@@ -90,9 +90,17 @@ class Lookup:
     def items(self) -> Iterator[dict[str, Any]]:
         if not self.values:
             return
-        for item in datasets.items_for_identity(self.dataset, self.values):
+        for item in self._records():
             self._collect(item)
             yield item
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        if self.dataset.in_s3:
+            from lethe.data import stores
+            from lethe.keys import key_ring
+
+            return stores.store_for(self.dataset, key_ring()).read(self.dataset, self.values)
+        return datasets.items_for_identity(self.dataset, self.values)
 
     def _collect(self, item: dict[str, Any]) -> None:
         for identity, attribute in self.dataset.links.items():
