@@ -120,9 +120,7 @@ class Dataset(_Strict):
     store: Annotated[Store, Field(description="dynamodb (a table) or s3 (rows inside objects under a prefix)")] = (
         Store.dynamodb
     )
-    table: Annotated[
-        str, Field(description="Logical id in template.yaml, or a physical name (store: dynamodb)")
-    ] = ""
+    table: Annotated[str, Field(description="Logical id in template.yaml, or a physical name (store: dynamodb)")] = ""
     bucket: Annotated[
         str | None, Field(min_length=1, description="Logical id in template.yaml, or a physical name (store: s3)")
     ] = None
@@ -175,8 +173,9 @@ class Dataset(_Strict):
                 field="retention",
             )
         if self.on_erasure is Action.isolate:
-            raise InventoryError("rows inside objects are deleted or anonymized, not isolated", dataset=self.name,
-                                 field="on_erasure")
+            raise InventoryError(
+                "rows inside objects are deleted or anonymized, not isolated", dataset=self.name, field="on_erasure"
+            )
         return self
 
     @property

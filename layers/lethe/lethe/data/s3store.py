@@ -49,7 +49,7 @@ ERASED_ENTRY_DAYS = 30
 _CHANGED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 _GONE = frozenset({"NoSuchKey", "404", "NoSuchVersion"})
 
-Decision = Callable[[dict[str, Any]], "dict[str, Any] | None | bool"]
+Decision = Callable[[dict[str, Any]], "dict[str, Any] | bool"]
 """What to do with one parsed row: False keeps it, True drops it, a dict replaces it (masked)."""
 
 
@@ -232,10 +232,16 @@ def mark_erased(dataset: Dataset, key: str, values: Iterable[Any], ring: KeyRing
             try:
                 ddb.update_item(
                     TableName=get_settings().object_index_table,
-                    Key={"subject": {"S": _index_pk(dataset, _subject_ref(ring, plain, kid))}, "object_key": {"S": key}},
+                    Key={
+                        "subject": {"S": _index_pk(dataset, _subject_ref(ring, plain, kid))},
+                        "object_key": {"S": key},
+                    },
                     UpdateExpression="SET erased_at = :at, expires_at = :exp",
                     ConditionExpression="attribute_exists(subject)",
-                    ExpressionAttributeValues={":at": {"S": now.isoformat(timespec="seconds")}, ":exp": {"N": str(expires)}},
+                    ExpressionAttributeValues={
+                        ":at": {"S": now.isoformat(timespec="seconds")},
+                        ":exp": {"N": str(expires)},
+                    },
                 )
             except ClientError as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
@@ -270,7 +276,9 @@ def index_object(dataset: Dataset, key: str, ring: KeyRing, version_id: str | No
         if (response.get("Metadata") or {}).get(REWRITE_MARK):
             return 0
         assert dataset.format is not None
-        subjects = {s for row in read_rows(dataset.format, body) if row.record and (s := row_subject(dataset, row.record))}
+        subjects = {
+            s for row in read_rows(dataset.format, body) if row.record and (s := row_subject(dataset, row.record))
+        }
     finally:
         body.close()
     refs = [_subject_ref(ring, subject) for subject in subjects]
@@ -570,10 +578,7 @@ def sweep(dataset: Dataset, decide: Decision, *, apply: bool) -> StoreOutcome:
     require_versioning(dataset)
     outcome = StoreOutcome()
     for key in list_keys(dataset):
-        if apply:
-            result = rewrite(dataset, key, decide)
-        else:
-            result = _count(dataset, key, decide)
+        result = rewrite(dataset, key, decide) if apply else _count(dataset, key, decide)
         outcome.add(result)
         if apply and result.written:
             due = _due_matcher(decide)
