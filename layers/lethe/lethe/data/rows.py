@@ -11,25 +11,25 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lethe.inventory import ObjectFormat
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 2 * 1024 * 1024
 
 
 class ByteStream(Protocol):
     def read(self, amt: int | None = ..., /) -> bytes: ...
 
 
-@dataclass(frozen=True)
 class Row:
-    """One row as read: its raw bytes (with the line ending), and its fields when it parsed."""
+    """One row as read: its raw bytes (with the line ending), and its fields when it parsed
+    (an empty dict for structure such as a header or a blank line, None when it did not parse)."""
 
-    raw: bytes
-    record: dict[str, Any] | None
-    number: int
+    __slots__ = ("number", "raw", "record")
+
+    def __init__(self, raw: bytes, record: dict[str, Any] | None, number: int) -> None:
+        self.raw, self.record, self.number = raw, record, number
 
     @property
     def parsed(self) -> bool:
@@ -38,36 +38,35 @@ class Row:
 
 def lines(stream: ByteStream, chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Physical lines with their line endings, reading `chunk` bytes at a time: memory holds one
-    chunk and the longest line, never the object."""
+    chunk and the longest line, never the object. Every byte read is yielded exactly once."""
     pending = b""
     while True:
         block = stream.read(chunk)
         if not block:
             break
-        pending += block
-        start = 0
-        while True:
-            end = pending.find(b"\n", start)
-            if end < 0:
-                break
-            yield pending[start : end + 1]
-            start = end + 1
-        pending = pending[start:]
+        parts = (pending + block).splitlines(keepends=True)
+        # The last piece may be a line cut by the chunk (or a CR whose LF is in the next chunk).
+        pending = parts.pop() if parts and not parts[-1].endswith(b"\n") else b""
+        yield from parts
     if pending:
         yield pending
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _jsonl(stream: ByteStream) -> Iterator[Row]:
+    # JSON Lines are UTF-8 (the format says so): decoding each line directly spares json.loads its
+    # encoding detection, once per row. A line that is not UTF-8 is a UnicodeDecodeError, a ValueError.
+    decode = _DECODER.decode
     for number, raw in enumerate(lines(stream), start=1):
-        if not raw.strip():
-            yield Row(raw, {}, number)  # a blank line: nobody's row
-            continue
         try:
-            value = json.loads(raw)
+            value = decode(raw.decode("utf-8"))
         except ValueError:
-            yield Row(raw, None, number)
+            # A blank line is nobody's row; anything else that does not parse is kept and counted.
+            yield Row(raw, {} if not raw.strip() else None, number)
             continue
-        yield Row(raw, value if isinstance(value, dict) else None, number)
+        yield Row(raw, value if type(value) is dict else None, number)
 
 
 def _records(stream: ByteStream) -> Iterator[bytes]:

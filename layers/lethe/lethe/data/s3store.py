@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,8 +145,17 @@ def row_subject(dataset: Dataset, record: dict[str, Any]) -> str | None:
 
 
 def matcher(dataset: Dataset, values: Iterable[Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a row is one of `values`' (called for every row of every object: kept lean)."""
     wanted = {v for v in (_plain(dataset, value) for value in values) if v is not None}
-    return lambda record: row_subject(dataset, record) in wanted
+    attribute = dataset.subject.attribute
+    if dataset.subject.identity != EMAIL:
+        return lambda record: row_subject(dataset, record) in wanted
+
+    def holds(record: dict[str, Any]) -> bool:
+        value = record.get(attribute)
+        return type(value) is str and value.strip().lower() in wanted
+
+    return holds
 
 
 def _index_pk(dataset: Dataset, ref: str) -> str:
@@ -308,7 +318,7 @@ def _open(dataset: Dataset, key: str, version_id: str | None = None) -> dict[str
     if version_id:
         request["VersionId"] = version_id
     try:
-        return client("s3").get_object(**request)  # type: ignore[no-any-return]
+        return client("s3").get_object(**request)
     except ClientError as exc:
         if _code(exc) in _GONE:
             return None
@@ -371,7 +381,9 @@ class _Changed(Exception):
 
 class _Upload:
     """The new object, streamed: one PutObject when it fits a part, else a multipart upload that is
-    invisible until completed. Both conditional on the ETag that was read."""
+    invisible until completed. Both conditional on the ETag that was read. A part is sent by one
+    background thread while the next is filled, so reading and writing overlap; at most one part is
+    in flight, so memory stays at two parts whatever the object's size."""
 
     def __init__(self, bucket: str, key: str, etag: str, content_type: str | None) -> None:
         self.s3 = client("s3")
@@ -383,21 +395,30 @@ class _Upload:
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future[dict[str, Any]] | None = None
 
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= self.part_bytes:
-            self._part()
-
-    def _part(self) -> None:
+    def send_part(self) -> None:
         if self.upload_id is None:
             self.upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra)["UploadId"]
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lethe-part")
+        assert self._sender is not None
+        self._settle()
         number = len(self.parts) + 1
-        sent = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
-        )
-        self.parts.append({"ETag": sent["ETag"], "PartNumber": number})
+        body = bytes(self.buffer)
         self.buffer.clear()
+        self._in_flight = self._sender.submit(self._upload_part, number, body)
+
+    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        sent = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        return {"ETag": sent["ETag"], "PartNumber": number}
+
+    def _settle(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            self.parts.append(future.result())
 
     def commit(self) -> str | None:
         try:
@@ -407,7 +428,8 @@ class _Upload:
                 )
                 return done.get("VersionId")
             if self.buffer:
-                self._part()
+                self.send_part()
+            self._settle()
             # S3 checks If-Match on completion; the HEAD first keeps a stale upload from being sent
             # where the endpoint does not (moto): it narrows the window, S3 closes it.
             self.s3.head_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
@@ -419,15 +441,27 @@ class _Upload:
                 IfMatch=self.etag,
             )
             self.upload_id = None
+            self._close()
             return done.get("VersionId")
         except ClientError as exc:
-            if _code(exc) in _CHANGED or _code(exc) in _GONE:
-                self.abort()
-                raise _Changed from exc
             self.abort()
+            if _code(exc) in _CHANGED or _code(exc) in _GONE:
+                raise _Changed from exc
             raise
 
+    def _close(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
+
     def abort(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            try:
+                self._in_flight.exception()
+            finally:
+                self._in_flight = None
+        self._close()
         if self.upload_id is not None:
             upload, self.upload_id = self.upload_id, None
             try:
@@ -442,30 +476,35 @@ def _rewrite_once(dataset: Dataset, key: str, decide: Decision) -> RewriteResult
     if response is None:
         result.gone = True
         return result
-    assert dataset.format is not None
+    fmt = dataset.format
+    assert fmt is not None
     upload = _Upload(bucket_of(dataset), key, response["ETag"], response.get("ContentType"))
+    # The loop runs once per row of the object: counters are locals, the part buffer is appended to
+    # in place and sent whenever it reaches a part's size.
+    buffer, part_bytes = upload.buffer, upload.part_bytes
+    rows = unparseable = dropped = masked = 0
+    body = response["Body"]
     try:
-        for row in _rows(dataset, response):
-            if row.record is None:
-                result.unparseable += 1
-                upload.write(row.raw)
-                continue
-            if not row.record:  # a header or a blank line: nobody's
-                upload.write(row.raw)
-                continue
-            result.rows += 1
-            verdict = decide(row.record)
-            if verdict is False:
-                upload.write(row.raw)
-                continue
-            result.matched += 1
-            if verdict is True:
-                result.dropped += 1
-                continue
-            assert isinstance(verdict, dict)
-            result.masked += 1
-            upload.write(encode_row(dataset.format, row, verdict, header=list(row.record)))
-        if not (result.dropped or result.masked):
+        for row in read_rows(fmt, body):
+            record = row.record
+            if record:
+                rows += 1
+                verdict = decide(record)
+                if verdict is False:
+                    buffer += row.raw
+                elif verdict is True:
+                    dropped += 1
+                else:
+                    masked += 1
+                    buffer += encode_row(fmt, row, verdict, header=list(record))
+            else:  # None: did not parse, kept as it is; empty: a header or a blank line, nobody's
+                unparseable += record is None
+                buffer += row.raw
+            if len(buffer) >= part_bytes:
+                upload.send_part()
+        result.rows, result.unparseable = rows, unparseable
+        result.matched, result.dropped, result.masked = dropped + masked, dropped, masked
+        if not (dropped or masked):
             upload.abort()
             return result
         result.version_id = upload.commit()
@@ -474,6 +513,8 @@ def _rewrite_once(dataset: Dataset, key: str, decide: Decision) -> RewriteResult
     except BaseException:
         upload.abort()
         raise
+    finally:
+        body.close()
 
 
 def rewrite(dataset: Dataset, key: str, decide: Decision) -> RewriteResult:
@@ -527,7 +568,7 @@ def purge_versions(dataset: Dataset, key: str, holds: Callable[[dict[str, Any]],
 
 def _open_head(dataset: Dataset, key: str) -> str | None:
     try:
-        return client("s3").head_object(Bucket=bucket_of(dataset), Key=key).get("VersionId")  # type: ignore[no-any-return]
+        return client("s3").head_object(Bucket=bucket_of(dataset), Key=key).get("VersionId")
     except ClientError as exc:
         if _code(exc) in _GONE:
             return None

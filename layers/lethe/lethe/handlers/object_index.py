@@ -67,5 +67,5 @@ def index(event: dict[str, Any]) -> dict[str, int]:
 def handle(event: dict[str, Any], context: Any) -> dict[str, int]:
     counts = index(event)
     metrics.add_metric(name="ObjectsIndexed", unit=MetricUnit.Count, value=counts["objects"])
-    logger.info("objects indexed", **counts)
+    logger.info("objects indexed", extra=counts)
     return counts

@@ -461,7 +461,8 @@ def execute(
     )
     try:
         if task.path == "objects":
-            continuation = _execute_objects(dataset, rule, sweep)
+            _execute_objects(dataset, rule, sweep)
+            continuation = None
         elif task.path == "index":
             continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
         else:
