@@ -24,6 +24,7 @@ FUNCTION_FOR_EVENT = {
     "notification.json": "NotificationFunction",
     "retention_index.json": "RetentionIndexFunction",
     "restore_replay.json": "RestoreReplayFunction",
+    "object_index.json": "ObjectIndexFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -84,17 +85,21 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "retention_index.json": _batch([]),
     # The sample's restored table was never made here: a restore that failed after it was called.
     "restore_replay.json": lambda result, event: _equal(result, {"job": None}),
+    # The sample's object was never written here: it is gone, so nobody is indexed.
+    "object_index.json": lambda result, event: _equal(result, {"objects": 1, "entries": 0}),
 }
 
 
 def _sweep_planned(result: dict[str, Any], event: dict[str, Any]) -> None:
-    """A sweep queues one task per shard or scan segment (4 each here) of every dataset with a retention rule."""
+    """A sweep queues one task per shard or scan segment (4 each here) of every table dataset with a
+    retention rule, and one per S3 dataset (it reads the prefix's objects once)."""
     from lethe.inventory import get_inventory
 
     assert result["now"] == event["time"]
-    expected = {name: 4 for name, dataset in get_inventory().datasets.items() if dataset.retention is not None}
+    datasets = get_inventory().datasets.items()
+    expected = {name: 1 if d.in_s3 else 4 for name, d in datasets if d.retention is not None}
     assert result["tasks_per_dataset"] == expected
-    assert result["tasks"] == 4 * len(expected)
+    assert result["tasks"] == sum(expected.values())
 
 
 def _equal(result: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -32,8 +32,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from lethe.aws import client
+from lethe.aws import client, error_code
+from lethe.data.models import ObjectSubjectRecord
 from lethe.data.rows import Row, encode_row, read_rows
 from lethe.errors import ConfigurationError, ConflictingWrite, DatasetUnavailable
 from lethe.inventory import EMAIL, Dataset, Inventory
@@ -169,93 +171,50 @@ def _subject_ref(ring: KeyRing, value: str, key_id: str | None = None) -> str:
 # ------------------------------------------------------------------ the subject index
 
 
+def _refs(dataset: Dataset, values: Iterable[Any], ring: KeyRing) -> list[str]:
+    """The index keys of `values`: under every key id of the ring, so a rotation loses nobody."""
+    plains = [p for p in (_plain(dataset, value) for value in values) if p is not None]
+    return [_index_pk(dataset, _subject_ref(ring, plain, kid)) for plain in plains for kid in ring.keys]
+
+
 def indexed_objects(dataset: Dataset, values: Iterable[Any], ring: KeyRing) -> list[str]:
     """The keys of the objects the index says hold one of `values` (one Query per value and key id)."""
-    ddb = client("dynamodb")
-    table = get_settings().object_index_table
     keys: set[str] = set()
-    for value in values:
-        plain = _plain(dataset, value)
-        if plain is None:
-            continue
-        for kid in ring.keys:
-            request: dict[str, Any] = {
-                "TableName": table,
-                "KeyConditionExpression": "subject = :s",
-                "ExpressionAttributeValues": {":s": {"S": _index_pk(dataset, _subject_ref(ring, plain, kid))}},
-                "ProjectionExpression": "object_key",
-            }
-            while True:
-                try:
-                    page = ddb.query(**request)
-                except ClientError as exc:
-                    raise DatasetUnavailable(f"dataset {dataset.name}: the object index cannot be read") from exc
-                keys.update(item["object_key"]["S"] for item in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    try:
+        for pk in _refs(dataset, values, ring):
+            keys.update(entry.object_key for entry in ObjectSubjectRecord.query(pk, attributes_to_get=["object_key"]))
+    except PynamoDBException as exc:
+        raise DatasetUnavailable(f"dataset {dataset.name}: the object index cannot be read") from exc
     return sorted(keys)
 
 
 def _put_entries(dataset: Dataset, key: str, version_id: str | None, refs: Iterable[str]) -> int:
-    ddb = client("dynamodb")
-    table = get_settings().object_index_table
     at = datetime.now(UTC).isoformat(timespec="seconds")
     written = 0
-    batch: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        pending: dict[str, Any] = {table: batch}
-        for _ in range(8):
-            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if not pending:
-                return
-        raise DatasetUnavailable(f"dataset {dataset.name}: index writes stayed unprocessed")
-
-    for ref in sorted(set(refs)):
-        item = {
-            "subject": {"S": _index_pk(dataset, ref)},
-            "object_key": {"S": key},
-            "indexed_at": {"S": at},
-            **({"version_id": {"S": version_id}} if version_id else {}),
-        }
-        batch.append({"PutRequest": {"Item": item}})
-        written += 1
-        if len(batch) == 25:
-            flush()
-            batch = []
-    if batch:
-        flush()
+    with ObjectSubjectRecord.batch_write() as batch:
+        for ref in sorted(set(refs)):
+            batch.save(ObjectSubjectRecord(_index_pk(dataset, ref), key, indexed_at=at, version_id=version_id))
+            written += 1
     return written
 
 
 def mark_erased(dataset: Dataset, key: str, values: Iterable[Any], ring: KeyRing, now: datetime) -> None:
     """The subject's entries for an object it no longer has rows in expire: they stay until then so
     the proof and a retry read the same objects."""
-    ddb = client("dynamodb")
     expires = int((now + timedelta(days=ERASED_ENTRY_DAYS)).timestamp())
-    for value in values:
-        plain = _plain(dataset, value)
-        if plain is None:
-            continue
-        for kid in ring.keys:
-            try:
-                ddb.update_item(
-                    TableName=get_settings().object_index_table,
-                    Key={
-                        "subject": {"S": _index_pk(dataset, _subject_ref(ring, plain, kid))},
-                        "object_key": {"S": key},
-                    },
-                    UpdateExpression="SET erased_at = :at, expires_at = :exp",
-                    ConditionExpression="attribute_exists(subject)",
-                    ExpressionAttributeValues={
-                        ":at": {"S": now.isoformat(timespec="seconds")},
-                        ":exp": {"N": str(expires)},
-                    },
-                )
-            except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise
+    for pk in _refs(dataset, values, ring):
+        entry = ObjectSubjectRecord(pk, key)
+        try:
+            entry.update(
+                actions=[
+                    ObjectSubjectRecord.erased_at.set(now.isoformat(timespec="seconds")),
+                    ObjectSubjectRecord.expires_at.set(expires),
+                ],
+                condition=ObjectSubjectRecord.subject.exists(),
+            )
+        except UpdateError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
 
 def datasets_for_object(inventory: Inventory, bucket: str, key: str) -> list[Dataset]:

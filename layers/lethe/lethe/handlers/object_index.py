@@ -18,13 +18,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lethe.data import s3store
+from lethe.data.models import bind_models
 from lethe.errors import UnknownDataset
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring
+from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
+bind_models(get_settings())
 
 
 def _objects(event: dict[str, Any]) -> list[tuple[str, str, str | None]]:
