@@ -64,3 +64,34 @@ def test_a_changed_row_keeps_its_format_and_line_ending() -> None:
 def test_parquet_is_not_read_by_the_standard_library_codec() -> None:
     with pytest.raises(NotImplementedError, match="parquet"):
         read_rows(ObjectFormat.parquet, io.BytesIO(b""))
+
+
+def test_the_inventory_refuses_what_an_s3_dataset_cannot_do() -> None:
+    from lethe.errors import InventoryError
+    from lethe.inventory import parse_inventory
+
+    base = {
+        "store": "s3",
+        "bucket": "LogBucket",
+        "prefix": "logs/",
+        "format": "jsonl",
+        "description": "Logs",
+        "controller": "self",
+        "subject": {"attribute": "email"},
+        "fields": {"email": {"category": "user.contact.email", "erase": "pseudonymize"}},
+        "purposes": ["support"],
+        "on_erasure": "delete",
+    }
+
+    def load(**changes: object) -> None:
+        parse_inventory(json.dumps({"version": 1, "datasets": {"logs": {**base, **changes}}}))
+
+    load()  # the contract's shape loads
+    with pytest.raises(InventoryError, match=r"^datasets\.logs\.format: format parquet is not supported yet"):
+        load(format="parquet")
+    with pytest.raises(InventoryError, match=r"^datasets\.logs\.bucket: required field is missing"):
+        load(bucket=None)
+    with pytest.raises(InventoryError, match=r"^datasets\.logs\.on_erasure: rows inside objects"):
+        load(on_erasure="isolate")
+    with pytest.raises(InventoryError, match=r"^datasets\.logs\.table: only for store: dynamodb"):
+        load(table="SomeTable")

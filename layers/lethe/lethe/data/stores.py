@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from lethe.data import datasets, ledger, s3store
 from lethe.inventory import Dataset
-from lethe.keys import KeyRing
+from lethe.keys import KeyRing, key_ring
 from lethe.logic.masking import Pseudonymizer, anonymize
 
 Record = dict[str, Any]
@@ -204,8 +204,8 @@ class S3Store:
         return self._outcome(s3store.sweep(dataset, decide, apply=apply))
 
 
-def store_for(dataset: Dataset, ring: KeyRing) -> DatasetStore:
-    """The store a dataset lives in."""
+def store_for(dataset: Dataset, ring: KeyRing | None = None) -> DatasetStore:
+    """The store a dataset lives in (an S3 store needs the key ring: its index is keyed by HMACs)."""
     if dataset.in_s3:
-        return S3Store(ring)
+        return S3Store(ring or key_ring())
     return DynamoDBStore()

@@ -10,19 +10,17 @@ from __future__ import annotations
 import time
 
 from lethe.aws import retry_transient
-from lethe.data import datasets, stores
+from lethe.data import stores
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import Dataset, Inventory
-from lethe.keys import key_ring
 from lethe.logic import identities
 from lethe.settings import get_settings
 
 
 def _count(dataset: Dataset, values: list[identities.Value]) -> int:
-    if dataset.in_s3:
-        # Every version of every object the subject index names is read again (lethe.data.s3store).
-        return stores.store_for(dataset, key_ring()).remaining(dataset, values)
-    return sum(1 for _ in datasets.items_for_identity(dataset, values, consistent=True))
+    # A table is read on its key or index (consistently where it can be); an S3 dataset reads every
+    # version of every object the subject index names (lethe.data.stores).
+    return stores.store_for(dataset).remaining(dataset, values)
 
 
 def _remaining(dataset: Dataset, values: list[identities.Value]) -> int:

@@ -311,32 +311,22 @@ def _erase(
     counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0, "retention_ended": 0}
     kept_until: datetime | None = None
     kept: dict[tuple[str, str], int] = {}
-    attribute = dataset.subject.attribute
     # The erasure ledger knows the subject before anything is erased, each item once it is.
     erased = ledger.Erasure("erasure", request.subject_ref, request.request_id)
     ledger.record_subject(request.subject_ref, reference=request.request_id, now=now)
     if dataset.in_s3:
         return _erase_rows(request, dataset, lookup, ring, now, action, items, erased, holds, kept_because)
+    store = stores.store_for(dataset, ring)
     if action is Action.delete:
-        keys = []
-        for item in items:
-            counts["found"] += 1
-            keys.append(datasets.key_of(dataset, item))
-        counts["deleted"] = datasets.delete_items(dataset, keys, erased=erased)
+        removed = store.delete(dataset, list(lookup.values), items, erased=erased)
+        counts["found"] += removed.found
+        counts["deleted"] = removed.deleted
     elif action is Action.anonymize:
         pseudonyms = own_data.pseudonyms_for(request.request_id)  # never the deployment's keys
-        for item in items:
-            counts["found"] += 1
-            done = datasets.anonymize_item(
-                dataset,
-                item,
-                pseudonyms,
-                now,
-                condition_attribute=attribute,
-                condition_value=item[attribute],
-                erased=erased,
-            )
-            counts["anonymized" if done else "unchanged"] += 1
+        masked = store.mask(dataset, list(lookup.values), items, pseudonyms, now, erased=erased)
+        counts["found"] += masked.found
+        counts["anonymized"] += masked.anonymized
+        counts["unchanged"] += masked.unchanged
     else:
         subject_ref = ring.subject_ref(request.email)
         reason = "legal_hold" if holds else "statutory_retention"

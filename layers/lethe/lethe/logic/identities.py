@@ -95,12 +95,9 @@ class Lookup:
             yield item
 
     def _records(self) -> Iterator[dict[str, Any]]:
-        if self.dataset.in_s3:
-            from lethe.data import stores
-            from lethe.keys import key_ring
+        from lethe.data import stores
 
-            return stores.store_for(self.dataset, key_ring()).read(self.dataset, self.values)
-        return datasets.items_for_identity(self.dataset, self.values)
+        return stores.store_for(self.dataset).read(self.dataset, self.values)
 
     def _collect(self, item: dict[str, Any]) -> None:
         for identity, attribute in self.dataset.links.items():
