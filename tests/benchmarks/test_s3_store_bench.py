@@ -9,7 +9,7 @@
    counted): Lethe's must stay flat (<= 50 MB) whatever the object's size.
 
 Sizes: LETHE_BENCH_S3_N objects (default 40), LETHE_BENCH_S3_MB per rewritten object (default 64;
-the issue's 200 MB runs with LETHE_BENCH_S3_MB=200).
+a 200 MB object runs with LETHE_BENCH_S3_MB=200).
 """
 
 from __future__ import annotations
