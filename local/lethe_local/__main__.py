@@ -56,6 +56,7 @@ class LocalStack:
     stream_poller: Any = None
     smtp_port: int = 0
     smtp: Any = None  # the privacy inbox's SMTP server (lethe_local.smtp)
+    object_poller: Any = None
 
     @property
     def api_url(self) -> str:
@@ -69,6 +70,8 @@ class LocalStack:
             self.smtp.stop()
         if self.stream_poller is not None:
             self.stream_poller.stop()
+        if self.object_poller is not None:
+            self.object_poller.stop()
         if self.poller is not None:
             self.poller.stop()
         for server in reversed(self.servers):
@@ -242,7 +245,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     from lethe_local.outbox import Outbox
     from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
     from lethe_local.resources import create_stack
-    from lethe_local.seed import seed_demo_data
+    from lethe_local.seed import seed_demo_data, seed_feedback_logs
     from lethe_local.server import LocalGateway, Runtime
 
     created = create_stack(template, region=REGION)
@@ -252,6 +255,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     settings = get_settings()
     bind_models(settings)
     seeded = seed_demo_data()
+    seeded.update(seed_feedback_logs())
 
     sqs = boto3.client("sqs", region_name=REGION)
     attributes = {
@@ -277,7 +281,8 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
 
     def drained(timeout: float) -> bool:
         streams_done = stack.stream_poller is None or _wait(stack.stream_poller.caught_up, timeout)
-        return wait_drained(sqs, urls, timeout) and streams_done
+        objects_done = stack.object_poller is None or _wait(stack.object_poller.caught_up, timeout)
+        return wait_drained(sqs, urls, timeout) and streams_done and objects_done
 
     runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained)
     gateway = LocalGateway(
@@ -292,6 +297,9 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     if stack.stream_poller is not None:
         stack.stream_poller.start()
     stack.smtp = _privacy_inbox(stack, template, created.physical, runtime)
+    stack.object_poller = _object_poller(template, specs, runtime)
+    if stack.object_poller is not None:
+        stack.object_poller.start()
     stack_file.write(
         stack.directory,
         api_url=stack.api_url,
@@ -351,6 +359,28 @@ def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     return StreamPoller(dynamodb, streams, tables, targets[0], runtime.invoke, parked=parked)
+
+
+def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any) -> Any:
+    """S3 ObjectCreated events of the inventory's buckets, as EventBridge delivers them, to the
+    function the template's rule names (buckets created after the start included)."""
+    import boto3
+
+    from lethe.inventory import get_inventory
+    from lethe.settings import get_settings
+    from lethe_local.objects import ObjectEventPoller, object_functions
+
+    targets = [name for name in object_functions(template) if name in specs]
+    if not targets:
+        return None
+
+    def prefixes() -> list[tuple[str, str]]:
+        settings = get_settings()
+        return sorted(
+            {(settings.bucket_name(d.bucket), d.prefix) for d in get_inventory().datasets.values() if d.bucket}
+        )
+
+    return ObjectEventPoller(boto3.client("s3", region_name=REGION), prefixes, targets[0], runtime.invoke)
 
 
 def _wait(condition: Any, timeout: float) -> bool:

@@ -136,6 +136,7 @@ def _create(
             )
         if "LifecycleConfiguration" in props:
             s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration=_lifecycle(props))
+        _versioning(s3, name, props)
         resolver.physical[logical_id] = name
         resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
     elif kind == "AWS::SNS::Topic":
@@ -146,6 +147,12 @@ def _create(
     # Policies, alarms and dashboards have no local effect.
     if logical_id in resolver.physical:
         stack.physical[logical_id] = resolver.physical[logical_id]
+
+
+def _versioning(s3: Any, name: str, props: dict[str, Any]) -> None:
+    """S3 datasets need it (Lethe refuses an unversioned one); the export bucket has it as in AWS."""
+    if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 
 def _create_table(session: Any, resolver: Resolver, logical_id: str, props: dict[str, Any]) -> None:

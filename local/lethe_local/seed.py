@@ -314,3 +314,68 @@ def _existing_keys(
                 found.add(tuple(item[k] for k in key_names))
             request = response.get("UnprocessedKeys") or {}
     return found
+
+
+# ---------------------------------------------------------------- S3: Send-Feedback console logs
+
+
+def feedback_log_objects(today: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The demo JSON Lines logs (object key -> rows): each upload mixes the console output of several
+    subjects, as a support tool batching logs would. Ada has rows in two objects (one row past the
+    180-day retention), Alan one old row, and fillers the rest."""
+
+    def ago(days: int) -> str:
+        return _iso(today - timedelta(days=days) + timedelta(hours=9))
+
+    def row(email: str, days: int, chat: str, ip: str) -> dict[str, Any]:
+        return {
+            "reporter_email": email,
+            "submitted_at": ago(days),
+            "level": "info",
+            "console_log": f"[chat] {chat}",
+            "ip_address": ip,
+        }
+
+    def filler(n: int, days: int) -> dict[str, Any]:
+        return row(f"user{n:03d}@example.net", days, f"filler message {n}", f"198.51.100.{n}")
+
+    return {
+        "console-logs/2026/batch-001.jsonl": [
+            row("ada@example.com", 240, "my home address is 12 St James's Square", "203.0.113.24"),
+            filler(2, 230),
+            filler(4, 220),
+            row("alan@example.com", 3 * 365, "the bombe keeps stopping at step 7", "203.0.113.99"),
+        ],
+        "console-logs/2026/batch-002.jsonl": [
+            filler(6, 20),
+            row("ada@example.com", 12, "the screen share froze on the engine diagrams", "203.0.113.24"),
+            filler(8, 15),
+        ],
+        "console-logs/2026/batch-003.jsonl": [filler(10, 5), filler(12, 3), filler(14, 1)],
+    }
+
+
+def seed_feedback_logs(
+    inventory: Inventory | None = None, *, now: datetime | None = None, s3: Any = None
+) -> dict[str, int]:
+    """Write the demo feedback logs into the bucket of the inventory's `feedback_logs` dataset (rows
+    written per dataset). An object that already exists is left as it is. Skipped without the dataset."""
+    import json
+
+    inventory = inventory or get_inventory()
+    dataset = inventory.datasets.get("feedback_logs")
+    if dataset is None or dataset.bucket is None:
+        return {}
+    settings = get_settings()
+    bucket = settings.bucket_name(dataset.bucket)
+    s3 = s3 or boto3.client("s3", region_name=settings.region)
+    today = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = 0
+    for key, lines in feedback_log_objects(today).items():
+        existing = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        if any(item["Key"] == key for item in existing):
+            continue
+        body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        rows += len(lines)
+    return {"feedback_logs": rows} if rows else {}

@@ -25,6 +25,7 @@ FUNCTION_FOR_EVENT = {
     "retention_index.json": "RetentionIndexFunction",
     "restore_replay.json": "RestoreReplayFunction",
     "inbound_email.json": "InboundEmailFunction",
+    "object_index.json": "ObjectIndexFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -89,17 +90,21 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "inbound_email.json": lambda result, event: _equal(
         result, {"outcomes": [{"outcome": "ignored", "reason": "message no longer stored"}]}
     ),
+    # The sample's object was never written here: it is gone, so nobody is indexed.
+    "object_index.json": lambda result, event: _equal(result, {"objects": 1, "entries": 0}),
 }
 
 
 def _sweep_planned(result: dict[str, Any], event: dict[str, Any]) -> None:
-    """A sweep queues one task per shard or scan segment (4 each here) of every dataset with a retention rule."""
+    """A sweep queues one task per shard or scan segment (4 each here) of every table dataset with a
+    retention rule, and one per S3 dataset (it reads the prefix's objects once)."""
     from lethe.inventory import get_inventory
 
     assert result["now"] == event["time"]
-    expected = {name: 4 for name, dataset in get_inventory().datasets.items() if dataset.retention is not None}
+    datasets = get_inventory().datasets.items()
+    expected = {name: 1 if d.in_s3 else 4 for name, d in datasets if d.retention is not None}
     assert result["tasks_per_dataset"] == expected
-    assert result["tasks"] == 4 * len(expected)
+    assert result["tasks"] == sum(expected.values())
 
 
 def _equal(result: dict[str, Any], expected: dict[str, Any]) -> None:

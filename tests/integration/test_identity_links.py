@@ -105,6 +105,7 @@ def test_access_by_email_exports_meetings_found_only_through_the_account_id(invo
         "guest_sessions",
         "diagnostics",
         "feedback",
+        "feedback_logs",
         "marketing_contacts",
         "invoices",
         "meetings@2",
@@ -146,8 +147,8 @@ def test_erasure_masks_linked_meetings_and_certifies_nothing_remains(invoke: Inv
     certificate = next(text for subject, text in mails_to(email) if "erasure" in subject.lower())
     line = next(line for line in certificate.splitlines() if "found through your account id" in line)
     assert "2 anonymized" in line
-    # (one line per dataset, seven datasets, in both the text and the HTML part)
-    assert certificate.count("Read again after the erasure: 0 remaining.") == 2 * 7
+    # (one line per dataset, eight datasets, in both the text and the HTML part)
+    assert certificate.count("Read again after the erasure: 0 remaining.") == 2 * 8
     assert (request.outcome or {})["datasets"]["meetings"]["remaining"] == 0
     # And the request keeps no way back to the person: no identities, no LINKS rows
     assert request.identities == () and request.email is None

@@ -57,6 +57,7 @@ def test_the_default_inventory_describes_the_policies_datasets() -> None:
         "guest_sessions",
         "diagnostics",
         "feedback",
+        "feedback_logs",
         "marketing_contacts",
         "invoices",
         "meetings",
@@ -77,6 +78,9 @@ def test_the_default_inventory_describes_the_policies_datasets() -> None:
     assert inventory.datasets["guest_sessions"].controller == "customer"
     assert inventory.datasets["invoices"].on_erasure is Action.isolate
     assert inventory.datasets["feedback"].fields["console_log"].erase is EraseStrategy.remove
+    # And the Send-Feedback console logs kept as JSON Lines in S3 are a dataset of their own
+    logs = inventory.datasets["feedback_logs"]
+    assert (logs.store, logs.bucket, logs.prefix, logs.format) == ("s3", "FeedbackLogBucket", "console-logs/", "jsonl")
 
 
 def test_a_minimal_file_in_the_contract_shape_loads() -> None:

@@ -47,6 +47,22 @@ class Action(StrEnum):
     isolate = "isolate"
 
 
+class Store(StrEnum):
+    """Where a dataset lives (DESIGN.md, "Stores")."""
+
+    dynamodb = "dynamodb"
+    s3 = "s3"
+    manual = "manual"
+
+
+class ObjectFormat(StrEnum):
+    """How the objects of an S3 dataset hold rows: one per line, per CSV row, or per Parquet row."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -182,10 +198,17 @@ def _recipient(value: Any) -> Any:
 
 class Dataset(_Strict):
     name: str = ""
-    # dynamodb: a table Lethe reads and writes; manual: a system no API reaches, where a person (the
-    # owner) does the work from an emailed task (lethe.logic.manual_tasks).
-    store: Literal["dynamodb", "manual"] = "dynamodb"
-    table: Annotated[str, Field(description="Logical id in template.yaml, or a physical name (not for manual)")] = ""
+    # dynamodb: a table Lethe reads and writes; s3: rows inside objects under a prefix; manual: a system
+    # no API reaches, where a person (the owner) does the work from an emailed task (lethe.logic.manual_tasks).
+    store: Annotated[Store, Field(description="dynamodb (a table), s3 (rows inside objects) or manual (a person)")] = (
+        Store.dynamodb
+    )
+    table: Annotated[str, Field(description="Logical id in template.yaml, or a physical name (store: dynamodb)")] = ""
+    bucket: Annotated[
+        str | None, Field(min_length=1, description="Logical id in template.yaml, or a physical name (store: s3)")
+    ] = None
+    prefix: Annotated[str, Field(max_length=1024, description="Key prefix the dataset's objects live under")] = ""
+    format: Annotated[ObjectFormat | None, Field(description="How the objects hold rows (store: s3)")] = None
     owner: Annotated[
         str | None,
         Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254, description="store: manual"),
@@ -221,8 +244,8 @@ class Dataset(_Strict):
         return [_recipient(v) for v in value] if isinstance(value, list) else value
 
     @model_validator(mode="after")
-    def _store(self) -> Dataset:
-        if self.store == "manual":
+    def _manual_store(self) -> Dataset:
+        if self.store is Store.manual:
             for attribute in ("owner", "instructions"):
                 if getattr(self, attribute) is None:
                     raise InventoryError("required for store: manual", dataset=self.name, field=attribute)
@@ -233,13 +256,11 @@ class Dataset(_Strict):
                     )
             if self.links:
                 raise InventoryError("not allowed for store: manual", dataset=self.name, field="links")
-        elif not self.table:
-            raise InventoryError("required field is missing", dataset=self.name, field="table")
         return self
 
     @property
     def is_manual(self) -> bool:
-        return self.store == "manual"
+        return self.store is Store.manual
 
     @property
     def recipient_names(self) -> list[str]:
@@ -250,9 +271,55 @@ class Dataset(_Strict):
         return [r for r in self.recipients if r.notify is not None]
 
     @model_validator(mode="after")
+    def _store(self) -> Dataset:
+        if self.store is Store.manual:
+            return self  # checked by _manual_store
+        if self.store is Store.dynamodb:
+            if not self.table:
+                raise InventoryError("required field is missing", dataset=self.name, field="table")
+            for name in ("bucket", "format"):
+                if getattr(self, name) is not None:
+                    raise InventoryError("only for store: s3", dataset=self.name, field=name)
+            return self
+        for name in ("bucket", "format"):
+            if getattr(self, name) is None:
+                raise InventoryError("required field is missing (store: s3)", dataset=self.name, field=name)
+        for name in ("table", "key"):
+            if getattr(self, name):
+                raise InventoryError("only for store: dynamodb", dataset=self.name, field=name)
+        if self.format is ObjectFormat.parquet:
+            # Refused at load rather than failing every task: no function of this deployment reads it.
+            raise InventoryError(
+                "format parquet is not supported yet (use jsonl or csv)", dataset=self.name, field="format"
+            )
+        if self.subject.index is not None:
+            raise InventoryError(
+                "an S3 dataset is found through Lethe's own subject index; name no table index",
+                dataset=self.name,
+                field="subject.index",
+            )
+        if self.retention is not None and (self.retention.index or self.retention.action is Action.isolate):
+            raise InventoryError(
+                "an S3 dataset's rows are deleted or anonymized in place: no expiry index, no isolate",
+                dataset=self.name,
+                field="retention",
+            )
+        if self.on_erasure is Action.isolate:
+            raise InventoryError(
+                "rows inside objects are deleted or anonymized, not isolated", dataset=self.name, field="on_erasure"
+            )
+        return self
+
+    @property
+    def in_s3(self) -> bool:
+        return self.store is Store.s3
+
+    @model_validator(mode="after")
     def _safe(self) -> Dataset:
-        if self.store == "manual":
-            return self  # a person searches it: no table, key or index to check
+        if self.store is not Store.dynamodb:
+            # rows in objects have no table key (Lethe's own index finds the subject); a person searches
+            # a manual dataset
+            return self
         if self.subject.index is None and self.key is not None and self.subject.attribute != self.key.hash:
             # Without an index, finding a subject's items would need a Scan.
             raise ValueError("subject.index: required unless subject.attribute is the table's hash key")

@@ -120,9 +120,33 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
+    # S3 datasets (lethe.data.s3store): their buckets' physical names, and Lethe's index of which
+    # objects hold which subject, kept from the buckets' ObjectCreated events.
+    dataset_buckets: Annotated[
+        dict[str, str],
+        NoDecode,
+        Field(description="Logical bucket id -> physical name, for S3 datasets that name a logical id"),
+    ] = Field(default_factory=dict)
+    object_index_table: str = "ObjectSubjectIndexTable"
+    s3_part_bytes: Annotated[
+        int, Field(ge=5 * 1024 * 1024, le=512 * 1024 * 1024, description="Multipart part size of a rewrite")
+    ] = 8 * 1024 * 1024
+    s3_rewrite_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+    @field_validator("dataset_buckets", mode="before")
+    @classmethod
+    def _parse_bucket_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
     def secret_id(self, secret: str) -> str:
         """The Secrets Manager id of a secret named in the inventory (a logical id, or a name or ARN)."""
         return self.recipient_secrets.get(secret, secret)
+
+    def bucket_name(self, bucket: str) -> str:
+        """The physical name of a bucket named in the inventory (a logical id or already physical)."""
+        return self.dataset_buckets.get(bucket, bucket)
 
     @field_validator("dataset_tables", mode="before")
     @classmethod

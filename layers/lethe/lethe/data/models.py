@@ -380,6 +380,19 @@ class ManualTaskRecord(Model):
     due_at = UnicodeAttribute(null=True)
 
     by_state = ManualTasksByState()
+class ObjectSubjectRecord(Model):
+    """The subject index of S3 datasets (lethe.data.s3store): which object holds which subject.
+    pk "<dataset>#<subject ref>", sk the object key; an erased subject's entries expire (TTL)."""
+
+    class Meta:
+        table_name = "ObjectSubjectIndexTable"
+
+    subject = UnicodeAttribute(hash_key=True)
+    object_key = UnicodeAttribute(range_key=True)
+    indexed_at = UnicodeAttribute(null=True)
+    version_id = UnicodeAttribute(null=True)
+    erased_at = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
 
 
 ALL_MODELS: dict[str, list[type[Model]]] = {
@@ -390,6 +403,7 @@ ALL_MODELS: dict[str, list[type[Model]]] = {
     "VaultTable": [VaultRecord],
     "ControlTable": [ControlRecord],
     "ErasureLedgerTable": [LedgerRecord],
+    "ObjectSubjectIndexTable": [ObjectSubjectRecord],
 }
 
 _SETTING_FOR = {
@@ -400,6 +414,7 @@ _SETTING_FOR = {
     "VaultTable": "vault_table",
     "ControlTable": "control_table",
     "ErasureLedgerTable": "ledger_table",
+    "ObjectSubjectIndexTable": "object_index_table",
 }
 
 

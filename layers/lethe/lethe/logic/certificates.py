@@ -127,6 +127,8 @@ def backup_lines(results: dict[str, dict[str, Any]], *, now: datetime) -> list[s
         result = results[name]
         if name not in inventory.datasets or not any(int(result.get(k) or 0) for k in _ERASED):
             continue
+        if inventory.dataset(name).in_s3:
+            continue  # an object's old versions are deleted with the rows: no restore brings them back
         days = datasets.recovery_window_days(inventory.dataset(name))
         if days == 0:
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from lethe.aws import retry_transient
-from lethe.data import datasets
+from lethe.data import stores
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import Dataset, Inventory
 from lethe.logic import identities
@@ -18,7 +18,9 @@ from lethe.settings import get_settings
 
 
 def _count(dataset: Dataset, values: list[identities.Value]) -> int:
-    return sum(1 for _ in datasets.items_for_identity(dataset, values, consistent=True))
+    # A table is read on its key or index (consistently where it can be); an S3 dataset reads every
+    # version of every object the subject index names (lethe.data.stores).
+    return stores.store_for(dataset).remaining(dataset, values)
 
 
 def _remaining(dataset: Dataset, values: list[identities.Value]) -> int:

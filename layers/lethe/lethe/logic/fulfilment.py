@@ -27,7 +27,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from lethe.aws import back_off, client, error_code, retry_transient, transaction_connection
-from lethe.data import audit, datasets, ledger, vault
+from lethe.data import audit, datasets, ledger, stores, vault
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, new_event, pk_of
 from lethe.domain import RequestType, Status
@@ -341,30 +341,22 @@ def _erase(
     counts = {"found": 0, "deleted": 0, "anonymized": 0, "isolated": 0, "unchanged": 0, "retention_ended": 0}
     kept_until: datetime | None = None
     kept: dict[tuple[str, str], int] = {}
-    attribute = dataset.subject.attribute
     # The erasure ledger knows the subject before anything is erased, each item once it is.
     erased = ledger.Erasure("erasure", request.subject_ref, request.request_id)
     ledger.record_subject(request.subject_ref, reference=request.request_id, now=now)
+    if dataset.in_s3:
+        return _erase_rows(request, dataset, lookup, ring, now, action, items, erased, holds, kept_because)
+    store = stores.store_for(dataset, ring)
     if action is Action.delete:
-        keys = []
-        for item in items:
-            counts["found"] += 1
-            keys.append(datasets.key_of(dataset, item))
-        counts["deleted"] = datasets.delete_items(dataset, keys, erased=erased)
+        removed = store.delete(dataset, list(lookup.values), items, erased=erased)
+        counts["found"] += removed.found
+        counts["deleted"] = removed.deleted
     elif action is Action.anonymize:
         pseudonyms = own_data.pseudonyms_for(request.request_id)  # never the deployment's keys
-        for item in items:
-            counts["found"] += 1
-            done = datasets.anonymize_item(
-                dataset,
-                item,
-                pseudonyms,
-                now,
-                condition_attribute=attribute,
-                condition_value=item[attribute],
-                erased=erased,
-            )
-            counts["anonymized" if done else "unchanged"] += 1
+        masked = store.mask(dataset, list(lookup.values), items, pseudonyms, now, erased=erased)
+        counts["found"] += masked.found
+        counts["anonymized"] += masked.anonymized
+        counts["unchanged"] += masked.unchanged
     else:
         subject_ref = ring.subject_ref(request.email)
         reason = "legal_hold" if holds else "statutory_retention"
@@ -405,12 +397,62 @@ def _erase(
     }
 
 
+def _erase_rows(
+    request: DataSubjectRequest,
+    dataset: Dataset,
+    lookup: Lookup,
+    ring: KeyRing,
+    now: datetime,
+    action: Action,
+    items: list[dict[str, Any]],
+    erased: ledger.Erasure,
+    holds: list[legal_holds.Hold],
+    kept_because: str | None,
+) -> dict[str, Any]:
+    """An erasure in a store of rows inside objects (lethe.data.stores): the same decision as for a
+    table, carried out by rewriting the objects that hold the subject. Rows under a legal hold
+    cannot be moved to the vault one by one: they are left exactly as they are, and said so."""
+    store = stores.store_for(dataset, ring)
+    values = list(lookup.values)
+    if action is Action.isolate:
+        return {
+            "action": "kept",
+            "found": len(items),
+            "deleted": 0,
+            "anonymized": 0,
+            "isolated": 0,
+            "unchanged": len(items),
+            "kept_because": kept_because,
+            "hold_ids": [h.hold_id for h in holds],
+            "controller": dataset.controller,
+        }
+    if action is Action.delete:
+        done = store.delete(dataset, values, items, erased=erased)
+    else:
+        done = store.mask(dataset, values, items, own_data.pseudonyms_for(request.request_id), now, erased=erased)
+    return {
+        "action": action.value,
+        **done.counts(),
+        "found": max(done.found, len(items)),
+        "isolated": 0,
+        "objects_rewritten": done.objects_rewritten,
+        "versions_deleted": done.versions_deleted,
+        # Rows that did not parse are kept as they are: named per object, for a person to look at.
+        "unparseable": dict(sorted(done.unparseable.items())) or None,
+        "hold_ids": [],
+        "customers_told": 0,
+        "controller": dataset.controller,
+    }
+
+
 def _rectify(
     request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
 ) -> dict[str, Any]:
     """Apply corrections to the fields of this dataset a subject may correct (never one that identifies
     whose an item is: its key, its subject or link attributes). Old and new values go to the request's
     events (never the audit)."""
+    if dataset.in_s3:
+        return _not_in_objects("rectify", lookup)
     corrections = dict(request.corrections or {})
     key_attributes = set(datasets.table_key(dataset).attributes)
     correctable = get_inventory().correctable_fields(dataset.name)
@@ -456,6 +498,8 @@ def _restrict(
     request: DataSubjectRequest, dataset: Dataset, lookup: Lookup, ring: KeyRing, now: datetime
 ) -> dict[str, Any]:
     """Mark each item restricted: retention and marketing skip items carrying the attribute."""
+    if dataset.in_s3:
+        return _not_in_objects("restrict", lookup)
     attribute = dataset.subject.attribute
     found = marked = 0
     items = list(lookup.items())
@@ -473,6 +517,13 @@ def _restrict(
         ):
             marked += 1
     return {"action": "restrict", "found": found, "restricted": marked}
+
+
+def _not_in_objects(action: str, lookup: Lookup) -> dict[str, Any]:
+    """Rows inside objects are not corrected or marked one by one: the task says so (counts only)."""
+    found = sum(1 for _ in lookup.items())
+    lookup.persist()
+    return {"action": action, "found": found, "note": f"{action} is not carried out on rows inside objects"}
 
 
 def _nothing(

@@ -90,9 +90,14 @@ class Lookup:
     def items(self) -> Iterator[dict[str, Any]]:
         if not self.values:
             return
-        for item in datasets.items_for_identity(self.dataset, self.values):
+        for item in self._records():
             self._collect(item)
             yield item
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        from lethe.data import stores
+
+        return stores.store_for(self.dataset).read(self.dataset, self.values)
 
     def _collect(self, item: dict[str, Any]) -> None:
         for identity, attribute in self.dataset.links.items():

@@ -76,6 +76,10 @@ def masked_word(dataset: Dataset) -> str:
     request's key is gone (the inventory refuses a masked field that is a key attribute), so the
     items are anonymized, unless they are still stored under the subject's own identifier: then
     they are only masked, and the certificate says so."""
+    if dataset.in_s3:
+        # Rows in objects have no key: they stay filed under the subject only if that field is not masked.
+        masked = dataset.subject.attribute in dataset.fields
+        return "anonymized" if masked else "masked but still filed under your identifier"
     if dataset.subject.attribute in table_key(dataset).attributes:
         return "masked but still filed under your identifier"
     return "anonymized"

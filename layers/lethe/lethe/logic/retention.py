@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from lethe.aws import error_code, retry_transient
-from lethe.data import audit, ledger, sweeps, vault
+from lethe.data import audit, ledger, stores, sweeps, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
 from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
 from lethe.inventory import Action, Dataset, Retention, get_inventory
@@ -63,7 +63,7 @@ DELETE_BATCH = 25
 # The scan filter is loose by this much: calendar durations and time zones shift the exact cutoff.
 _SCAN_SLACK = timedelta(days=3)
 
-Path = Literal["index", "scan"]
+Path = Literal["index", "scan", "objects"]
 
 
 class RetentionTask(BaseModel):
@@ -173,11 +173,13 @@ def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
 
 
 def path_of(dataset: Dataset) -> Path:
+    if dataset.in_s3:
+        return "objects"
     return "index" if dataset.retention is not None and dataset.retention.index else "scan"
 
 
 def suggestion_for(dataset: Dataset) -> str | None:
-    if path_of(dataset) == "index":
+    if path_of(dataset) != "scan":
         return None
     return (
         f"{dataset.name} is swept by a full parallel Scan, whose cost grows with the table. Add a sparse "
@@ -191,6 +193,9 @@ def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[Retention
     rule = dataset.retention
     if rule is None:
         return []
+    if dataset.in_s3:
+        # Rows inside objects: one task reads every object of the prefix and rewrites those with due rows.
+        return [RetentionTask(run_id=run_id, dataset=dataset.name, now=now, path="objects")]
     window = sweep_window(dataset, now.astimezone(UTC).date()) if path_of(dataset) == "index" else None
     if window is None:
         total = settings.retention_scan_segments
@@ -455,7 +460,10 @@ def execute(
         dataset, rule, task.now.astimezone(UTC), apply=apply, ring=ring or key_ring(), refile=task.path == "index"
     )
     try:
-        if task.path == "index":
+        if task.path == "objects":
+            _execute_objects(dataset, rule, sweep)
+            continuation = None
+        elif task.path == "index":
             continuation = _execute_index(task, dataset, rule, sweep, out_of_time)
         else:
             continuation = _execute_scan(task, dataset, rule, sweep, out_of_time)
@@ -472,6 +480,28 @@ def execute(
         duration_ms=int((time.monotonic() - started) * 1000),
         continuation=continuation,
     )
+
+
+def _execute_objects(dataset: Dataset, rule: Retention, sweep: _Sweep) -> None:
+    """An S3 dataset (lethe.data.stores): the same per-row decision as for an item (due, not under a
+    hold), carried out by rewriting each object that holds due rows, every other row left as it was."""
+    counts = sweep.counts
+
+    def due(row: dict[str, Any]) -> bool:
+        counts.items_read += 1
+        if not sweep.is_due(row):
+            counts.not_due += 1
+            return False
+        if sweep.hold_ids(row.get(dataset.subject.attribute)):
+            counts.skipped_under_hold += 1
+            return False
+        return True
+
+    mask = stores.masked_row(dataset, UNLINKABLE, sweep.now) if rule.action is Action.anonymize else None
+    store = stores.S3Store(sweep.ring)
+    done = store.sweep_due(dataset, due, mask, apply=sweep.apply)
+    counts.deleted += done.deleted
+    counts.anonymized += done.anonymized
 
 
 def _execute_index(
