@@ -90,6 +90,30 @@ class Settings(BaseSettings):
     transient_retries: Annotated[int, Field(ge=0, le=10)] = 4
     transient_retry_base_ms: Annotated[int, Field(ge=0, le=10_000)] = 100
 
+    # ---- OpenDSR processor API (lethe.api.opendsr): the signing key, its certificate and domain, the
+    # callback queue, the window in which a controller may still cancel, and per-controller tokens (local).
+    processor_key_id: Annotated[str, Field(description="KMS asymmetric key (SIGN_VERIFY) that signs OpenDSR")] = ""
+    processor_certificate: Annotated[str, Field(description="PEM certificate of the processor key")] = ""
+    processor_domain: Annotated[
+        str, Field(description="Domain the certificate is issued to; empty: host of public_base_url")
+    ] = ""
+    opendsr_callback_queue_url: str = ""
+    opendsr_start_delay_seconds: Annotated[
+        int, Field(ge=0, le=900, description="How long a controller's request stays pending (cancellable)")
+    ] = 5
+    opendsr_controller_tokens: Annotated[
+        dict[str, str],
+        NoDecode,
+        Field(description="Local stack only: controller id -> bearer token (JSON); AWS uses IAM"),
+    ] = Field(default_factory=dict)
+
+    @field_validator("opendsr_controller_tokens", mode="before")
+    @classmethod
+    def _parse_controller_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
     @field_validator("dataset_tables", mode="before")
     @classmethod
     def _parse_table_map(cls, value: object) -> object:

@@ -91,6 +91,8 @@ class RequestSummaryRecord(Model):
     # Set when the request ends: its contact details go at pii_scrub_at (lethe.logic.own_data).
     pii_scrub = UnicodeAttribute(null=True)
     pii_scrub_at = UnicodeAttribute(null=True)
+    # The controller that sent the request by OpenDSR (lethe.logic.opendsr); absent for a subject's own.
+    controller = UnicodeAttribute(null=True)
 
     by_status = RequestsByStatus()
     by_subject = RequestsBySubject()

@@ -115,6 +115,12 @@ def transition(
         except ConflictingWrite:
             continue
         logger.info("request status changed", request_id=request_id, from_status=current.status, to_status=to)
+        if changed.controller is not None:
+            # A controller's request (OpenDSR) tells the controller of the change; imported here, as
+            # the callbacks read requests through this module's layer below.
+            from lethe.logic.opendsr_callbacks import status_changed
+
+            status_changed(changed, current.status)
         return changed
     raise ConflictingWrite("the request kept changing; try again")
 
