@@ -86,7 +86,7 @@ def discovery() -> Response[str]:
     tags=["opendsr"],
     responses={
         200: {"description": "PEM certificate", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
-        **OPENDSR_ERROR_RESPONSES,
+        **OPENDSR_ERROR_RESPONSES,  # type: ignore[dict-item]
     },
 )
 def certificate() -> Response[str]:
@@ -95,7 +95,7 @@ def certificate() -> Response[str]:
 
 def _create(body: opendsr.OpenDsrRequest) -> Response[str]:
     caller = controller_id()
-    raw = (router.current_event.decoded_body or "").encode()  # type: ignore[attr-defined]
+    raw = (router.current_event.decoded_body or "").encode()
     return _answer(opendsr.submit(caller, body, raw), 201)
 
 

@@ -405,7 +405,7 @@ def status(controller_id: str, subject_request_id: str) -> StatusAnswer:
         controller_id=controller_id,
         expected_completion_time=rfc3339(request.due_at),
         subject_request_id=subject_request_id,
-        request_status=OPENDSR_STATUS[request.status],  # type: ignore[arg-type]
+        request_status=OPENDSR_STATUS[request.status],
         results_url=url,
         results_count=count,
     )
