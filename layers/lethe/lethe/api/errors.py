@@ -252,6 +252,19 @@ def register_opendsr_error_handlers(app: ApiGatewayResolver) -> None:
     def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
         return opendsr_error_response(415, "send the body as application/json", reason="UnsupportedMediaType")
 
+    @app.exception_handler(UnicodeError)
+    def _undecodable(exc: UnicodeError) -> Response[str]:
+        if not _is_multipart(app):  # as in register_error_handlers: only the multipart parser's own decoding
+            raise exc
+        return opendsr_error_response(400, "the body is not UTF-8 text", reason="MalformedBody")
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response[str]:
+        content_type = _content_type(app)
+        if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
+            return opendsr_error_response(400, "a multipart/form-data body needs a boundary", reason="MalformedBody")
+        raise exc
+
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
         return opendsr_error_response(404, "no such route", domain="Request", reason="NotFound")

@@ -27,7 +27,7 @@ OPERATOR_CONTROLLER = "operator"
 router = Router()
 
 SubjectRequestId = Annotated[
-    str, Path(description="The controller's subject_request_id (lowercase UUID v4)", max_length=64)
+    str, Path(description="The controller's subject_request_id (lowercase UUID v4)", pattern=opendsr.UUID4)
 ]
 
 

@@ -48,7 +48,7 @@ logger = Logger(child=True)
 API_VERSION = "2.0"
 START_KIND = "opendsr_start"
 ACCOUNT_ID = "account_id"
-_UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
@@ -116,18 +116,40 @@ def _callback_url(url: str) -> str:
 CallbackUrl = Annotated[str, Field(min_length=8, max_length=2048)]
 
 
+EXAMPLE_REQUEST: dict[str, Any] = {
+    "regulation": "gdpr",
+    "subject_request_id": "7d0c1f1e-3b8a-4c55-9a57-0f6a1e2b9c31",
+    "subject_request_type": "erasure",
+    "submitted_time": "2026-12-01T09:00:00Z",
+    "subject_identities": [
+        {
+            "identity_type": "email",
+            "identity_format": "sha256",
+            "identity_value": "b6b2b1a1c2a0c4c1c0f7b9d2d1a3e8f4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0",
+        }
+    ],
+    "api_version": "2.0",
+    "status_callback_urls": ["https://controller.example.com/opendsr/callbacks"],
+}
+
+
 class OpenDsrRequest(BaseModel):
     """POST /opendsr/v2/requests: a data-subject request a controller has verified."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
 
     regulation: Annotated[Literal["gdpr", "ccpa"], Field(description="The law the request is made under")]
     subject_request_id: Annotated[
-        str, Field(pattern=_UUID4, description="The controller's id of this request: a lowercase UUID v4")
+        str, Field(pattern=UUID4, description="The controller's id of this request: a lowercase UUID v4")
     ]
     subject_request_type: Annotated[Literal["access", "portability", "erasure"], Field(description="What is asked")]
     submitted_time: Annotated[
-        str, Field(max_length=40, description="RFC 3339 time the subject made the request to the controller")
+        str,
+        Field(
+            max_length=40,
+            description="RFC 3339 time the subject made the request to the controller",
+            json_schema_extra={"format": "date-time"},
+        ),
     ]
     subject_identities: Annotated[list[Identity], Field(min_length=1, max_length=10)]
     api_version: Annotated[str | None, Field(max_length=16)] = None
@@ -388,7 +410,7 @@ def start(request_id: str) -> dict[str, Any]:
 def link_for(controller_id: str, subject_request_id: str) -> dict[str, Any]:
     """The controller's reference to one of its requests. Raises OpenDsrNotFound, also for a
     subject_request_id another controller used (the key is the caller's)."""
-    if not re.fullmatch(_UUID4, subject_request_id):
+    if not re.fullmatch(UUID4, subject_request_id):
         raise OpenDsrRejected("subject_request_id must be a lowercase UUID v4")
     key = _controller_pk(controller_id, subject_request_id)
     rows = list(RequestEventRecord.query(key, RequestEventRecord.sk == LINK_SK, consistent_read=True))
