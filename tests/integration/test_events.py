@@ -24,6 +24,8 @@ FUNCTION_FOR_EVENT = {
     "notification.json": "NotificationFunction",
     "retention_index.json": "RetentionIndexFunction",
     "restore_replay.json": "RestoreReplayFunction",
+    "opendsr_api.json": "OpenDsrApiFunction",
+    "opendsr_callback.json": "OpenDsrCallbackFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -84,6 +86,9 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "retention_index.json": _batch([]),
     # The sample's restored table was never made here: a restore that failed after it was called.
     "restore_replay.json": lambda result, event: _equal(result, {"job": None}),
+    "opendsr_api.json": _http(200, supported_subject_request_types=["access", "portability", "erasure"]),
+    # The sample's callback URL is a closed port on this machine: the delivery fails and is retried.
+    "opendsr_callback.json": _batch([{"itemIdentifier": "0d5c3a52-9f0e-4c4b-a7a1-5b1c9e6f2d10"}]),
 }
 
 

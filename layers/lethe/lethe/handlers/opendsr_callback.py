@@ -24,7 +24,8 @@ from lethe.settings import get_settings
 logger = Logger()
 tracer = Tracer()
 bind_models(get_settings())
-processor = BatchProcessor(event_type=EventType.SQS)
+# Failed deliveries are reported item by item even when all fail: each one has its own backoff set.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
