@@ -36,6 +36,8 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(backups_app, name="backups")
+callbacks_app = typer.Typer(help="OpenDSR status callbacks to controllers that kept failing.")
+app.add_typer(callbacks_app, name="callbacks")
 
 console = Console()
 errors = Console(stderr=True)
@@ -432,3 +434,16 @@ def _call(action: Any) -> dict[str, Any]:
 
 if __name__ == "__main__":
     app()
+
+
+# ---------------------------------------------------------------- OpenDSR callbacks
+@callbacks_app.command("dead-letters")
+def callbacks_dead_letters(json_out: JsonOpt = False) -> None:
+    """Up to 10 status callbacks in the dead-letter queue (each try is in the request's history too)."""
+    run(lambda: client().get("/admin/opendsr/callbacks/dead-letters"), as_json=json_out, title="dead callbacks")
+
+
+@callbacks_app.command("redrive")
+def callbacks_redrive(json_out: JsonOpt = False) -> None:
+    """Send dead callbacks again (after the controller's endpoint is fixed), with backoff."""
+    run(lambda: client().post("/admin/opendsr/callbacks/redrive"), as_json=json_out)

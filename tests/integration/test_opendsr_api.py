@@ -18,6 +18,7 @@ from tests.support.opendsr import (
     certificate,
     header,
     new_request,
+    request_id_of,
     sha256,
     verify,
 )
@@ -59,7 +60,10 @@ def test_a_request_is_received_signed_and_its_status_read(
         padding.PKCS1v15(),
         hashes.SHA256(),
     )
-    assert receipt["extensions"]["127.0.0.1"]["sha256_matched_by"] == ["accounts"]
+    extension = receipt["extensions"]["127.0.0.1"]
+    assert extension["sha256_matched_by"] == ["accounts"]
+    assert extension["request_id"] == request_id_of("acme", body["subject_request_id"])
+    assert "accounts" not in extension["sha256_cannot_match"] and "meetings" in extension["sha256_cannot_match"]
     status = call("GET", f"/requests/{body['subject_request_id']}", token=controllers["acme"])
     assert status["statusCode"] == 200
     verify(status, pem)

@@ -117,3 +117,36 @@ def test_a_failed_callback_is_retried_later_and_visible_to_the_operator(
     )
     shown = json.loads(invoke("AdminApiFunction", event)["body"])
     assert "callback_failed" in [e["kind"] for e in shown["events"]]
+
+
+def test_the_operator_lists_and_redrives_dead_callbacks(
+    call: Any, controllers: dict[str, str], invoke: Invoke, receiver: tuple[Receiver, str]
+) -> None:
+    from lethe.aws import client
+
+    # Given a callback that reached the dead-letter queue
+    _, url = receiver
+    body = new_request(status_callback_urls=[url])
+    assert call("POST", "/requests", token=controllers["acme"], body=body)["statusCode"] == 201
+    settings = get_settings()
+    queued = receive(settings.opendsr_callback_queue_url)
+    sqs = client("sqs")
+    sqs.send_message(QueueUrl=settings.opendsr_callback_dlq_url, MessageBody=queued[0]["Body"])
+    sqs.delete_message(QueueUrl=settings.opendsr_callback_queue_url, ReceiptHandle=queued[0]["ReceiptHandle"])
+
+    def admin(method: str, path: str) -> dict[str, Any]:
+        event = api_event(method, path, resource=path, headers={"Authorization": f"Bearer {settings.admin_token}"})
+        answer = invoke("AdminApiFunction", event)
+        assert answer["statusCode"] == 200, answer["body"]
+        return dict(json.loads(answer["body"]))
+
+    # When the operator looks, then sends them again
+    dead = admin("GET", "/admin/opendsr/callbacks/dead-letters")["callbacks"]
+    redriven = admin("POST", "/admin/opendsr/callbacks/redrive")
+
+    # Then the callback was shown (without its body) and is back on the callback queue, not in the DLQ
+    request_id = request_id_of("acme", body["subject_request_id"])
+    assert [(d["request_id"], d["host"], d["request_status"]) for d in dead] == [(request_id, "127.0.0.1", "pending")]
+    assert redriven == {"redriven": 1}
+    assert [json.loads(m["Body"])["request_id"] for m in receive(settings.opendsr_callback_queue_url)] == [request_id]
+    assert receive(settings.opendsr_callback_dlq_url) == []

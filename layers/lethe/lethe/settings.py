@@ -98,6 +98,7 @@ class Settings(BaseSettings):
         str, Field(description="Domain the certificate is issued to; empty: host of public_base_url")
     ] = ""
     opendsr_callback_queue_url: str = ""
+    opendsr_callback_dlq_url: str = ""
     opendsr_start_delay_seconds: Annotated[
         int, Field(ge=0, le=900, description="How long a controller's request stays pending (cancellable)")
     ] = 5

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from lethe.api import admin_backups, admin_consent, admin_holds, admin_requests, admin_retention
+from lethe.api import admin_backups, admin_consent, admin_holds, admin_opendsr, admin_requests, admin_retention
 from lethe.errors import Forbidden, Unauthorized
 from lethe.settings import get_settings
 
@@ -69,3 +69,4 @@ def register(app: APIGatewayRestResolver) -> None:
     for module in (admin_requests, admin_holds, admin_consent, admin_retention):
         module.register(app)
     app.include_router(admin_backups.router)
+    app.include_router(admin_opendsr.router)

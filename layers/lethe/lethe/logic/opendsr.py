@@ -373,18 +373,19 @@ def submit(controller_id: str, body: OpenDsrRequest, raw: bytes, *, now: datetim
         "subject_request_id": body.subject_request_id,
         "api_version": API_VERSION,
     }
+    # Lethe's own reference, for the controller to quote to the operator (`lethe requests show <it>`).
+    extension: dict[str, Any] = {"request_id": request_id}
     if digests:
         able, unable = hashed_datasets()
-        fields["extensions"] = {
-            signing.processor_domain(): {
-                "sha256_matched_by": able,
-                "sha256_cannot_match": unable,
-                "note": (
-                    "Datasets that cannot match a hashed address are searched by the address once a "
-                    "dataset that can has matched it; if none has, they are not searched."
-                ),
-            }
+        extension |= {
+            "sha256_matched_by": able,
+            "sha256_cannot_match": unable,
+            "note": (
+                "Datasets that cannot match a hashed address are searched by the address once a "
+                "dataset that can has matched it; if none has, they are not searched."
+            ),
         }
+    fields["extensions"] = {signing.processor_domain(): extension}
     return Receipt(**fields, processor_signature=sign_fields(fields))
 
 

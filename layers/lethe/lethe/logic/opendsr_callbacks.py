@@ -170,3 +170,62 @@ def deliver(message: CallbackMessage, *, attempt: int = 1) -> dict[str, Any]:
     put_event(message.request_id, "callback_failed", detail=detail, now=now)
     logger.warning("status callback failed", request_id=message.request_id, attempt=attempt, answer=outcome)
     raise CallbackFailed(f"the callback was answered {outcome}")
+
+
+# ------------------------------------------------------------------ the operator's view of dead letters
+
+
+class DeadCallback(BaseModel):
+    """A callback that kept failing and reached the dead-letter queue (no body: ids, host and status)."""
+
+    request_id: str
+    host: str | None
+    request_status: str
+    receive_count: int
+    first_sent_at: datetime | None
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadCallback:
+    attributes = message.get("Attributes") or {}
+    sent = attributes.get("SentTimestamp")
+    try:
+        callback = CallbackMessage.model_validate_json(message["Body"])
+        request_id, host, status = callback.request_id, urlsplit(callback.url).hostname, callback.request_status
+    except ValueError:
+        request_id, host, status = "unreadable", None, "unknown"
+    return DeadCallback(
+        request_id=request_id,
+        host=host,
+        request_status=status,
+        receive_count=int(attributes.get("ApproximateReceiveCount", "0")),
+        first_sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
+    )
+
+
+def dead_letters() -> list[DeadCallback]:
+    """Up to 10 callbacks waiting in the dead-letter queue (a look: they stay there)."""
+    answer = client("sqs").receive_message(
+        QueueUrl=get_settings().opendsr_callback_dlq_url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=0,
+        AttributeNames=["All"],
+    )
+    return [_dead_letter(m) for m in answer.get("Messages", [])]
+
+
+def redrive(*, limit: int = 100) -> int:
+    """Move up to `limit` dead callbacks back to the callback queue (after the controller's endpoint is
+    fixed): each is sent again before it leaves the dead-letter queue, so none is lost. Returns the count."""
+    sqs, settings = client("sqs"), get_settings()
+    moved = 0
+    while moved < limit:
+        messages = sqs.receive_message(
+            QueueUrl=settings.opendsr_callback_dlq_url, MaxNumberOfMessages=min(10, limit - moved), VisibilityTimeout=60
+        ).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.send_message(QueueUrl=settings.opendsr_callback_queue_url, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=settings.opendsr_callback_dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
