@@ -110,3 +110,24 @@ def test_not_json_is_a_400(call: Callable[..., dict[str, Any]], controllers: dic
     answer = call("POST", "/requests", token=controllers["acme"], raw="{not json")
     assert answer["statusCode"] == 400
     assert json.loads(answer["body"])["error"]["code"] == 400
+
+
+def test_in_aws_the_iam_caller_is_the_controller(
+    call: Callable[..., dict[str, Any]], controllers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lethe.settings import get_settings
+
+    # Given no token configured (as deployed): API Gateway's IAM authorizer names the caller
+    monkeypatch.setenv("LETHE_ADMIN_TOKEN", "")
+    get_settings.cache_clear()
+    role = "arn:aws:sts::123456789012:assumed-role/AcmeOpenDsr"
+    body = new_request()
+    created = call("POST", "/requests", body=body, caller=f"{role}/session-1")
+    assert created["statusCode"] == 201, created["body"]
+    assert json.loads(created["body"])["controller_id"] == role
+    # Then a later session of the same role reads it, another role cannot, and an unsigned call is refused
+    srid = body["subject_request_id"]
+    assert call("GET", f"/requests/{srid}", caller=f"{role}/session-2")["statusCode"] == 200
+    other = call("GET", f"/requests/{srid}", caller="arn:aws:sts::123456789012:assumed-role/Globex/s")
+    assert other["statusCode"] == 404
+    assert call("GET", f"/requests/{srid}")["statusCode"] == 403

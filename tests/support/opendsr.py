@@ -63,7 +63,13 @@ def call(invoke: Invoke, sample_event: Callable[[str], dict[str, Any]]) -> Calla
     base = sample_event("admin_api.json")
 
     def run(
-        method: str, path: str, *, token: str | None = None, body: Any = None, raw: str | None = None
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        raw: str | None = None,
+        caller: str | None = None,
     ) -> dict[str, Any]:
         event = copy.deepcopy(base)
         event.update(path=PREFIX + path, resource=PREFIX + path, httpMethod=method)
@@ -77,6 +83,8 @@ def call(invoke: Invoke, sample_event: Callable[[str], dict[str, Any]]) -> Calla
         event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
         event["body"] = raw if raw is not None else (json.dumps(body) if body is not None else None)
         event["isBase64Encoded"] = False
+        if caller is not None:  # what API Gateway's AWS_IAM authorizer records for a signed call
+            event["requestContext"]["identity"]["userArn"] = caller
         return invoke("OpenDsrApiFunction", event)
 
     return run

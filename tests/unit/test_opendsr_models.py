@@ -86,3 +86,11 @@ def test_every_lethe_status_has_an_opendsr_name() -> None:
 
 def test_callback_retries_back_off_up_to_fifteen_minutes() -> None:
     assert [backoff_seconds(n) for n in (1, 2, 3, 4, 8, 20)] == [10, 20, 40, 80, 900, 900]
+
+
+def test_a_roles_sessions_are_one_controller() -> None:
+    from lethe.api.opendsr import controller_of
+
+    session = "arn:aws:sts::123456789012:assumed-role/AcmeOpenDsr/botocore-session-1733050000"
+    assert controller_of(session) == "arn:aws:sts::123456789012:assumed-role/AcmeOpenDsr"
+    assert controller_of("arn:aws:iam::123456789012:user/acme") == "arn:aws:iam::123456789012:user/acme"

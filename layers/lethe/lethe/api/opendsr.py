@@ -9,6 +9,7 @@ handler (lethe.handlers.opendsr_api), over the exact body sent.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -48,7 +49,17 @@ def controller_id() -> str:
     caller = iam_caller(event.raw_event.get("requestContext"))
     if caller is None:
         raise Forbidden("OpenDSR requests require an IAM-signed call")
-    return caller
+    return controller_of(caller)
+
+
+_ASSUMED_ROLE = re.compile(r"^(arn:[a-z-]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
+
+
+def controller_of(caller_arn: str) -> str:
+    """A controller's id from its IAM caller: a role's sessions are one controller (the session name,
+    which changes at every AssumeRole, is dropped); a user is itself."""
+    match = _ASSUMED_ROLE.match(caller_arn)
+    return match.group(1) if match else caller_arn
 
 
 def _documented(status: int, description: str, model: type[BaseModel]) -> dict[int, Any]:
