@@ -40,6 +40,8 @@ tasks_app = typer.Typer(help="Manual datasets' tasks: work a person does in a sy
 recipients_app = typer.Typer(help="Notices to the recipients of a dataset (GDPR Art. 19).")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(recipients_app, name="recipients")
+callbacks_app = typer.Typer(help="OpenDSR status callbacks to controllers that kept failing.")
+app.add_typer(callbacks_app, name="callbacks")
 
 console = Console()
 errors = Console(stderr=True)
@@ -513,3 +515,16 @@ _register_inbox_and_reports()
 
 if __name__ == "__main__":
     app()
+
+
+# ---------------------------------------------------------------- OpenDSR callbacks
+@callbacks_app.command("dead-letters")
+def callbacks_dead_letters(json_out: JsonOpt = False) -> None:
+    """Up to 10 status callbacks in the dead-letter queue (each try is in the request's history too)."""
+    run(lambda: client().get("/admin/opendsr/callbacks/dead-letters"), as_json=json_out, title="dead callbacks")
+
+
+@callbacks_app.command("redrive")
+def callbacks_redrive(json_out: JsonOpt = False) -> None:
+    """Send dead callbacks again (after the controller's endpoint is fixed), with backoff."""
+    run(lambda: client().post("/admin/opendsr/callbacks/redrive"), as_json=json_out)

@@ -32,6 +32,7 @@ class Stack:
     environment: dict[str, str] = field(default_factory=dict)
     queue_urls: dict[str, str] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
+    signing_keys: list[str] = field(default_factory=list)
 
 
 @cache
@@ -84,6 +85,13 @@ def create_stack(
     stack.environment = {name: str(resolver.value(value)) for name, value in env.items()}
     stack.environment.pop("LETHE_INVENTORY", None)  # locally the repository's config/ is used
     stack.environment["AWS_REGION"] = region
+    # OpenDSR: without an operator's certificate, one for the signing key's public key (development only).
+    if stack.signing_keys and not stack.environment.get("LETHE_PROCESSOR_CERTIFICATE"):
+        from lethe_local.certificate import local_certificate
+
+        stack.environment["LETHE_PROCESSOR_CERTIFICATE"] = local_certificate(
+            session.client("kms"), stack.signing_keys[0]
+        )
     return stack
 
 
@@ -92,14 +100,22 @@ def _rank(kind: str) -> int:
     return {"AWS::KMS::Key": 0, "AWS::SecretsManager::Secret": 1, "AWS::SQS::Queue": 2}.get(kind, 5)
 
 
+def _create_key(session: Any, resolver: Resolver, stack: Stack, logical_id: str, props: dict[str, Any]) -> None:
+    # An asymmetric key (the OpenDSR signing key) is made with its KeySpec and KeyUsage.
+    shape = {name: str(props[name]) for name in ("KeySpec", "KeyUsage") if name in props}
+    key = session.client("kms").create_key(Description=str(resolver.value(props.get("Description", ""))), **shape)
+    meta = key["KeyMetadata"]
+    if props.get("KeyUsage") == "SIGN_VERIFY":
+        stack.signing_keys.append(meta["KeyId"])
+    resolver.physical[logical_id] = meta["KeyId"]
+    resolver.attributes[(logical_id, "Arn")] = meta["Arn"]
+
+
 def _create(
     session: Any, resolver: Resolver, stack: Stack, logical_id: str, kind: str | None, props: dict[str, Any]
 ) -> None:
     if kind == "AWS::KMS::Key":
-        key = session.client("kms").create_key(Description=str(resolver.value(props.get("Description", ""))))
-        meta = key["KeyMetadata"]
-        resolver.physical[logical_id] = meta["KeyId"]
-        resolver.attributes[(logical_id, "Arn")] = meta["Arn"]
+        _create_key(session, resolver, stack, logical_id, props)
     elif kind == "AWS::SecretsManager::Secret":
         generate = props.get("GenerateSecretString") or {}
         value = json.loads(generate.get("SecretStringTemplate", "{}"))

@@ -7,6 +7,7 @@ key is stable within a day and seeding twice writes nothing new.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -189,6 +190,8 @@ def _account(
     return {
         "account_id": account_id,
         "email": email,
+        # What the service stores beside the address so that a controller's hashed identity finds it.
+        "email_sha256": hashlib.sha256(email.strip().lower().encode()).hexdigest(),
         "name": name,
         "company": company,
         # A placeholder in the shape of an argon2id hash: sensitive, never a real credential.

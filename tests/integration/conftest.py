@@ -24,3 +24,7 @@ def admin_token(monkeypatch: pytest.MonkeyPatch, invoke: Any) -> str:
 def operator_token(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The admin API accepts tests.support.fulfilment.ADMIN_TOKEN (use with admin_call)."""
     use_admin_token(monkeypatch)
+
+
+# OpenDSR: `controllers` (two controller tokens) and `call` (a call through OpenDsrApiFunction).
+from tests.support.opendsr import call, controllers  # noqa: E402, F401

@@ -26,6 +26,8 @@ FUNCTION_FOR_EVENT = {
     "restore_replay.json": "RestoreReplayFunction",
     "inbound_email.json": "InboundEmailFunction",
     "object_index.json": "ObjectIndexFunction",
+    "opendsr_api.json": "OpenDsrApiFunction",
+    "opendsr_callback.json": "OpenDsrCallbackFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -92,6 +94,9 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     ),
     # The sample's object was never written here: it is gone, so nobody is indexed.
     "object_index.json": lambda result, event: _equal(result, {"objects": 1, "entries": 0}),
+    "opendsr_api.json": _http(200, supported_subject_request_types=["access", "portability", "erasure"]),
+    # The sample's callback URL is a closed port on this machine: the delivery fails and is retried.
+    "opendsr_callback.json": _batch([{"itemIdentifier": "0d5c3a52-9f0e-4c4b-a7a1-5b1c9e6f2d10"}]),
 }
 
 

@@ -92,10 +92,21 @@ class IdentitySpec(_Strict):
         return self.format is None or bool(IDENTITY_FORMATS[self.format].match(str(value)))
 
 
+class HashedLookup(_Strict):
+    """An attribute holding the SHA-256 (hex) of the normalized subject value, with a GSI on it, so that
+    a controller's hashed identity (OpenDSR `identity_format: sha256`) is found by Query."""
+
+    attribute: Annotated[str, Field(min_length=1)]
+    index: Annotated[str, Field(min_length=1)]
+
+
 class SubjectLookup(_Strict):
     identity: Annotated[str, Field(pattern=_NAME, description="The identity this dataset is found by")] = EMAIL
     attribute: Annotated[str, Field(min_length=1)]
     index: Annotated[str | None, Field(min_length=1)] = None
+    hashed: Annotated[
+        HashedLookup | None, Field(description="How a SHA-256 of the subject value finds items (optional)")
+    ] = None
 
 
 class TableKey(_Strict):

@@ -120,6 +120,31 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
+    # ---- OpenDSR processor API (lethe.api.opendsr): the signing key, its certificate and domain, the
+    # callback queue, the window in which a controller may still cancel, and per-controller tokens (local).
+    processor_key_id: Annotated[str, Field(description="KMS asymmetric key (SIGN_VERIFY) that signs OpenDSR")] = ""
+    processor_certificate: Annotated[str, Field(description="PEM certificate of the processor key")] = ""
+    processor_domain: Annotated[
+        str, Field(description="Domain the certificate is issued to; empty: host of public_base_url")
+    ] = ""
+    opendsr_callback_queue_url: str = ""
+    opendsr_callback_dlq_url: str = ""
+    opendsr_start_delay_seconds: Annotated[
+        int, Field(ge=0, le=900, description="How long a controller's request stays pending (cancellable)")
+    ] = 5
+    opendsr_controller_tokens: Annotated[
+        dict[str, str],
+        NoDecode,
+        Field(description="Local stack only: controller id -> bearer token (JSON); AWS uses IAM"),
+    ] = Field(default_factory=dict)
+
+    @field_validator("opendsr_controller_tokens", mode="before")
+    @classmethod
+    def _parse_controller_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
     # S3 datasets (lethe.data.s3store): their buckets' physical names, and Lethe's index of which
     # objects hold which subject, kept from the buckets' ObjectCreated events.
     dataset_buckets: Annotated[

@@ -13,6 +13,7 @@ from lethe.api import (
     admin_consent,
     admin_holds,
     admin_inbox,
+    admin_opendsr,
     admin_people,
     admin_reports,
     admin_requests,
@@ -82,3 +83,4 @@ def register(app: APIGatewayRestResolver) -> None:
     app.include_router(admin_inbox.router)
     app.include_router(admin_reports.router)
     app.include_router(admin_people.router)
+    app.include_router(admin_opendsr.router)

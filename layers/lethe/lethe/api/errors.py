@@ -177,3 +177,99 @@ def _content_type(app: ApiGatewayResolver) -> str:
 
 def _is_multipart(app: ApiGatewayResolver) -> bool:
     return _content_type(app).startswith("multipart/form-data")
+
+
+# ---------------------------------------------------------------- OpenDSR (lethe.api.opendsr)
+# The OpenDSR routes answer errors in the shape the specification names, {"error": {"code": <HTTP
+# status>, "message", "errors": [{"domain", "reason", "message"}]}}, with the same status for each domain
+# error as above. Messages name fields, never their values (no identity is ever echoed back).
+
+
+class OpenDsrErrorItem(BaseModel):
+    domain: str
+    reason: str
+    message: str
+
+
+class OpenDsrErrorDetail(BaseModel):
+    code: Annotated[int, Field(description="The HTTP status of the answer")]
+    message: str
+    errors: list[OpenDsrErrorItem] = Field(default_factory=list)
+
+
+class OpenDsrErrorBody(BaseModel):
+    error: OpenDsrErrorDetail
+
+
+def _opendsr_error(code: int) -> dict[str, Any]:
+    return {"description": HTTPStatus(code).phrase, "content": {"application/json": {"model": OpenDsrErrorBody}}}
+
+
+OPENDSR_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: _opendsr_error(code) for code in (400, 401, 403, 404, 413, 415, 503)
+}
+
+
+def opendsr_error_response(status: int, message: str, *, domain: str = "Validation", reason: str) -> Response[str]:
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"domain": domain, "reason": reason, "message": message}],
+        }
+    }
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body),
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+def register_opendsr_error_handlers(app: ApiGatewayResolver) -> None:
+    """The error map of the OpenDSR resolver, in the specification's shape. Never matches on message text."""
+
+    @app.exception_handler(errors.LetheError)
+    def _domain(exc: errors.LetheError) -> Response[str]:
+        if isinstance(exc, errors.ConfigurationError):
+            return opendsr_error_response(
+                503, "the processor is not fully configured", domain="Processor", reason="Unavailable"
+            )
+        status = int(STATUS_FOR.get(type(exc), HTTPStatus.BAD_REQUEST))
+        reason = str(getattr(exc, "reason", "") or exc.code)
+        domain = "Authentication" if status in (401, 403) else ("Processor" if status >= 500 else "Validation")
+        if exc.code == "opendsr_not_found":
+            status, domain = 404, "Request"
+        return opendsr_error_response(status, exc.message, domain=domain, reason=reason)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        if isinstance(exc.__cause__, errors.LetheError):
+            return _domain(exc.__cause__)
+        found = exc.errors()
+        if body_size(app) > MAX_BODY_BYTES:
+            return opendsr_error_response(413, f"the body exceeds {MAX_BODY_BYTES} bytes", reason="PayloadTooLarge")
+        if any(e.get("type") == "json_invalid" for e in found):
+            return opendsr_error_response(400, "the body is not valid JSON", reason="MalformedJson")
+        return opendsr_error_response(400, _describe(list(found)), reason="IllegalArgumentException")
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
+        return opendsr_error_response(415, "send the body as application/json", reason="UnsupportedMediaType")
+
+    @app.exception_handler(UnicodeError)
+    def _undecodable(exc: UnicodeError) -> Response[str]:
+        if not _is_multipart(app):  # as in register_error_handlers: only the multipart parser's own decoding
+            raise exc
+        return opendsr_error_response(400, "the body is not UTF-8 text", reason="MalformedBody")
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response[str]:
+        content_type = _content_type(app)
+        if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
+            return opendsr_error_response(400, "a multipart/form-data body needs a boundary", reason="MalformedBody")
+        raise exc
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response[str]:
+        return opendsr_error_response(404, "no such route", domain="Request", reason="NotFound")

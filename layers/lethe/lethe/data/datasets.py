@@ -290,3 +290,32 @@ def delete_item(
         raise _unavailable(dataset, exc) from exc
     ledger.record_erased(dataset, [item], key_of, action="delete", erasure=erased)
     return True
+
+
+def subject_values_for_hash(dataset: Dataset, digest: str) -> list[str | int]:
+    """The subject values (e.g. addresses) of the items whose hashed attribute is `digest`, by Query on
+    the dataset's hash index (never a Scan). A dataset without `subject.hashed` cannot match: []."""
+    hashed = dataset.subject.hashed
+    if hashed is None:
+        return []
+    ddb = client("dynamodb")
+    request: dict[str, Any] = {
+        "TableName": table_name(dataset),
+        "IndexName": hashed.index,
+        "KeyConditionExpression": "#h = :h",
+        "ExpressionAttributeNames": {"#h": hashed.attribute},
+        "ExpressionAttributeValues": {":h": _serializer.serialize(digest)},
+    }
+    found: list[str | int] = []
+    while True:
+        try:
+            page = ddb.query(**request)
+        except ClientError as exc:
+            raise _unavailable(dataset, exc) from exc
+        for raw in page.get("Items", []):
+            value = from_wire(raw).get(dataset.subject.attribute)
+            if isinstance(value, str | int) and value not in found:
+                found.append(value)
+        if "LastEvaluatedKey" not in page:
+            return found
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

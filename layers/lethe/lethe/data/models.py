@@ -93,6 +93,8 @@ class RequestSummaryRecord(Model):
     pii_scrub_at = UnicodeAttribute(null=True)
     # An authorized agent acting for the subject ({name, email}): told the status, never logged.
     agent = JSONAttribute(null=True)
+    # The controller that sent the request by OpenDSR (lethe.logic.opendsr); absent for a subject's own.
+    controller = UnicodeAttribute(null=True)
 
     by_status = RequestsByStatus()
     by_subject = RequestsBySubject()

@@ -73,6 +73,8 @@ class DataSubjectRequest(BaseModel):
     version: int = 0
     # An authorized agent ({name, email}) who filed the request for the subject (lethe.logic.agents).
     agent: dict[str, str] | None = Field(default=None, repr=False)
+    # The controller that sent it by OpenDSR, or None for a subject's own request.
+    controller: str | None = None
 
 
 class RequestEvent(BaseModel):
@@ -140,6 +142,7 @@ def _to_domain(record: RequestSummaryRecord) -> DataSubjectRequest:
         outcome=record.outcome,
         version=int(record.version or 0),
         agent=record.agent,
+        controller=record.controller,
     )
 
 
@@ -167,8 +170,12 @@ def _record(request_id: str, *, consistent: bool = True) -> RequestSummaryRecord
         raise RequestNotFound("no such request") from exc
 
 
-def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjectRequest:
-    """Store a new request and its first event ("created"). Fails if the id is taken."""
+def create(
+    request: DataSubjectRequest, *, actor: str = "subject", also: Iterable[RequestEventRecord] = ()
+) -> DataSubjectRequest:
+    """Store a new request and its first event ("created"). Fails if the id is taken. Rows in `also`
+    (e.g. a controller's reference to the request) are saved in the same transaction, each only if
+    its key is new: a taken key fails the whole creation as ConflictingWrite."""
     _bind()
     record = RequestSummaryRecord(
         pk_of(request.request_id),
@@ -191,6 +198,7 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
         extended=False,
         version=1,
         agent=request.agent,
+        controller=request.controller,
     )
     event = _event_record(
         request.request_id, "created", request.created_at, "000001", to_status=request.status.value, actor=actor
@@ -199,6 +207,8 @@ def create(request: DataSubjectRequest, *, actor: str = "subject") -> DataSubjec
         with TransactWrite(connection=transaction_connection()) as tx:
             tx.save(record, condition=RequestSummaryRecord.pk.does_not_exist())
             tx.save(event, condition=RequestEventRecord.pk.does_not_exist())
+            for row in also:
+                tx.save(row, condition=RequestEventRecord.pk.does_not_exist())
     except TransactWriteError as exc:
         # Only a canceled transaction (the id is taken) is a conflict; a throttle, 500 or timeout is
         # a server-side failure to retry, never a 409 to the caller.

@@ -19,6 +19,8 @@ from lethe.logic import fulfilment, manual_tasks
 from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
 from lethe.settings import get_settings
 
+OPENDSR_START = "opendsr_start"  # lethe.logic.opendsr.START_KIND, without importing it for every task
+
 logger = Logger()
 tracer = Tracer()
 bind_models(get_settings())
@@ -37,6 +39,11 @@ def carry_out(task: DatasetTask) -> dict[str, Any]:
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     task = DatasetTask.model_validate_json(record.body)
     logger.info("task received", extra={"message_id": record.message_id, "request_id": task.request_id})
+    if task.kind == OPENDSR_START:
+        # A controller's request whose cancellation window is over (conditional: a cancelled one stays so).
+        from lethe.logic import opendsr
+
+        return opendsr.start(task.request_id)
     if task.kind == FINALIZE_KIND:
         # Advancing is safe to repeat (conditional writes), so it needs no idempotency record.
         fulfilment.advance(task.request_id)

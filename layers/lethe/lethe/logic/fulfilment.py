@@ -86,8 +86,12 @@ class DatasetTask(BaseModel):
 
 
 def datasets_for(request: DataSubjectRequest, inventory: Inventory) -> list[str]:
-    """The first round's tasks: the datasets found by the email the request was verified by."""
-    return identities.first_round(inventory) if request.type in DATASET_TYPES else []
+    """The first round's tasks: the datasets found by the email the request was verified by, and by
+    any identity it came with (a controller's customer id). A request that knows no address (a
+    controller's hash that no dataset matched) searches nothing."""
+    if request.type not in DATASET_TYPES or request.email is None:
+        return []
+    return identities.first_round(inventory, request)
 
 
 def start(request_id: str, *, actor: str = "system") -> None:

@@ -45,8 +45,10 @@ def parse_task(name: str) -> tuple[str, int]:
     return dataset, int(number) if number.isdigit() else 1
 
 
-def first_round(inventory: Inventory) -> list[str]:
-    return sorted(name for name, d in inventory.datasets.items() if d.subject.identity == EMAIL)
+def first_round(inventory: Inventory, request: DataSubjectRequest | None = None) -> list[str]:
+    """Datasets found by the email, or by an identity the request came with (round 1)."""
+    given = {EMAIL} | {i for i, _, r in (request.identities if request else ()) if r == 1}
+    return sorted(name for name, d in inventory.datasets.items() if d.subject.identity in given)
 
 
 def values_for(request: DataSubjectRequest, identity: str, round_: int | None) -> list[Value]:

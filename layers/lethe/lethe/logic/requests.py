@@ -119,6 +119,12 @@ def transition(
         if current.agent:
             # The agent who filed it is told (an erasure's end may have dropped the agent's address already).
             tell_agent(changed.model_copy(update={"agent": current.agent}), to)
+        if changed.controller is not None:
+            # A controller's request (OpenDSR) tells the controller of the change; imported here, as
+            # the callbacks read requests through this module's layer below.
+            from lethe.logic.opendsr_callbacks import status_changed
+
+            status_changed(changed, current.status)
         return changed
     raise ConflictingWrite("the request kept changing; try again")
 
