@@ -75,7 +75,7 @@ def test_the_demo_map_has_a_webhook_recipient_an_email_recipient_and_a_manual_da
         (lambda d: d["datasets"]["accounts"].pop("table"), "datasets.accounts.table: required field is missing"),
         (
             lambda d: d["datasets"]["accounts"].update(store="ftp"),
-            "datasets.accounts.store: Input should be 'dynamodb' or 'manual'",
+            "datasets.accounts.store: Input should be 'dynamodb', 's3' or 'manual'",
         ),
     ],
 )

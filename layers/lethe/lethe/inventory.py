@@ -141,6 +141,8 @@ class Transfer(_Strict):
 
     to: Annotated[str, Field(min_length=1, description="The country, and who receives the data there")]
     safeguard: Annotated[str, Field(min_length=1, description="The legal basis: adequacy, DPF, SCCs, ...")]
+
+
 # ------------------------------------------------------------------ recipients (GDPR Art. 19)
 
 _SECRET_REF = r"^[A-Za-z0-9/_+=.@:-]{1,512}$"  # noqa: S105 - the pattern of a secret's name, not a secret
