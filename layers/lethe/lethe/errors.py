@@ -192,6 +192,8 @@ class InboxItemNotFound(LetheError):
 
 class InvalidReportPeriod(LetheError):
     code = "invalid_report_period"
+
+
 class InvalidManualTask(LetheError):
     """A manual task's completion carries items the dataset does not declare, or items where none belong."""
 

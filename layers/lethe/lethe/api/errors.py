@@ -1,4 +1,5 @@
-"""The one place where domain errors become HTTP answers: {"error": {"code", "message"}} with a 4xx."""
+"""The one place where domain errors become HTTP answers: {"error": {"code", "message"}}, a 4xx for what
+the caller can fix, a 5xx for what is Lethe's own fault (503 when trying again later may help)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -16,6 +18,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel, Field
 
 from lethe import errors
+
+logger = Logger(child=True)
 
 
 class ErrorDetail(BaseModel):
@@ -71,7 +75,7 @@ def _error(code: int) -> dict[str, Any]:
 
 # Declared on every route, so the OpenAPI spec documents the error body fuzzers check against.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: _error(code) for code in (400, 404, 409, 410, 413, 415, 422, 423, 429)
+    code: _error(code) for code in (400, 404, 409, 410, 413, 415, 422, 423, 429, 500, 503)
 }
 # Admin routes also answer 401 (no bearer token) and 403 (a wrong one, or no IAM caller).
 ADMIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 401: _error(401), 403: _error(403)}
@@ -126,7 +130,12 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
 
     @app.exception_handler(errors.LetheError)
     def _domain(exc: errors.LetheError) -> Response[str]:
-        status = STATUS_FOR.get(type(exc), HTTPStatus.BAD_REQUEST)
+        status = STATUS_FOR.get(type(exc))
+        if status is None:
+            # Not the caller's fault (a configuration or inventory error, a run that did not finish):
+            # a 500 the alarms see, with no detail of Lethe's insides in the answer.
+            logger.exception("unmapped domain error", extra={"error_code": exc.code})
+            return error_response(500, "internal_error", "Lethe could not complete this; try again later")
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
         return error_response(status, exc.code, exc.message, headers)
 

@@ -382,6 +382,8 @@ class ManualTaskRecord(Model):
     due_at = UnicodeAttribute(null=True)
 
     by_state = ManualTasksByState()
+
+
 class ObjectSubjectRecord(Model):
     """The subject index of S3 datasets (lethe.data.s3store): which object holds which subject.
     pk "<dataset>#<subject ref>", sk the object key; an erased subject's entries expire (TTL)."""
