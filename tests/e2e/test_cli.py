@@ -304,7 +304,9 @@ def test_retention_run_wait_for_people_counts_to_a_known_total(local_stack: Loca
     assert "/?" not in result.stderr
     # And the outcome is a summary and a table per dataset, with no JSON in a cell
     assert "{" not in result.stdout and "run_id" in result.stdout
-    datasets = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())["datasets"]
+    inventory = yaml.safe_load((REPO / "config" / "inventory.yaml").read_text())["datasets"]
+    # Every dataset Lethe sweeps itself (a manual one is worked by a person)
+    datasets = [name for name, spec in inventory.items() if spec.get("store") != "manual"]
     rows = [line for line in result.stdout.splitlines() if any(f" {name} " in line for name in datasets)]
     assert len(rows) == len(datasets)
 

@@ -28,6 +28,7 @@ FUNCTION_FOR_EVENT = {
     "object_index.json": "ObjectIndexFunction",
     "opendsr_api.json": "OpenDsrApiFunction",
     "opendsr_callback.json": "OpenDsrCallbackFunction",
+    "recipient_notice.json": "RecipientNoticeFunction",
 }
 SAMPLE_ADMIN_TOKEN = "local-admin-token"  # the token written into events/admin_api.json
 
@@ -97,6 +98,8 @@ EXPECTED: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
     "opendsr_api.json": _http(200, supported_subject_request_types=["access", "portability", "erasure"]),
     # The sample's callback URL is a closed port on this machine: the delivery fails and is retried.
     "opendsr_callback.json": _batch([{"itemIdentifier": "0d5c3a52-9f0e-4c4b-a7a1-5b1c9e6f2d10"}]),
+    # A notice of a request that does not exist is dropped, not retried forever.
+    "recipient_notice.json": _batch([]),
 }
 
 
