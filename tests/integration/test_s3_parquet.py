@@ -1,0 +1,129 @@
+"""Parquet S3 datasets through the real workers: access exports only the subject's rows, erasure
+rewrites each object without them (or masked) in the object's own schema with every other row as it
+was and no version left holding them, retention removes or masks the due rows, and an object that
+is not Parquet is reported and left as it is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lethe.domain import RequestType, Status
+from tests.support.fulfilment import unique_email
+from tests.support.s3_datasets import INDEXER, NOW, OLD, RECENT, Invoke, current, export_of, object_created, run
+from tests.support.s3_parquet import parquet_buckets, put_parquet, row, rows_in, schema, table_of, versions
+
+__all__ = ["parquet_buckets"]
+ADDRESS = "my address is 1 Secret Lane"
+
+
+def seed(invoke: Invoke, names: dict[str, str], me: str, a: str, b: str) -> None:
+    db, mb = names["deleted_bucket"], names["masked_bucket"]
+    put_parquet(db, "tables/1.parquet", [row(me, ADDRESS, attempts=7), row(a, "hello", attempts=2)])
+    put_parquet(db, "tables/2.parquet", [row(b, "hi", attempts=3), row(me.upper(), "see you at 1 Secret Lane")])
+    put_parquet(db, "tables/3.parquet", [row(a, "nothing of mine", attempts=4)])
+    put_parquet(mb, "masked/1.parquet", [row(me, "call me at 1 Secret Lane"), row(a, "ok, bye", attempts=5)])
+    for bucket, key in ((db, "tables/1.parquet"), (db, "tables/2.parquet"), (db, "tables/3.parquet")):
+        assert invoke(INDEXER, object_created(bucket, key))["objects"] == 1
+    assert invoke(INDEXER, {"backfill": "chat_masked"}) == {"objects": 1, "entries": 2}
+
+
+def test_access_exports_only_the_subjects_rows(invoke: Invoke, parquet_buckets: dict[str, str]) -> None:
+    me, a, b = unique_email("me"), unique_email("a"), unique_email("b")
+    seed(invoke, parquet_buckets, me, a, b)
+    export = export_of(run(invoke, RequestType.access, me))
+    tables = export["datasets"]["chat_tables"]["items"]
+    assert sorted((r["console_log"], r["attempts"]) for r in tables) == [
+        (ADDRESS, 7),
+        ("see you at 1 Secret Lane", 1),
+    ]
+    assert [r["console_log"] for r in export["datasets"]["chat_masked"]["items"]] == ["call me at 1 Secret Lane"]
+    text = json.dumps(export)
+    assert a not in text and b not in text
+
+
+def _all_rows(bucket: str) -> list[dict[str, Any]]:
+    return [r for _key, body in versions(bucket) for r in rows_in(body)]
+
+
+def test_erasure_rewrites_only_the_subjects_rows_in_every_version(
+    invoke: Invoke, parquet_buckets: dict[str, str]
+) -> None:
+    from lethe.logic.requests import get_request
+
+    me, a, b = unique_email("me"), unique_email("a"), unique_email("b")
+    seed(invoke, parquet_buckets, me, a, b)
+    db, mb = parquet_buckets["deleted_bucket"], parquet_buckets["masked_bucket"]
+    untouched = current(db, "tables/3.parquet")
+    request_id = run(invoke, RequestType.erasure, me)
+    request = get_request(request_id)
+    assert request.status is Status.completed
+    # No version of any object holds the subject's address, chat or email
+    for bucket in (db, mb):
+        for r in _all_rows(bucket):
+            assert "Secret Lane" not in (r["console_log"] or "")
+            assert r["reporter_email"].lower() != me
+    # The others' rows are exactly as they were, in the object's own schema (metadata included)
+    assert rows_in(current(db, "tables/1.parquet")) == [row(a, "hello", attempts=2)]
+    assert rows_in(current(db, "tables/2.parquet")) == [row(b, "hi", attempts=3)]
+    assert table_of(current(db, "tables/1.parquet")).schema.equals(schema(), check_metadata=True)
+    assert current(db, "tables/3.parquet") == untouched
+    # Anonymize: the row stays, pseudonymized, its chat removed (null), the other row unchanged
+    masked = rows_in(current(mb, "masked/1.parquet"))
+    assert [r["console_log"] for r in masked] == [None, "ok, bye"]
+    assert masked[0]["reporter_email"] not in ("", me)
+    assert masked[0]["attempts"] == 1
+    assert masked[1] == row(a, "ok, bye", attempts=5)
+    assert table_of(current(mb, "masked/1.parquet")).schema.equals(schema(), check_metadata=True)
+    outcome = (request.outcome or {})["datasets"]
+    assert outcome["chat_tables"]["deleted"] == 2
+    assert outcome["chat_masked"]["anonymized"] == 1
+    assert outcome["chat_tables"]["remaining"] == 0
+    assert outcome["chat_masked"]["remaining"] == 0
+
+
+def test_retention_removes_or_masks_due_rows_only(invoke: Invoke, parquet_buckets: dict[str, str]) -> None:
+    from lethe.logic import retention
+
+    me, a = unique_email("me"), unique_email("a")
+    db, mb = parquet_buckets["deleted_bucket"], parquet_buckets["masked_bucket"]
+    put_parquet(db, "tables/r.parquet", [row(me, "old chat", OLD), row(a, "new chat", RECENT, attempts=9)])
+    put_parquet(mb, "masked/r.parquet", [row(me, "old chat", OLD), row(a, "new chat", RECENT, attempts=9)])
+    report = retention.report(NOW)
+    assert report.datasets["chat_tables"].would_delete == 1
+    assert report.datasets["chat_masked"].would_anonymize == 1
+    assert [r["console_log"] for r in rows_in(current(db, "tables/r.parquet"))] == ["old chat", "new chat"]
+    for task in retention.plan(NOW, retention.new_run_id()):
+        retention.execute(task)
+    assert rows_in(current(db, "tables/r.parquet")) == [row(a, "new chat", RECENT, attempts=9)]
+    masked = rows_in(current(mb, "masked/r.parquet"))
+    assert [r["console_log"] for r in masked] == [None, "new chat"]
+    assert masked[1] == row(a, "new chat", RECENT, attempts=9)
+    for bucket in (db, mb):
+        assert all(r["console_log"] != "old chat" for r in _all_rows(bucket))
+
+
+def test_an_unreadable_object_is_reported_and_left_as_it_is(invoke: Invoke, parquet_buckets: dict[str, str]) -> None:
+    from lethe.aws import client
+    from lethe.logic.fulfilment import task_results
+
+    me, a, b = unique_email("me"), unique_email("a"), unique_email("b")
+    seed(invoke, parquet_buckets, me, a, b)
+    db = parquet_buckets["deleted_bucket"]
+    # An object under the prefix that is not Parquet at all indexes nobody, and does not fail the event
+    put_parquet(db, "tables/bad.parquet", b"PAR1 this is not parquet " + me.encode() + b" PAR1")
+    assert invoke(INDEXER, object_created(db, "tables/bad.parquet")) == {"objects": 1, "entries": 0}
+    # A damaged copy of an object that holds the subject, under a key the index names: the first
+    # object is overwritten by truncated bytes (a new version), so the erasure meets it
+    good = current(db, "tables/1.parquet")
+    put_parquet(db, "tables/1.parquet", good[: len(good) // 2] + good[-12:])
+    broken = current(db, "tables/1.parquet")
+    request_id = run(invoke, RequestType.erasure, me)
+    results = task_results(request_id)
+    assert results["chat_tables"]["unparseable"] == {"tables/1.parquet": 1}
+    assert current(db, "tables/1.parquet") == broken
+    assert current(db, "tables/bad.parquet").startswith(b"PAR1 this is not parquet")
+    # The readable object with the subject was still rewritten
+    assert rows_in(current(db, "tables/2.parquet")) == [row(b, "hi", attempts=3)]
+    head = client("s3").head_object(Bucket=db, Key="tables/1.parquet")
+    assert head.get("Metadata", {}).get("lethe-rewrite") is None
