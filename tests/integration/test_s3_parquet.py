@@ -5,8 +5,12 @@ is not Parquet is reported and left as it is."""
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
 from typing import Any
+
+import pytest
 
 from lethe.domain import RequestType, Status
 from tests.support.fulfilment import unique_email
@@ -127,3 +131,30 @@ def test_an_unreadable_object_is_reported_and_left_as_it_is(invoke: Invoke, parq
     assert rows_in(current(db, "tables/2.parquet")) == [row(b, "hi", attempts=3)]
     head = client("s3").head_object(Bucket=db, Key="tables/1.parquet")
     assert head.get("Metadata", {}).get("lethe-rewrite") is None
+
+
+def test_a_large_object_is_rewritten_by_multipart_upload(
+    invoke: Invoke, parquet_buckets: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lethe.aws import client
+    from lethe.settings import get_settings
+
+    monkeypatch.setenv("LETHE_S3_PART_BYTES", str(5 * 1024 * 1024))
+    get_settings.cache_clear()
+    me, a = unique_email("me"), unique_email("a")
+    db = parquet_buckets["deleted_bucket"]
+    # About 6.5 MB that does not compress, in row groups of 500 rows: more than one part
+    rows = [row(a, secrets.token_hex(500), attempts=i) for i in range(6500)]
+    rows.insert(3210, row(me, ADDRESS))
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema()), out, row_group_size=500, compression="none")
+    put_parquet(db, "tables/big.parquet", out.getvalue())
+    assert invoke(INDEXER, object_created(db, "tables/big.parquet")) == {"objects": 1, "entries": 2}
+    run(invoke, RequestType.erasure, me)
+    head = client("s3").head_object(Bucket=db, Key="tables/big.parquet")
+    assert head["ETag"].strip('"').endswith("-2")  # two parts, completed conditionally
+    assert rows_in(current(db, "tables/big.parquet")) == [r for r in rows if r["reporter_email"] == a]
+    assert [key for key, _body in versions(db)] == ["tables/big.parquet"]  # the old version is gone

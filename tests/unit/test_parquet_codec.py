@@ -82,3 +82,56 @@ def test_the_api_functions_never_load_pyarrow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+_PEAK = """
+import secrets, sys, tempfile
+import pyarrow as pa, pyarrow.parquet as pq
+from lethe.data import parquet
+groups = int(sys.argv[1])
+with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as dst:
+    w = pq.ParquetWriter(src, pa.schema([("e", pa.string()), ("c", pa.string())]), compression="none")
+    for g in range(groups):
+        w.write_table(pa.table({"e": [f"u{g}@x"] * 1000, "c": [secrets.token_hex(128) for _ in range(1000)]}))
+    w.close()
+    size = src.tell()
+    src.seek(0)
+    counts = parquet.rewrite(src, dst, lambda r: r["e"] == "u3@x")
+    assert counts.dropped == 1000
+    dst.seek(0)
+    print(size, pa.default_memory_pool().max_memory())
+"""
+
+
+def _peak(groups: int) -> tuple[int, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(groups)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    size, peak = done.stdout.split()
+    return int(size), int(peak)
+
+
+def test_a_rewrites_memory_does_not_grow_with_the_object() -> None:
+    # Row groups of ~260 KB: an object four times larger needs no more Arrow memory
+    small_size, small_peak = _peak(10)
+    large_size, large_peak = _peak(40)
+    assert large_size > 4 * small_size * 0.95
+    assert large_peak < large_size // 4
+    assert large_peak <= small_peak + 512 * 1024
+
+
+def test_a_rewrite_keeps_the_objects_compression() -> None:
+    import pyarrow.parquet as pq
+
+    rows = [{"email": "a@x.org", "chat": "c", "n": 1}, {"email": "b@x.org", "chat": "d", "n": 2}]
+    for codec in ("none", "zstd"):
+        import pyarrow as pa
+
+        source = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), source, compression=codec)
+        source.seek(0)
+        sink = io.BytesIO()
+        parquet.rewrite(source, sink, lambda record: record["n"] == 1)
+        written = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.row_group(0).column(0).compression
+        assert str(written).lower() == ("uncompressed" if codec == "none" else codec)

@@ -73,17 +73,24 @@ def _open(source: IO[bytes]) -> Any:
 def records(source: IO[bytes]) -> Iterator[dict[str, Any]]:
     """Every row of the object, one batch in memory at a time. Raises Unreadable (possibly after
     some rows, when a later row group is damaged)."""
-    pa, _ = _arrow()
-    parquet = _open(source)
-    batches = parquet.iter_batches(batch_size=BATCH_ROWS)
-    while True:
-        try:
-            batch = next(batches, None)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise Unreadable from exc
-        if batch is None:
-            return
+    for batch in _batches(_open(source)):
         yield from batch.to_pylist()
+
+
+def _batches(parquet: Any) -> Iterator[Any]:
+    """Record batches, never across row groups: a batch is at most one row group's rows, so memory
+    holds a row group at most whatever the object's size."""
+    pa, _ = _arrow()
+    for group in range(parquet.metadata.num_row_groups):
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], use_threads=False)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise Unreadable from exc
+            if batch is None:
+                break
+            yield batch
 
 
 class Counts:
@@ -97,6 +104,7 @@ def _compression(parquet: Any) -> str:
     meta = parquet.metadata
     if meta.num_row_groups and meta.num_columns:
         name = str(meta.row_group(0).column(0).compression).lower()
+        name = "none" if name == "uncompressed" else name
         if name in {"snappy", "gzip", "brotli", "zstd", "lz4", "none"}:
             return name
     return "snappy"
@@ -111,14 +119,7 @@ def rewrite(source: IO[bytes], sink: IO[bytes], decide: Verdict) -> Counts:
     counts = Counts()
     writer = pq.ParquetWriter(sink, schema, compression=_compression(parquet))
     try:
-        batches = parquet.iter_batches(batch_size=BATCH_ROWS)
-        while True:
-            try:
-                batch = next(batches, None)
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise Unreadable from exc
-            if batch is None:
-                break
+        for batch in _batches(parquet):
             kept: list[dict[str, Any]] = []
             changed = False
             for record in batch.to_pylist():
