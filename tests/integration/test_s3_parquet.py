@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -158,3 +159,50 @@ def test_a_large_object_is_rewritten_by_multipart_upload(
     assert head["ETag"].strip('"').endswith("-2")  # two parts, completed conditionally
     assert rows_in(current(db, "tables/big.parquet")) == [r for r in rows if r["reporter_email"] == a]
     assert [key for key, _body in versions(db)] == ["tables/big.parquet"]  # the old version is gone
+
+
+def test_timestamp_columns_are_judged_and_exported(invoke: Invoke, parquet_buckets: dict[str, str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lethe.logic import retention
+
+    me, a = unique_email("me"), unique_email("a")
+    db = parquet_buckets["deleted_bucket"]
+    stamped = pa.schema(
+        [("reporter_email", pa.string()), ("console_log", pa.string()), ("submitted_at", pa.timestamp("us", tz="UTC"))]
+    )
+    rows = [
+        {"reporter_email": me, "console_log": "old chat", "submitted_at": NOW - timedelta(days=400)},
+        {"reporter_email": me, "console_log": "new chat", "submitted_at": NOW - timedelta(days=3)},
+        {"reporter_email": a, "console_log": "other", "submitted_at": NOW - timedelta(days=3)},
+    ]
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=stamped), out)
+    put_parquet(db, "tables/t.parquet", out.getvalue())
+    invoke(INDEXER, object_created(db, "tables/t.parquet"))
+    for task in retention.plan(NOW, retention.new_run_id()):
+        retention.execute(task)
+    kept = table_of(current(db, "tables/t.parquet"))
+    assert kept.schema.equals(stamped)
+    assert kept.column("console_log").to_pylist() == ["new chat", "other"]
+    items = export_of(run(invoke, RequestType.access, me))["datasets"]["chat_tables"]["items"]
+    assert [(r["console_log"], r["submitted_at"][:10]) for r in items] == [
+        ("new chat", (NOW - timedelta(days=3)).date().isoformat())
+    ]
+
+
+def test_a_function_without_pyarrow_names_the_dataset_unavailable(
+    invoke: Invoke, parquet_buckets: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from lethe.logic import retention
+
+    put_parquet(parquet_buckets["deleted_bucket"], "tables/r.parquet", [row(unique_email("me"), "old chat", OLD)])
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    report = retention.report(NOW)
+    error = report.datasets["chat_tables"].error or ""
+    assert error == "dataset chat_tables: Parquet objects are read by the workers; this function does not ship pyarrow"
+    assert report.datasets["chat_tables"].would_delete == 0
