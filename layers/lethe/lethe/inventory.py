@@ -300,11 +300,6 @@ class Dataset(_Strict):
         for name in ("table", "key"):
             if getattr(self, name):
                 raise InventoryError("only for store: dynamodb", dataset=self.name, field=name)
-        if self.format is ObjectFormat.parquet:
-            # Refused at load rather than failing every task: no function of this deployment reads it.
-            raise InventoryError(
-                "format parquet is not supported yet (use jsonl or csv)", dataset=self.name, field="format"
-            )
         if self.subject.index is not None:
             raise InventoryError(
                 "an S3 dataset is found through Lethe's own subject index; name no table index",

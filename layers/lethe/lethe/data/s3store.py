@@ -16,6 +16,9 @@
   a bucket that is not is refused at first use, naming the dataset. After a rewrite the noncurrent
   versions of that object that still hold the subject are deleted.
 - **Bad rows.** A row that does not parse is kept as it is and counted per object.
+- **Parquet** (`lethe.data.parquet`, pyarrow loaded only there): the object is spooled to a
+  temporary file, read a record batch at a time and rewritten with ParquetWriter in its own schema.
+  An object pyarrow cannot read counts as one unparseable row of that object and is left as it is.
 
 Index entries of an erased subject stay (HMACs only, like the erasure ledger) until their TTL, so
 the proof of erasure reads the very objects the erasure rewrote.
@@ -35,10 +38,11 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from lethe.aws import client, error_code
+from lethe.data import parquet
 from lethe.data.models import ObjectSubjectRecord
 from lethe.data.rows import Row, encode_row, read_rows
 from lethe.errors import ConfigurationError, ConflictingWrite, DatasetUnavailable
-from lethe.inventory import EMAIL, Dataset, Inventory
+from lethe.inventory import EMAIL, Dataset, Inventory, ObjectFormat
 from lethe.keys import KeyRing, normalize_email
 from lethe.settings import get_settings
 
@@ -244,9 +248,8 @@ def index_object(dataset: Dataset, key: str, ring: KeyRing, version_id: str | No
     try:
         if (response.get("Metadata") or {}).get(REWRITE_MARK):
             return 0
-        assert dataset.format is not None
         subjects = {
-            s for row in read_rows(dataset.format, body) if row.record and (s := row_subject(dataset, row.record))
+            s for row in _body_rows(dataset, body, key) if row.record and (s := row_subject(dataset, row.record))
         }
     finally:
         body.close()
@@ -284,11 +287,41 @@ def _open(dataset: Dataset, key: str, version_id: str | None = None) -> dict[str
         raise _unavailable(dataset, exc) from exc
 
 
-def _rows(dataset: Dataset, response: dict[str, Any]) -> Generator[Row, None, None]:
+def _not_shipped(dataset: Dataset) -> DatasetUnavailable:
+    return DatasetUnavailable(
+        f"dataset {dataset.name}: Parquet objects are read by the workers; this function does not ship pyarrow"
+    )
+
+
+def _parquet_rows(dataset: Dataset, body: Any, key: str) -> Iterator[Row]:
+    try:
+        parquet.require()
+    except parquet.NotShipped as exc:
+        raise _not_shipped(dataset) from exc
+    with parquet.spool(body, get_settings().s3_part_bytes) as source:
+        number = 0
+        try:
+            for number, record in enumerate(parquet.records(source), start=1):
+                yield Row(b"", record, number)
+        except parquet.NotShipped as exc:
+            raise _not_shipped(dataset) from exc
+        except parquet.Unreadable:
+            # Names and counts only: whatever the object holds stays out of the logs.
+            logger.warning("a Parquet object that cannot be read is left as it is", dataset=dataset.name, key=key)
+            yield Row(b"", None, number + 1)
+
+
+def _body_rows(dataset: Dataset, body: Any, key: str) -> Iterator[Row]:
     assert dataset.format is not None
+    if dataset.format is ObjectFormat.parquet:
+        return _parquet_rows(dataset, body, key)
+    return read_rows(dataset.format, body)
+
+
+def _rows(dataset: Dataset, response: dict[str, Any], key: str) -> Generator[Row, None, None]:
     body = response["Body"]
     try:
-        yield from read_rows(dataset.format, body)
+        yield from _body_rows(dataset, body, key)
     finally:
         body.close()
 
@@ -301,7 +334,7 @@ def rows_for_subject(dataset: Dataset, values: list[Any], ring: KeyRing) -> Iter
         response = _open(dataset, key)
         if response is None:
             continue
-        for row in _rows(dataset, response):
+        for row in _rows(dataset, response, key):
             if row.record and holds(row.record):
                 yield row.record
 
@@ -316,7 +349,7 @@ def remaining(dataset: Dataset, values: list[Any], ring: KeyRing) -> int:
         for version_id in _versions(dataset, key):
             response = _open(dataset, key, version_id)
             if response is not None:
-                left += sum(1 for row in _rows(dataset, response) if row.record and holds(row.record))
+                left += sum(1 for row in _rows(dataset, response, key) if row.record and holds(row.record))
     return left
 
 
@@ -429,6 +462,60 @@ class _Upload:
                 logger.warning("multipart upload not aborted; the bucket's lifecycle rule removes it")
 
 
+def _rewrite_parquet(dataset: Dataset, key: str, decide: Decision, response: dict[str, Any]) -> RewriteResult:
+    """The Parquet rewrite: the new file is written to a spooled temporary file, then uploaded in
+    parts by the same conditional upload as the line formats."""
+    result = RewriteResult(key)
+    body = response["Body"]
+    try:
+        parquet.require()
+    except parquet.NotShipped as exc:
+        body.close()
+        raise _not_shipped(dataset) from exc
+    upload = _Upload(bucket_of(dataset), key, response["ETag"], response.get("ContentType"))
+    spool_bytes = upload.part_bytes
+    try:
+        with parquet.spool(body, spool_bytes) as source, parquet.spool(_Empty(), spool_bytes) as sink:
+            try:
+                counts = parquet.rewrite(source, sink, decide)
+            except parquet.NotShipped as exc:
+                raise _not_shipped(dataset) from exc
+            except parquet.Unreadable:
+                logger.warning("a Parquet object that cannot be read is left as it is", dataset=dataset.name, key=key)
+                result.unparseable = 1
+                upload.abort()
+                return result
+            except parquet.DoesNotFit as exc:
+                upload.abort()
+                raise ConfigurationError(
+                    f"dataset {dataset.name}: a masked row does not fit the Parquet schema of its object "
+                    "(a pseudonym or a null where the column cannot hold one)"
+                ) from exc
+            result.rows, result.dropped, result.masked = counts.rows, counts.dropped, counts.masked
+            result.matched = counts.dropped + counts.masked
+            if not result.matched:
+                upload.abort()
+                return result
+            sink.seek(0)
+            while chunk := sink.read(upload.part_bytes):
+                upload.buffer += chunk
+                if len(upload.buffer) >= upload.part_bytes:
+                    upload.send_part()
+            result.version_id = upload.commit()
+            result.written = True
+            return result
+    except BaseException:
+        upload.abort()
+        raise
+    finally:
+        body.close()
+
+
+class _Empty:
+    def read(self, _amt: int = -1, /) -> bytes:
+        return b""
+
+
 def _rewrite_once(dataset: Dataset, key: str, decide: Decision) -> RewriteResult:
     result = RewriteResult(key)
     response = _open(dataset, key)
@@ -437,6 +524,8 @@ def _rewrite_once(dataset: Dataset, key: str, decide: Decision) -> RewriteResult
         return result
     fmt = dataset.format
     assert fmt is not None
+    if fmt is ObjectFormat.parquet:
+        return _rewrite_parquet(dataset, key, decide, response)
     upload = _Upload(bucket_of(dataset), key, response["ETag"], response.get("ContentType"))
     # The loop runs once per row of the object: counters are locals, the part buffer is appended to
     # in place and sent whenever it reaches a part's size.
@@ -508,7 +597,7 @@ def purge_versions(dataset: Dataset, key: str, holds: Callable[[dict[str, Any]],
         response = _open(dataset, key, version_id)
         if response is None:
             continue
-        rows = _rows(dataset, response)
+        rows = _rows(dataset, response, key)
         try:
             if any(row.record and holds(row.record) for row in rows):
                 doomed.append(version_id)
@@ -596,7 +685,7 @@ def _count(dataset: Dataset, key: str, decide: Decision) -> RewriteResult:
     if response is None:
         result.gone = True
         return result
-    for row in _rows(dataset, response):
+    for row in _rows(dataset, response, key):
         if row.record is None:
             result.unparseable += 1
         elif row.record:
