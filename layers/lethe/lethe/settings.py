@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     region: Annotated[str, Field(validation_alias="AWS_REGION")] = "us-east-1"
     dataset_tables: Annotated[
         dict[str, str],
-        NoDecode,  # parsed by _parse_table_map, so an empty value means no mapping
+        NoDecode,  # parsed by _parse_json_map, so an empty value means no mapping
         Field(description="Logical table id -> physical name, for inventory entries that name a logical id"),
     ] = Field(default_factory=dict)
 
@@ -113,13 +113,6 @@ class Settings(BaseSettings):
     recipient_notice_backoff_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
     manual_task_remind_after_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 48
 
-    @field_validator("recipient_secrets", mode="before")
-    @classmethod
-    def _parse_secret_map(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
-
     # ---- OpenDSR processor API (lethe.api.opendsr): the signing key, its certificate and domain, the
     # callback queue, the window in which a controller may still cancel, and per-controller tokens (local).
     processor_key_id: Annotated[str, Field(description="KMS asymmetric key (SIGN_VERIFY) that signs OpenDSR")] = ""
@@ -138,13 +131,6 @@ class Settings(BaseSettings):
         Field(description="Local stack only: controller id -> bearer token (JSON); AWS uses IAM"),
     ] = Field(default_factory=dict)
 
-    @field_validator("opendsr_controller_tokens", mode="before")
-    @classmethod
-    def _parse_controller_tokens(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
-
     # S3 datasets (lethe.data.s3store): their buckets' physical names, and Lethe's index of which
     # objects hold which subject, kept from the buckets' ObjectCreated events.
     dataset_buckets: Annotated[
@@ -158,13 +144,6 @@ class Settings(BaseSettings):
     ] = 8 * 1024 * 1024
     s3_rewrite_attempts: Annotated[int, Field(ge=1, le=20)] = 5
 
-    @field_validator("dataset_buckets", mode="before")
-    @classmethod
-    def _parse_bucket_map(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
-        return value
-
     def secret_id(self, secret: str) -> str:
         """The Secrets Manager id of a secret named in the inventory (a logical id, or a name or ARN)."""
         return self.recipient_secrets.get(secret, secret)
@@ -173,9 +152,12 @@ class Settings(BaseSettings):
         """The physical name of a bucket named in the inventory (a logical id or already physical)."""
         return self.dataset_buckets.get(bucket, bucket)
 
-    @field_validator("dataset_tables", mode="before")
+    @field_validator(
+        "dataset_tables", "recipient_secrets", "opendsr_controller_tokens", "dataset_buckets", mode="before"
+    )
     @classmethod
-    def _parse_table_map(cls, value: object) -> object:
+    def _parse_json_map(cls, value: object) -> object:
+        # Maps come from the environment as JSON objects; an empty value is no mapping.
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
