@@ -6,6 +6,7 @@ or a deployed stack with --stack NAME (API URL from its ApiUrl output, calls sig
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -68,6 +69,10 @@ def main(
     json_out: JsonOpt = False,
 ) -> None:
     state.stack, state.region, state.api_url, state.json = stack, region, api_url, json_out
+    # The consoles were made at import; a command run in process (tests, a script) may give COLUMNS later.
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        console.width = errors.width = int(columns)
 
 
 def target() -> Target:
