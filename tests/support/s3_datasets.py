@@ -59,27 +59,34 @@ datasets:
 """
 
 
-@pytest.fixture
-def buckets(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Two versioned buckets and an inventory naming them (one JSON Lines dataset, one CSV)."""
+def versioned_buckets(
+    names: dict[str, str], inventory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Versioned buckets, and an inventory (a template of their names) that this process loads."""
     from lethe.aws import client
     from lethe.data import s3store
     from lethe.inventory import cached_inventory
     from lethe.settings import get_settings
 
-    names = {"jsonl_bucket": f"logs-{uuid.uuid4().hex[:8]}", "csv_bucket": f"sheets-{uuid.uuid4().hex[:8]}"}
     s3 = client("s3")
     for name in names.values():
         s3.create_bucket(Bucket=name)
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     path = tmp_path / "inventory.yaml"
-    path.write_text(INVENTORY.format(**names))
+    path.write_text(inventory.format(**names))
     monkeypatch.setenv("LETHE_INVENTORY", str(path))
     get_settings.cache_clear()
     cached_inventory.cache_clear()
     s3store._versioned.clear()
     yield names
     s3store._versioned.clear()
+
+
+@pytest.fixture
+def buckets(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Two versioned buckets and an inventory naming them (one JSON Lines dataset, one CSV)."""
+    names = {"jsonl_bucket": f"logs-{uuid.uuid4().hex[:8]}", "csv_bucket": f"sheets-{uuid.uuid4().hex[:8]}"}
+    yield from versioned_buckets(names, INVENTORY, tmp_path, monkeypatch)
 
 
 def jsonl_row(email: str, chat: str, when: str = RECENT) -> dict[str, Any]:

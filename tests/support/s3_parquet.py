@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.s3_datasets import RECENT
+from tests.support.s3_datasets import RECENT, versioned_buckets
 
 INVENTORY = """
 version: 1
@@ -51,24 +51,8 @@ datasets:
 
 @pytest.fixture
 def parquet_buckets(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    from lethe.aws import client
-    from lethe.data import s3store
-    from lethe.inventory import cached_inventory
-    from lethe.settings import get_settings
-
     names = {"deleted_bucket": f"tables-{uuid.uuid4().hex[:8]}", "masked_bucket": f"masked-{uuid.uuid4().hex[:8]}"}
-    s3 = client("s3")
-    for name in names.values():
-        s3.create_bucket(Bucket=name)
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    path = tmp_path / "inventory.yaml"
-    path.write_text(INVENTORY.format(**names))
-    monkeypatch.setenv("LETHE_INVENTORY", str(path))
-    get_settings.cache_clear()
-    cached_inventory.cache_clear()
-    s3store._versioned.clear()
-    yield names
-    s3store._versioned.clear()
+    yield from versioned_buckets(names, INVENTORY, tmp_path, monkeypatch)
 
 
 def row(email: str, chat: str, when: str = RECENT, attempts: int = 1) -> dict[str, Any]:
