@@ -8,17 +8,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from email import message_from_bytes, policy
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.e2e.conftest import LocalStack, started_stack
+from tests.support.outbox import TIMEOUT, file_and_verify, wait_for_mail
 
-TIMEOUT = 60
-CODE = re.compile(r"code is (\d{6})")
 LINK = re.compile(r"(http://\S+/exports/\S+)")
 
 
@@ -26,41 +23,6 @@ LINK = re.compile(r"(http://\S+/exports/\S+)")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with started_stack(tmp_path_factory.mktemp("lethe-links")) as own:
         yield own
-
-
-def mail_texts(outbox: Path, address: str) -> list[str]:
-    texts = []
-    for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        if message["To"] == address:
-            plain = message.get_body(("plain",))
-            texts.append(plain.get_content() if plain is not None else "")
-    return texts
-
-
-def wait_for_mail(outbox: Path, address: str, needle: str) -> str:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        found = [text for text in mail_texts(outbox, address) if needle in text]
-        if found:
-            return found[-1]
-        time.sleep(0.3)
-    raise AssertionError(f"no email with {needle!r} reached the outbox")
-
-
-def file_and_verify(stack: LocalStack, kind: str, address: str) -> str:
-    answer = requests.post(
-        f"{stack.base_url}/requests", json={"type": kind, "email": address, "regulation": "gdpr"}, timeout=TIMEOUT
-    )
-    assert answer.status_code == 202, answer.text
-    request_id = str(answer.json()["request_id"])
-    code = CODE.search(wait_for_mail(stack.outbox, address, request_id))
-    assert code is not None
-    verified = requests.post(
-        f"{stack.base_url}/requests/{request_id}/verify", json={"code": code.group(1)}, timeout=TIMEOUT
-    )
-    assert verified.status_code == 200, verified.text
-    return request_id
 
 
 def wait_completed(stack: LocalStack, request_id: str) -> None:

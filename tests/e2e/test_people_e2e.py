@@ -11,7 +11,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,9 @@ from typer.testing import CliRunner
 
 from lethe_cli.main import app
 from tests.e2e.conftest import REPO, LocalStack, serving
+from tests.support.outbox import TIMEOUT, file_and_verify, mail_texts, wait_for_mail
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
-TIMEOUT = 60
-CODE = re.compile(r"code is (\d{6})")
 LINK = re.compile(r"(http://\S+/exports/\S+)")
 CAFEX = "CaféX Communications Limited (UK subsidiary)"
 
@@ -59,41 +57,6 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStac
             yield stack, receiver
 
 
-def mails(outbox: Path, address: str) -> list[str]:
-    texts = []
-    for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        if message["To"] == address:
-            plain = message.get_body(("plain",))
-            texts.append(plain.get_content() if plain is not None else "")
-    return texts
-
-
-def wait_for_mail(outbox: Path, address: str, needle: str) -> str:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        found = [text for text in mails(outbox, address) if needle in text]
-        if found:
-            return found[-1]
-        time.sleep(0.3)
-    raise AssertionError(f"no email with {needle!r} reached {address}")
-
-
-def file_and_verify(stack: LocalStack, kind: str, address: str) -> str:
-    answer = requests.post(
-        f"{stack.base_url}/requests", json={"type": kind, "email": address, "regulation": "gdpr"}, timeout=TIMEOUT
-    )
-    assert answer.status_code == 202, answer.text
-    request_id = str(answer.json()["request_id"])
-    code = CODE.search(wait_for_mail(stack.outbox, address, request_id))
-    assert code is not None
-    verified = requests.post(
-        f"{stack.base_url}/requests/{request_id}/verify", json={"code": code.group(1)}, timeout=TIMEOUT
-    )
-    assert verified.status_code == 200, verified.text
-    return request_id
-
-
 def wait_status(stack: LocalStack, request_id: str, wanted: str) -> None:
     deadline = time.monotonic() + 120
     status = ""
@@ -124,7 +87,7 @@ def test_an_erasure_tells_the_webhook_and_the_email_recipient_and_the_certificat
         (True, 200, "accounts", "erasure")
     ]
     # And the debugging partner was emailed once
-    partner = [t for t in mails(stack.outbox, "privacy@debugging-partner.example") if request_id in t]
+    partner = [t for t in mail_texts(stack.outbox, "privacy@debugging-partner.example") if request_id in t]
     assert len(partner) == 1 and "Dataset: feedback" in partner[0]
     # And ada's certificate lists both as told
     certificate = wait_for_mail(stack.outbox, "ada@example.com", "Erasure certificate")
