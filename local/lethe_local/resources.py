@@ -54,15 +54,11 @@ class _Clients:
         return self._clients[service]
 
 
-def _session(region: str) -> _Clients:
-    return _Clients(region)
-
-
 def create_stack(
     template: dict[str, Any] | None = None, *, region: str = "us-east-1", sender_verified: bool = True
 ) -> Stack:
     template = template or load_template()
-    session = _session(region)
+    session = _Clients(region)
     resolver = Resolver(template, region=region)
     stack = Stack()
     resources = template["Resources"]
