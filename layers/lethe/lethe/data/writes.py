@@ -1,0 +1,63 @@
+"""Conditional reads and writes of Lethe's own tables, answered as values: logic asks whether a
+record exists or a condition held, and never handles pynamodb's or botocore's exceptions itself.
+Any other failure (throttling past the SDK's retries, a missing table) propagates unchanged."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.models import Model
+
+from lethe.aws import error_code
+
+M = TypeVar("M", bound=Model)
+
+REFUSED = "ConditionalCheckFailedException"
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether `exc` is a write whose condition did not hold (rather than a fault)."""
+    return error_code(exc) == REFUSED
+
+
+def get_or_none(model: type[M], hash_key: str, range_key: str | None = None) -> M | None:
+    """The record, read consistently, or None when there is none."""
+    try:
+        return model.get(hash_key, range_key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def save_if(record: Model, condition: Any) -> bool:
+    """Put `record` when `condition` holds; False when it did not (nothing was written)."""
+    try:
+        record.save(condition=condition)
+    except PutError as exc:
+        if refused(exc):
+            return False
+        raise
+    return True
+
+
+def update_if(record: Model, actions: list[Any], condition: Any) -> bool:
+    """Apply `actions` to `record` when `condition` holds (the record is refreshed from the answer);
+    False when it did not (nothing was written)."""
+    try:
+        record.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if refused(exc):
+            return False
+        raise
+    return True
+
+
+def delete_if(record: Model, condition: Any) -> bool:
+    """Delete `record` when `condition` holds; False when it did not."""
+    try:
+        record.delete(condition=condition)
+    except DeleteError as exc:
+        if refused(exc):
+            return False
+        raise
+    return True
