@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -111,3 +112,16 @@ EmailAddress = Annotated[
     ),
     AfterValidator(_plain_address),
 ]
+
+
+# ------------------------------------------------------------------ the clock
+
+
+def utc_now(now: datetime | None = None) -> datetime:
+    """The moment in UTC: `now` when the caller names one (a test, a replayed event), else the clock."""
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """That moment as rows record it: ISO 8601 in UTC, to the second."""
+    return utc_now(now).isoformat(timespec="seconds")

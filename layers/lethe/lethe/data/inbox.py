@@ -9,14 +9,16 @@ row carries a TTL (`inbox_retention_days`) and nothing here is logged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 from pynamodb.exceptions import PutError, UpdateError
 
-from lethe.aws import error_code
+from lethe.aws import client, error_code
 from lethe.data.models import ControlRecord, bind_models
 from lethe.errors import InboxItemNotFound, InvalidCursor, InvalidTransition
 from lethe.settings import get_settings
@@ -140,3 +142,32 @@ def mark_filed(item_id: str, *, request_id: str, actor: str, now: datetime) -> I
             raise InvalidTransition("this inbox item is already filed") from exc
         raise
     return filed
+
+
+# ------------------------------------------------------------------ the raw messages SES stored
+
+
+def read_message(message_id: str) -> tuple[bytes, bool] | None:
+    """The raw message SES stored in the inbound bucket (at most inbound_max_bytes of it) and whether
+    it was read whole; None when it is no longer there (expired, or never stored)."""
+    settings = get_settings()
+    try:
+        response = client("s3").get_object(
+            Bucket=settings.inbound_bucket,
+            Key=f"{settings.inbound_prefix}{message_id}",
+            Range=f"bytes=0-{settings.inbound_max_bytes - 1}",
+        )
+    except ClientError as exc:
+        if error_code(exc) not in ("NoSuchKey", "404"):
+            raise
+        return None
+    body: bytes = response["Body"].read()
+    total = _total_size(response.get("ContentRange"), len(body))
+    return body, total <= len(body)
+
+
+def _total_size(content_range: str | None, read: int) -> int:
+    if content_range and "/" in content_range:
+        with contextlib.suppress(ValueError):
+            return int(content_range.rsplit("/", 1)[1])
+    return read

@@ -39,6 +39,7 @@ from lethe.data import audit
 from lethe.data import consents as ledger
 from lethe.data.consents import Confirmation, ConsentChange, ConsentState
 from lethe.data.mail import send_email
+from lethe.domain import utc_now
 from lethe.errors import (
     ConfirmationExpired,
     ConsentNotFound,
@@ -165,10 +166,6 @@ def user_agent_family(user_agent: str | None) -> str | None:
     return "other"
 
 
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
-
-
 def _digest(secret: str) -> str:
     # The secrets are 256 random bits: a plain SHA-256 cannot be reversed by guessing, and needs no key.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -245,7 +242,7 @@ def record_consent(
     """Record choices for a subject whose right to write them was already established (a device that
     proved its secret, or an account written by the admin API)."""
     _validate_choices(purposes, email)
-    at = _now(now)
+    at = utc_now(now)
     choices = dict(purposes)
     notes: dict[str, str] = {}
     if gpc:
@@ -366,14 +363,14 @@ def _open_confirmation(token: str, at: datetime) -> Confirmation:
 
 def check_confirmation(token: str, *, now: datetime | None = None) -> None:
     """Verify a confirmation link without using it (the GET page, which link scanners also fetch)."""
-    _open_confirmation(token, _now(now))
+    _open_confirmation(token, utc_now(now))
 
 
 def confirm_email(token: str, *, now: datetime | None = None) -> int:
     """Follow a confirmation link: the pending address becomes the contact of every granted purpose
     still waiting for it, on the device and on the account it was linked to. One-time: the link is used
     up first. Returns how many purposes it confirmed."""
-    at = _now(now)
+    at = utc_now(now)
     found = _open_confirmation(token, at)
     if not ledger.use_confirmation(_digest(token)):
         raise InvalidToken("this confirmation link is not valid, or was already used")
@@ -463,7 +460,7 @@ def link_device(device_id: str, account_id: str, *, source: str = "signup", now:
     device_states = ledger.current(device_id)
     if not device_states:
         raise ConsentNotFound("no consent is recorded for this device")
-    at = _now(now)
+    at = utc_now(now)
     if not ledger.save_link(device_id, account_id, at):
         return get_consent(account_id)  # already linked: linking again changes nothing
     account_now = {s.purpose: s for s in ledger.current(account_id)}

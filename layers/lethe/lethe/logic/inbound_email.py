@@ -29,15 +29,13 @@ from email.utils import getaddresses
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code
 from lethe.data import audit, inbox, mail
 from lethe.data.inbox import InboxItem
 from lethe.data.models import ControlRecord, bind_models
-from lethe.domain import RequestType, is_plain_address
+from lethe.data.writes import get_or_none, save_if
+from lethe.domain import RequestType, is_plain_address, utc_now
 from lethe.errors import InvalidTransition, RateLimited
 from lethe.keys import key_ring, normalize_email
 from lethe.logic import intake, ratelimit
@@ -134,26 +132,6 @@ def notices(event: dict[str, Any]) -> list[SesNotice]:
 # ------------------------------------------------------------------ reading the message
 
 
-def _read(message_id: str) -> tuple[bytes, bool]:
-    """The raw message (at most inbound_max_bytes of it) and whether it was read whole."""
-    settings = get_settings()
-    response = client("s3").get_object(
-        Bucket=settings.inbound_bucket,
-        Key=f"{settings.inbound_prefix}{message_id}",
-        Range=f"bytes=0-{settings.inbound_max_bytes - 1}",
-    )
-    body: bytes = response["Body"].read()
-    total = _total_size(response.get("ContentRange"), len(body))
-    return body, total <= len(body)
-
-
-def _total_size(content_range: str | None, read: int) -> int:
-    if content_range and "/" in content_range:
-        with contextlib.suppress(ValueError):
-            return int(content_range.rsplit("/", 1)[1])
-    return read
-
-
 def parse(raw: bytes, *, whole: bool = True) -> Message:
     """The message; a message too large to read whole is read for its headers only."""
     if not whole:
@@ -246,9 +224,8 @@ def _marker(message_id: str) -> ControlRecord:
 
 def _recorded(message_id: str) -> Received | None:
     marker = _marker(message_id)
-    try:
-        found = ControlRecord.get(marker.pk, marker.sk, consistent_read=True)
-    except ControlRecord.DoesNotExist:
+    found = get_or_none(ControlRecord, marker.pk, marker.sk)
+    if found is None:
         return None
     data = found.data or {}
     return Received(**data) if data.get("outcome") else None
@@ -259,11 +236,7 @@ def _record(message_id: str, received: Received, now: datetime) -> None:
     marker.data = received.as_dict()
     marker.at = now.isoformat()
     marker.expires_at = int(now.timestamp()) + get_settings().inbox_retention_days * 86400
-    try:
-        marker.save(condition=ControlRecord.pk.does_not_exist())
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
+    save_if(marker, ControlRecord.pk.does_not_exist())  # recorded already: the first outcome stands
 
 
 def receive(notice: SesNotice, *, now: datetime | None = None) -> Received:
@@ -275,7 +248,7 @@ def receive(notice: SesNotice, *, now: datetime | None = None) -> Received:
     before = _recorded(message_id)
     if before is not None:
         return before
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = utc_now(now)
     received = _decide(notice, moment)
     _record(message_id, received, moment)
     logger.info("inbound message", outcome=received.outcome, reason=received.reason)
@@ -287,13 +260,11 @@ def _decide(notice: SesNotice, now: datetime) -> Received:
         return Received("ignored", "virus verdict FAIL")
     if notice.receipt.spam.status.upper() == "FAIL":
         return Received("ignored", "spam verdict FAIL")
-    try:
-        raw, whole = _read(notice.mail.message_id)
-    except ClientError as exc:
-        if error_code(exc) not in ("NoSuchKey", "404"):
-            raise
+    stored = inbox.read_message(notice.mail.message_id)
+    if stored is None:
         # Expired from the bucket (a redelivery a day later), or never stored: nothing to read.
         return Received("ignored", "message no longer stored")
+    raw, whole = stored
     message = parse(raw, whole=whole)
     settings = get_settings()
     why = machine_written(
@@ -394,7 +365,7 @@ class FilingBody(BaseModel):
 def file_item(item_id: str, body: FilingBody, *, actor: str, now: datetime | None = None) -> InboxItem:
     """Make a request of `type` for the item's sender (the code goes to the sender, as from the form)
     and mark the item filed. An item without a sender cannot be filed (answer the sender by hand)."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = utc_now(now)
     item = inbox.get(item_id)
     if item.status != "open":
         raise InvalidTransition("this inbox item is already filed")

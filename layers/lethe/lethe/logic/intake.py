@@ -28,24 +28,22 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lethe.aws import client
-from lethe.data import audit, mail
+from lethe.data import audit, idempotency, mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status, is_plain_address
+from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status, is_plain_address, utc_now
 from lethe.errors import (
     ConflictingWrite,
     InvalidCorrection,
@@ -225,10 +223,6 @@ def check_corrections(corrections: dict[str, str]) -> None:
                 raise InvalidCorrection(f"corrections.{name}: the new value must be {words}")
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
 def new_request_id() -> str:
     """Unguessable: 128 random bits."""
     return REQUEST_ID_PREFIX + secrets.token_urlsafe(16)
@@ -240,10 +234,6 @@ def new_code() -> str:
 
 def code_hash(request_id: str, code: str) -> str:
     return key_ring().mac("code", request_id + code)
-
-
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
 
 
 def submit(
@@ -272,13 +262,13 @@ def submit(
     def first_submission(key: dict[str, Any]) -> dict[str, Any]:
         # The same submission retried after a failure is counted once against the rate limits.
         token = ring.mac("submission-key", "|".join(key[k] for k in sorted(key)))[:24]
-        return _create(normalized, key["subject_ref"], key["source_ref"], _now(now), token=token).model_dump(
+        return _create(normalized, key["subject_ref"], key["source_ref"], utc_now(now), token=token).model_dump(
             mode="json"
         )
 
-    once = idempotent_function(data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=_persistence())(
-        first_submission
-    )
+    once = idempotent_function(
+        data_keyword_argument="key", config=IDEMPOTENCY, persistence_store=idempotency.persistence_layer()
+    )(first_submission)
     for _ in range(_MAX_RESUBMISSIONS):
         try:
             receipt = Receipt.model_validate(once(key=key))
@@ -418,7 +408,7 @@ def verify(request_id: str, code: str, *, now: datetime | None = None) -> Reques
     Raises RequestNotFound, VerificationFailed (wrong code, attempts left), VerificationLocked (no attempt
     left; the request is closed), VerificationExpired (code too old) or InvalidTransition (already verified).
     """
-    moment = _now(now)
+    moment = utc_now(now)
     _require_id(request_id)
     current = _check_code(request_id, code, allowed_from=frozenset({Status.identity_unverified}), now=moment)
     duplicate = agents.open_duplicate(current)
@@ -460,7 +450,7 @@ def _close_duplicate(request: DataSubjectRequest, open_request: DataSubjectReque
 def cancel(request_id: str, code: str, *, now: datetime | None = None) -> RequestStatus:
     """Cancel a request not yet in progress (identity_unverified, pending, awaiting_approval).
     It needs the emailed code; wrong codes count against the same attempts as verification."""
-    moment = _now(now)
+    moment = utc_now(now)
     _require_id(request_id)
     _check_code(request_id, code, allowed_from=CANCELLABLE, now=moment)
     canceled = transition(
@@ -502,7 +492,7 @@ def expire_unverified(now: datetime | None = None, *, batch: int = 100) -> int:
     """Close every request left identity_unverified for `unverified_expiry_days` as `expired`.
     Queries the by_status_due index (never a Scan): a request created before the cutoff is due
     before the cutoff plus the longest deadline, so the range key bounds the Query. Returns the count."""
-    moment = _now(now)
+    moment = utc_now(now)
     cutoff = moment - timedelta(days=get_settings().unverified_expiry_days)
     due_bound = max(deadlines.due_at(regulation, cutoff) for regulation in Regulation)
     expired, failed, cursor = 0, 0, None

@@ -18,18 +18,17 @@ one line; the note and the items are data too, escaped wherever they are shown.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from lethe.aws import client, error_code
-from lethe.data import mail
+from lethe.data import mail, queues
 from lethe.data.models import ManualTaskRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
-from lethe.domain import RequestType, Status
+from lethe.data.writes import get_or_none, save_if, update_if
+from lethe.domain import RequestType, Status, utc_stamp
 from lethe.errors import InvalidManualTask, InvalidTransition, UnknownDataset
 from lethe.inventory import Dataset, get_inventory, identity_label
 from lethe.logic import exports
@@ -73,10 +72,6 @@ class ManualTaskView(BaseModel):
     items: int | None = None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def view(row: ManualTaskRecord) -> ManualTaskView:
     return ManualTaskView(
         request_id=row.request_id,
@@ -111,20 +106,17 @@ def open_task(request: DataSubjectRequest, dataset: Dataset, round_: int) -> dic
         owner=str(dataset.owner),
         request_type=request.type.value,
         state="open",
-        opened_at=_now(),
+        opened_at=utc_stamp(),
         status=OPEN_STATUS,
-        due_at=request.due_at.astimezone(UTC).isoformat(timespec="seconds"),
+        due_at=utc_stamp(request.due_at),
     )
-    try:
-        row.save(condition=ManualTaskRecord.sk.does_not_exist())
+    if save_if(row, ManualTaskRecord.sk.does_not_exist()):
         add_event(request.request_id, "manual_task_opened", detail={"dataset": dataset.name, "owner": row.owner})
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
+    else:
         row = ManualTaskRecord.get(pk_of(request.request_id), MANUAL_PREFIX + task, consistent_read=True)
     if row.state == "open" and not row.reminded_at:
         _email_owner(request, dataset, row, reminder=False)
-        row.update(actions=[ManualTaskRecord.reminded_at.set(_now())])
+        row.update(actions=[ManualTaskRecord.reminded_at.set(utc_stamp())])
     logger.info("manual task open", request_id=request.request_id, dataset=dataset.name)
     return {"dataset": dataset.name, "waiting": "manual task for the dataset's owner"}
 
@@ -234,24 +226,18 @@ def complete(
     ):
         raise InvalidTransition(f"request {request_id} is not waiting for a manual task of {dataset_name}")
     checked = _validated(dataset, request.type, items)
-    now = _now()
-    try:
-        row.update(
-            actions=[
-                ManualTaskRecord.state.set("done"),
-                ManualTaskRecord.done_at.set(now),
-                ManualTaskRecord.done_by.set(done_by),
-                ManualTaskRecord.note.set(note),
-                ManualTaskRecord.items.set(checked),
-                ManualTaskRecord.status.remove(),
-                ManualTaskRecord.due_at.remove(),
-            ],
-            condition=ManualTaskRecord.state == "open",
-        )
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise InvalidTransition(f"the manual task of {dataset_name} is already completed") from exc
-        raise
+    now = utc_stamp()
+    done = [
+        ManualTaskRecord.state.set("done"),
+        ManualTaskRecord.done_at.set(now),
+        ManualTaskRecord.done_by.set(done_by),
+        ManualTaskRecord.note.set(note),
+        ManualTaskRecord.items.set(checked),
+        ManualTaskRecord.status.remove(),
+        ManualTaskRecord.due_at.remove(),
+    ]
+    if not update_if(row, done, ManualTaskRecord.state == "open"):
+        raise InvalidTransition(f"the manual task of {dataset_name} is already completed")
     add_event(request_id, "manual_task_done", actor=done_by, detail={"dataset": dataset_name, "task": row.task})
     _queue_finish(request_id, row.task)
     return view(row)
@@ -271,7 +257,7 @@ def _queue_finish(request_id: str, task: str) -> None:
 
     dataset, round_ = parse_task(task)
     message = DatasetTask(kind=MANUAL_DONE_KIND, request_id=request_id, dataset=dataset, round=round_)
-    client("sqs").send_message(QueueUrl=get_settings().work_queue_url, MessageBody=message.model_dump_json())
+    queues.send(get_settings().work_queue_url, message.model_dump_json())
 
 
 # ------------------------------------------------------------------ finishing (the worker)
@@ -283,9 +269,8 @@ def finish(request_id: str, dataset_name: str, round_: int) -> dict[str, Any]:
     from lethe.logic import fulfilment
 
     task = task_name(dataset_name, round_)
-    try:
-        row = ManualTaskRecord.get(pk_of(request_id), MANUAL_PREFIX + task, consistent_read=True)
-    except DoesNotExist:
+    row = get_or_none(ManualTaskRecord, pk_of(request_id), MANUAL_PREFIX + task)
+    if row is None:
         return {"dataset": dataset_name, "skipped": "no manual task"}
     if row.state != "done":
         return {"dataset": dataset_name, "skipped": "manual task not completed"}
@@ -319,20 +304,14 @@ def remind(now: datetime) -> int:
         last = datetime.fromisoformat(row.reminded_at or row.opened_at)
         if now - last < after:
             continue
-        try:
-            row.update(
-                actions=[
-                    ManualTaskRecord.reminded_at.set(now.astimezone(UTC).isoformat(timespec="seconds")),
-                    ManualTaskRecord.reminders.add(1),
-                ],
-                condition=(ManualTaskRecord.reminded_at == row.reminded_at)
-                if row.reminded_at
-                else ManualTaskRecord.reminded_at.does_not_exist(),
-            )
-        except UpdateError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                continue
-            raise
+        unchanged = (
+            (ManualTaskRecord.reminded_at == row.reminded_at)
+            if row.reminded_at
+            else ManualTaskRecord.reminded_at.does_not_exist()
+        )
+        reminded = [ManualTaskRecord.reminded_at.set(utc_stamp(now)), ManualTaskRecord.reminders.add(1)]
+        if not update_if(row, reminded, unchanged):
+            continue
         _email_owner(get_request(row.request_id), inventory.dataset(row.dataset), row, reminder=True)
         sent += 1
     return sent

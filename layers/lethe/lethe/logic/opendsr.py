@@ -21,19 +21,18 @@ import base64
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lethe.aws import client
-from lethe.data import audit, datasets
+from lethe.data import audit, datasets, queues
 from lethe.data import requests as repository
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
-from lethe.domain import Regulation, RequestType, Status, is_plain_address
+from lethe.domain import Regulation, RequestType, Status, is_plain_address, utc_now
 from lethe.errors import ConflictingWrite, InvalidTransition, LetheError, RequestNotFound
 from lethe.inventory import EMAIL, get_inventory
 from lethe.keys import key_ring, normalize_email
@@ -235,10 +234,6 @@ class Discovery(BaseModel):
 # ------------------------------------------------------------------ helpers
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
 def _controller_pk(controller_id: str, subject_request_id: str) -> str:
     # The controller id may be a long IAM ARN; its digest keys the row, the id itself is in the row.
     return f"ODSR#{hashlib.sha256(controller_id.encode()).hexdigest()[:32]}#{subject_request_id}"
@@ -288,7 +283,7 @@ def submit(controller_id: str, body: OpenDsrRequest, raw: bytes, *, now: datetim
     """Accept a controller's request: store it as pending with the controller's reference (a duplicate
     subject_request_id is refused, writing nothing), audit it, and queue its start after the
     cancellation window. Raises OpenDsrRejected."""
-    moment = _now(now)
+    moment = utc_now(now)
     ring = key_ring()
     raw_addresses = [
         normalize_email(i.identity_value)
@@ -391,11 +386,8 @@ def submit(controller_id: str, body: OpenDsrRequest, raw: bytes, *, now: datetim
 
 def _queue_start(request_id: str) -> None:
     task = fulfilment.DatasetTask(kind=START_KIND, request_id=request_id, dataset="*")
-    client("sqs").send_message(
-        QueueUrl=get_settings().work_queue_url,
-        MessageBody=task.model_dump_json(),
-        DelaySeconds=get_settings().opendsr_start_delay_seconds,
-    )
+    settings = get_settings()
+    queues.send(settings.work_queue_url, task.model_dump_json(), delay_seconds=settings.opendsr_start_delay_seconds)
 
 
 def start(request_id: str) -> dict[str, Any]:
@@ -436,7 +428,7 @@ def status(controller_id: str, subject_request_id: str) -> StatusAnswer:
 
 def cancel(controller_id: str, subject_request_id: str, *, now: datetime | None = None) -> Cancellation:
     """Cancel a request still pending. Once in progress (or ended) it cannot be, and the answer says so."""
-    moment = _now(now)
+    moment = utc_now(now)
     link = link_for(controller_id, subject_request_id)
     try:
         transition(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
 
-from lethe.aws import client
+from lethe.data import queues
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of, put_event
 from lethe.domain import RequestType, Status
@@ -118,9 +118,7 @@ def status_changed(request: DataSubjectRequest, previous: Status | None = None) 
             message = CallbackMessage(
                 request_id=request.request_id, url=callback_url, body=json.dumps(payload), request_status=status
             )
-            client("sqs").send_message(
-                QueueUrl=get_settings().opendsr_callback_queue_url, MessageBody=message.model_dump_json()
-            )
+            queues.send(get_settings().opendsr_callback_queue_url, message.model_dump_json())
             queued += 1
         return queued
     except Exception:  # the transition stands; the operator sees the missing callback in the history
@@ -204,28 +202,11 @@ def _dead_letter(message: dict[str, Any]) -> DeadCallback:
 
 def dead_letters() -> list[DeadCallback]:
     """Up to 10 callbacks waiting in the dead-letter queue (a look: they stay there)."""
-    answer = client("sqs").receive_message(
-        QueueUrl=get_settings().opendsr_callback_dlq_url,
-        MaxNumberOfMessages=10,
-        VisibilityTimeout=0,
-        AttributeNames=["All"],
-    )
-    return [_dead_letter(m) for m in answer.get("Messages", [])]
+    return [_dead_letter(m) for m in queues.peek(get_settings().opendsr_callback_dlq_url, limit=10)]
 
 
 def redrive(*, limit: int = 100) -> int:
     """Move up to `limit` dead callbacks back to the callback queue (after the controller's endpoint is
     fixed): each is sent again before it leaves the dead-letter queue, so none is lost. Returns the count."""
-    sqs, settings = client("sqs"), get_settings()
-    moved = 0
-    while moved < limit:
-        messages = sqs.receive_message(
-            QueueUrl=settings.opendsr_callback_dlq_url, MaxNumberOfMessages=min(10, limit - moved), VisibilityTimeout=60
-        ).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            sqs.send_message(QueueUrl=settings.opendsr_callback_queue_url, MessageBody=message["Body"])
-            sqs.delete_message(QueueUrl=settings.opendsr_callback_dlq_url, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-    return moved
+    settings = get_settings()
+    return queues.move(settings.opendsr_callback_dlq_url, settings.opendsr_callback_queue_url, limit=limit)

@@ -25,15 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code
-from lethe.data import audit, vault
+from lethe.data import audit, export_objects, vault
 from lethe.data import requests as repository
 from lethe.data.consents import contacts_for
 from lethe.data.datasets import table_key
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
+from lethe.data.writes import get_or_none, save_if
 from lethe.inventory import Dataset, get_inventory
 from lethe.keys import key_ring
 from lethe.logic.masking import RequestKey
@@ -43,7 +42,6 @@ LETHE_DATASET = "lethe"
 _ERASURE_ROW = "OWN#erasure"
 # A rectification's events keep which dataset was corrected, not the old and new values.
 _RECTIFIED_KEEP = ("dataset",)
-_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 
 # ---------------------------------------------------------------- request lifetime
@@ -223,30 +221,12 @@ def delete_export(request_id: str) -> int:
     Returns how many object versions went."""
     from lethe.logic.exports import prefix
 
-    s3 = client("s3")
-    bucket = get_settings().export_bucket
-    doomed: list[dict[str, str]] = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix(request_id)):
-        for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-            doomed.append({"Key": version["Key"], "VersionId": version["VersionId"]})
-    objects = 0
-    for start in range(0, len(doomed), _DELETE_BATCH):
-        chunk = doomed[start : start + _DELETE_BATCH]
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-        if response.get("Errors"):
-            raise RuntimeError(f"request {request_id}: {len(response['Errors'])} export object(s) not deleted")
-        objects += len(chunk)
-    for upload in s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix(request_id)).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    return objects
+    return export_objects.delete_everything_under(prefix(request_id))
 
 
 def _saved_erasure(request_id: str) -> dict[str, Any] | None:
-    try:
-        row = RequestEventRecord.get(pk_of(request_id), _ERASURE_ROW, consistent_read=True)
-    except RequestEventRecord.DoesNotExist:
-        return None
-    return dict(row.detail or {})
+    row = get_or_none(RequestEventRecord, pk_of(request_id), _ERASURE_ROW)
+    return None if row is None else dict(row.detail or {})
 
 
 def _save_erasure(request_id: str, outcome: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -258,13 +238,9 @@ def _save_erasure(request_id: str, outcome: dict[str, Any], now: datetime) -> di
         actor="system",
         detail=outcome,
     )
-    try:
-        row.save(condition=RequestEventRecord.sk.does_not_exist())
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        return _saved_erasure(request_id) or outcome
-    return outcome
+    if save_if(row, RequestEventRecord.sk.does_not_exist()):
+        return outcome
+    return _saved_erasure(request_id) or outcome
 
 
 def _other_requests(request: DataSubjectRequest, refs: list[str]) -> Iterator[DataSubjectRequest]:

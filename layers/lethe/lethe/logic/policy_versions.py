@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, Field, model_validator
-from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code
-from lethe.data import audit
+from lethe.data import audit, queues
 from lethe.data import consents as ledger
 from lethe.data.models import ControlRecord
+from lethe.data.writes import get_or_none, save_if
 from lethe.errors import ConfigurationError, PolicyVersionExists
 from lethe.logic.suppression import is_suppressed
 from lethe.settings import get_settings
@@ -102,31 +101,22 @@ def _queue(messages: list[PolicyNotice]) -> None:
     url = get_settings().notification_queue_url
     if not url:
         raise ConfigurationError("the notification queue is not configured")
-    sqs = client("sqs")
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)]
-        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        if response.get("Failed"):
-            raise ConfigurationError(f"{len(response['Failed'])} notification messages were refused by the queue")
+    refused = queues.send_all(url, [m.model_dump_json() for m in messages])
+    if refused:
+        raise ConfigurationError(f"{refused} notification messages were refused by the queue")
 
 
 def _store(version: str, summary: str, at: datetime) -> tuple[str, datetime]:
     """Store a new version; the summary and time in force if an earlier publish of it never finished
     queueing its notices (so that publish can be completed). PolicyVersionExists otherwise."""
-    try:
-        ControlRecord(POLICY_PK, version, at=at.isoformat(), data={"summary": summary, "notices_queued": False}).save(
-            condition=ControlRecord.sk.does_not_exist()
-        )
+    record = ControlRecord(POLICY_PK, version, at=at.isoformat(), data={"summary": summary, "notices_queued": False})
+    if save_if(record, ControlRecord.sk.does_not_exist()):
         return summary, at
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        existing = ControlRecord.get(POLICY_PK, version, consistent_read=True)
-        data = existing.data or {}
-        if data.get("notices_queued", True) or data.get("summary") != summary or not existing.at:
-            raise PolicyVersionExists(f"policy version {version} was already published") from exc
-        return summary, datetime.fromisoformat(existing.at)
+    existing = get_or_none(ControlRecord, POLICY_PK, version)
+    data = (existing.data if existing else None) or {}
+    if existing is None or data.get("notices_queued", True) or data.get("summary") != summary or not existing.at:
+        raise PolicyVersionExists(f"policy version {version} was already published")
+    return summary, datetime.fromisoformat(existing.at)
 
 
 def publish(version: str, summary: str, *, actor: str = "operator", now: datetime | None = None) -> PublishResult:

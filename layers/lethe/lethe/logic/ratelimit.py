@@ -7,12 +7,11 @@ Each submission is one atomic ADD; DynamoDB's TTL removes the counter after its 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pynamodb.exceptions import UpdateError
-from pynamodb.expressions.update import Action
-
-from lethe.aws import error_code
 from lethe.data.models import ControlRecord, bind_models
+from lethe.data.writes import get_or_none, update_if
+from lethe.domain import utc_now
 from lethe.errors import RateLimited
 from lethe.settings import get_settings
 
@@ -34,27 +33,23 @@ def hit(kind: str, ref: str, *, limit: int, now: datetime | None = None, token: 
     settings = get_settings()
     if ControlRecord.Meta.table_name != settings.control_table:
         bind_models(settings)
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = utc_now(now)
     window, ends = _window(moment)
     counter = ControlRecord(f"RATE#{kind}#{ref}", window)
-    actions: list[Action] = [ControlRecord.tally.add(1), ControlRecord.expires_at.set(int(ends.timestamp()) + 3600)]
+    actions: list[Any] = [ControlRecord.tally.add(1), ControlRecord.expires_at.set(int(ends.timestamp()) + 3600)]
     if token is None:
         counter.update(actions=actions)
         count = int(counter.tally or 0)
+    elif update_if(
+        counter,
+        [*actions, ControlRecord.seen.add({token})],
+        ~ControlRecord.seen.contains(token) & (ControlRecord.tally.does_not_exist() | (ControlRecord.tally < limit)),
+    ):
+        count = int(counter.tally or 0)
     else:
-        try:
-            counter.update(
-                actions=[*actions, ControlRecord.seen.add({token})],
-                condition=~ControlRecord.seen.contains(token)
-                & (ControlRecord.tally.does_not_exist() | (ControlRecord.tally < limit)),
-            )
-            count = int(counter.tally or 0)
-        except UpdateError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            current = ControlRecord.get(f"RATE#{kind}#{ref}", window, consistent_read=True)
-            counted_before = token in (current.seen or set())
-            count = int(current.tally or 0) if counted_before else limit + 1
+        current = get_or_none(ControlRecord, f"RATE#{kind}#{ref}", window)
+        counted_before = current is not None and token in (current.seen or set())
+        count = int(current.tally or 0) if current is not None and counted_before else limit + 1
     if count > limit:
         retry_after = max(1, int((ends - moment).total_seconds()))
         raise RateLimited("too many requests; try again later", retry_after=retry_after)

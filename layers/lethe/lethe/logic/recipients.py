@@ -23,19 +23,17 @@ import json
 import re
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
-from pynamodb.expressions.update import Action
 
-from lethe.aws import client, error_code, retry_transient
-from lethe.data import audit, mail
+from lethe.data import audit, mail, notices, queues
+from lethe.data.faults import code_of
 from lethe.data.models import RecipientNoticeRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
-from lethe.domain import RequestType
+from lethe.data.writes import get_or_none, save_if, update_if
+from lethe.domain import RequestType, utc_stamp
 from lethe.errors import ConfigurationError, InvalidTransition, RequestNotFound
 from lethe.inventory import EmailNotice, Inventory, Recipient, WebhookNotice, get_inventory
 from lethe.settings import get_settings
@@ -105,10 +103,6 @@ def touched(results: dict[str, dict[str, Any]]) -> list[str]:
     )
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def view(row: RecipientNoticeRecord) -> NoticeView:
     return NoticeView(
         request_id=row.request_id,
@@ -157,34 +151,24 @@ def _ensure(request: DataSubjectRequest, dataset: str, recipient: Recipient) -> 
         recipient=recipient.name,
         channel="email" if isinstance(recipient.notify, EmailNotice) else "webhook",
         state="pending",
-        created_at=_now(),
+        created_at=utc_stamp(),
         request_type=_WHAT[request.type],
         subject_ref=request.subject_ref,
     )
-    try:
-        row.save(condition=RecipientNoticeRecord.sk.does_not_exist())
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        return _get(request.request_id, ident)
-    return row
+    return row if save_if(row, RecipientNoticeRecord.sk.does_not_exist()) else _get(request.request_id, ident)
 
 
 def _get(request_id: str, ident: str) -> RecipientNoticeRecord:
-    try:
-        return RecipientNoticeRecord.get(pk_of(request_id), NOTICE_PREFIX + ident, consistent_read=True)
-    except DoesNotExist as exc:
-        raise RequestNotFound(f"request {request_id} has no notice {ident}") from exc
+    row = get_or_none(RecipientNoticeRecord, pk_of(request_id), NOTICE_PREFIX + ident)
+    if row is None:
+        raise RequestNotFound(f"request {request_id} has no notice {ident}")
+    return row
 
 
 def queue(row: RecipientNoticeRecord, *, delay_seconds: int = 0) -> None:
     """Hand a notice to the retry queue, and note it (a second finalization does not queue it again)."""
     message = NoticeMessage(request_id=row.request_id, notice_id=row.notice_id)
-    client("sqs").send_message(
-        QueueUrl=get_settings().recipient_notice_queue_url,
-        MessageBody=message.model_dump_json(),
-        DelaySeconds=delay_seconds,
-    )
+    queues.send(get_settings().recipient_notice_queue_url, message.model_dump_json(), delay_seconds=delay_seconds)
     row.update(actions=[RecipientNoticeRecord.queued.set(True)])
 
 
@@ -215,9 +199,9 @@ def webhook_secret(reference: str) -> bytes:
     """The recipient's signing key, read from Secrets Manager by reference. A JSON secret holds it under
     "value" (as template.yaml generates one); any other secret string is the key itself."""
     try:
-        raw = client("secretsmanager").get_secret_value(SecretId=get_settings().secret_id(reference))["SecretString"]
+        raw = notices.webhook_secret_string(reference)
     except Exception as exc:  # an unreadable secret is one failed attempt: retried, then failed, visibly
-        raise NoticeNotDelivered(f"webhook secret unreadable ({error_code(exc) or type(exc).__name__})") from exc
+        raise NoticeNotDelivered(f"webhook secret unreadable ({code_of(exc) or type(exc).__name__})") from exc
     try:
         parsed = json.loads(raw)
     except ValueError:
@@ -273,7 +257,7 @@ def _send(row: RecipientNoticeRecord, recipient: Recipient) -> None:
         try:
             mail.send_email(notify.email, f"{row.request_type.capitalize()} notice {row.request_id}", text)
         except Exception as exc:  # SES refused or failed: retried by the queue
-            raise NoticeNotDelivered(f"email not sent ({error_code(exc) or type(exc).__name__})") from exc
+            raise NoticeNotDelivered(f"email not sent ({code_of(exc) or type(exc).__name__})") from exc
 
 
 def _recipient_of(row: RecipientNoticeRecord) -> Recipient | None:
@@ -297,8 +281,7 @@ def deliver(row: RecipientNoticeRecord, recipient: Recipient | None = None, *, f
         _record_failure(row, str(exc), final=final)
         logger.warning("recipient notice not delivered", request_id=row.request_id, notice_id=row.notice_id)
         raise
-    # Retried in place: a notice that went but is not recorded as sent would go again on redelivery.
-    retry_transient(_record_sent, row, what="record a notice sent")
+    notices.record_sent(row, told_at=utc_stamp())  # retried in place: it must not go twice
     # Evidence that the recipient was told: the recipient's name and channel, the subject as an HMAC.
     audit.append(
         "recipient.told",
@@ -311,21 +294,8 @@ def deliver(row: RecipientNoticeRecord, recipient: Recipient | None = None, *, f
     return "sent"
 
 
-def _record_sent(row: RecipientNoticeRecord) -> None:
-    row.update(
-        actions=[
-            RecipientNoticeRecord.state.set("sent"),
-            RecipientNoticeRecord.told_at.set(_now()),
-            RecipientNoticeRecord.attempts.add(1),
-            RecipientNoticeRecord.last_error.remove(),
-            RecipientNoticeRecord.status.remove(),
-            RecipientNoticeRecord.due_at.remove(),
-        ]
-    )
-
-
 def _record_failure(row: RecipientNoticeRecord, reason: str, *, final: bool) -> None:
-    actions: list[Action] = [
+    actions: list[Any] = [
         RecipientNoticeRecord.attempts.add(1),
         RecipientNoticeRecord.last_error.set(reason[:200]),
     ]
@@ -334,13 +304,9 @@ def _record_failure(row: RecipientNoticeRecord, reason: str, *, final: bool) -> 
         actions += [
             RecipientNoticeRecord.state.set("failed"),
             RecipientNoticeRecord.status.set(FAILED_STATUS),
-            RecipientNoticeRecord.due_at.set(_now()),
+            RecipientNoticeRecord.due_at.set(utc_stamp()),
         ]
-    try:
-        row.update(actions=actions, condition=RecipientNoticeRecord.state != "sent")
-    except UpdateError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
+    update_if(row, actions, RecipientNoticeRecord.state != "sent")  # sent meanwhile: the failure is moot
 
 
 def deliver_queued(message: NoticeMessage, *, receive: int) -> dict[str, Any]:
@@ -384,19 +350,13 @@ def retry(request_id: str, ident: str) -> NoticeView:
     row = _get(request_id, ident)
     if row.state != "failed":
         raise InvalidTransition(f"only a failed notice can be retried; this one is {row.state}")
-    try:
-        row.update(
-            actions=[
-                RecipientNoticeRecord.state.set("pending"),
-                RecipientNoticeRecord.status.remove(),
-                RecipientNoticeRecord.due_at.remove(),
-            ],
-            condition=RecipientNoticeRecord.state == "failed",
-        )
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise InvalidTransition("the notice changed meanwhile; list it again") from exc
-        raise
+    pending = [
+        RecipientNoticeRecord.state.set("pending"),
+        RecipientNoticeRecord.status.remove(),
+        RecipientNoticeRecord.due_at.remove(),
+    ]
+    if not update_if(row, pending, RecipientNoticeRecord.state == "failed"):
+        raise InvalidTransition("the notice changed meanwhile; list it again")
     if not get_settings().recipient_notice_queue_url:
         raise ConfigurationError("LETHE_RECIPIENT_NOTICE_QUEUE_URL is not set")
     queue(row)

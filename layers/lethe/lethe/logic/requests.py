@@ -17,7 +17,7 @@ Contract for the rest of Lethe (fulfilment, deadlines, the admin API):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,7 +25,7 @@ from aws_lambda_powertools import Logger
 from lethe.data import audit
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest, RequestEvent
-from lethe.domain import TERMINAL_STATUSES, Status
+from lethe.domain import TERMINAL_STATUSES, Status, utc_now
 from lethe.errors import ConflictingWrite, InvalidTransition
 from lethe.logic.agents import tell_agent
 from lethe.logic.own_data import on_end as own_data_on_end
@@ -59,10 +59,6 @@ __all__ = [
 ]
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
 def get_request(request_id: str) -> DataSubjectRequest:
     """The request (consistent read). Raises RequestNotFound."""
     return repository.get(request_id)
@@ -85,7 +81,7 @@ def transition(
     an audit record ("request.<to>", subject as HMAC reference). Raises InvalidTransition or RequestNotFound.
     """
     allowed = frozenset(allowed_from)
-    moment = _now(now)
+    moment = utc_now(now)
     if to in TERMINAL_STATUSES:
         updates = {**own_data_on_end(moment), **updates}
     for _ in range(_RETRIES):
@@ -138,7 +134,7 @@ def add_event(
     now: datetime | None = None,
 ) -> RequestEvent:
     """Append a non-transition event to a request's history (no PII in `detail`)."""
-    return repository.put_event(request_id, kind, actor=actor, detail=detail, now=_now(now))
+    return repository.put_event(request_id, kind, actor=actor, detail=detail, now=utc_now(now))
 
 
 def list_events(request_id: str) -> list[RequestEvent]:

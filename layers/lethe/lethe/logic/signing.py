@@ -11,7 +11,7 @@ import base64
 import hashlib
 from urllib.parse import urlsplit
 
-from lethe.aws import client
+from lethe.data import signing_keys
 from lethe.errors import ConfigurationError
 from lethe.settings import get_settings
 
@@ -42,10 +42,8 @@ def sign(body: bytes) -> str:
         message, message_type = body, "RAW"
     else:
         message, message_type = hashlib.sha256(body).digest(), "DIGEST"
-    signed = client("kms").sign(
-        KeyId=key_id, Message=message, MessageType=message_type, SigningAlgorithm=SIGNING_ALGORITHM
-    )
-    return base64.b64encode(signed["Signature"]).decode("ascii")
+    signature = signing_keys.sign(key_id, message, message_type=message_type, algorithm=SIGNING_ALGORITHM)
+    return base64.b64encode(signature).decode("ascii")
 
 
 def signature_headers(body: bytes) -> dict[str, str]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pynamodb.exceptions import PutError
-
-from lethe.aws import error_code
 from lethe.data.models import SuppressionRecord
+from lethe.data.writes import save_if
 from lethe.keys import key_ring
 
 
@@ -22,13 +20,8 @@ def suppress(email: str, *, reason: str, source: str) -> str:
 
 def suppress_ref(ref: str, *, reason: str, source: str) -> str:
     """Add an address known only by its reference (a one-click unsubscribe token carries no address)."""
-    try:
-        SuppressionRecord(ref, reason=reason, at=datetime.now(UTC).isoformat(), source=source).save(
-            condition=SuppressionRecord.subject_ref.does_not_exist()
-        )
-    except PutError as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
-            raise
+    record = SuppressionRecord(ref, reason=reason, at=datetime.now(UTC).isoformat(), source=source)
+    save_if(record, SuppressionRecord.subject_ref.does_not_exist())  # already there: the first one stands
     return ref
 
 
