@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 
 class RequestType(StrEnum):
@@ -125,3 +125,9 @@ def utc_now(now: datetime | None = None) -> datetime:
 def utc_stamp(now: datetime | None = None) -> str:
     """That moment as rows record it: ISO 8601 in UTC, to the second."""
     return utc_now(now).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------ views of stored rows
+
+# A tally a row may not hold yet (None, or absent): 0 until something is counted.
+Tally = Annotated[int, BeforeValidator(lambda value: int(value or 0))]

@@ -30,7 +30,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -134,16 +134,8 @@ class RecordedConsent(ConsentView):
     ] = None
 
 
-class HistoryEntry(BaseModel):
-    subject_id: str
-    purpose: str
-    granted: bool
-    policy_version: str
-    source: str
-    at: datetime
-    ip_hash: str | None = None
-    user_agent_family: str | None = None
-    note: str | None = None
+class HistoryEntry(ConsentChange):
+    """One change as the history shows it (the IP hash to operators only)."""
 
 
 _UA_FAMILIES = (
@@ -164,6 +156,13 @@ def user_agent_family(user_agent: str | None) -> str | None:
         if pattern.search(user_agent):
             return family
     return "other"
+
+
+def _change(state: ConsentState, source: str, at: datetime, note: str | None, **fields: Any) -> ConsentChange:
+    """The history row of a change to `state` made by `source` at `at`: the state's subject, purpose,
+    choice and policy version unless `fields` name others (and the IP hash and browser family, if known)."""
+    kept = state.model_dump(include={"subject_id", "purpose", "granted", "policy_version"})
+    return ConsentChange.model_validate({**kept, "source": source, "at": at, "note": note, **fields})
 
 
 def _digest(secret: str) -> str:
@@ -267,34 +266,21 @@ def record_consent(
     states, changes = [], []
     for name, granted in choices.items():
         reach = name in reachable
-        states.append(
-            ConsentState(
-                subject_id=subject_id,
-                purpose=name,
-                granted=granted,
-                policy_version=policy_version,
-                source=source,
-                at=at,
-                note=notes.get(name),
-                contact=confirmed[0] if reach else None,
-                contact_ref=confirmed[1] if reach else None,
-                pending_contact=pending[0] if reach else None,
-                pending_contact_ref=pending[1] if reach else None,
-            )
+        state = ConsentState(
+            subject_id=subject_id,
+            purpose=name,
+            granted=granted,
+            policy_version=policy_version,
+            source=source,
+            at=at,
+            note=notes.get(name),
+            contact=confirmed[0] if reach else None,
+            contact_ref=confirmed[1] if reach else None,
+            pending_contact=pending[0] if reach else None,
+            pending_contact_ref=pending[1] if reach else None,
         )
-        changes.append(
-            ConsentChange(
-                subject_id=subject_id,
-                purpose=name,
-                granted=granted,
-                policy_version=policy_version,
-                source=source,
-                at=at,
-                ip_hash=ip_hash,
-                user_agent_family=family,
-                note=notes.get(name),
-            )
-        )
+        states.append(state)
+        changes.append(_change(state, source, at, notes.get(name), ip_hash=ip_hash, user_agent_family=family))
     ledger.write_changes(states, changes)
     if status == "pending" and reachable and pending[0] and pending[1]:
         _send_confirmation(subject_id, pending[0], pending[1], reachable, ring=ring, ip=ip, at=at)
@@ -380,15 +366,7 @@ def confirm_email(token: str, *, now: datetime | None = None) -> int:
     for state in [s for subject_id in (found.subject_id, *accounts) for s in ledger.current(subject_id)]:
         if not state.granted or state.pending_contact_ref != found.contact_ref:
             continue
-        change = ConsentChange(
-            subject_id=state.subject_id,
-            purpose=state.purpose,
-            granted=True,
-            policy_version=state.policy_version,
-            source="email_confirmation",
-            at=at,
-            note="email confirmed",
-        )
+        change = _change(state, "email_confirmation", at, "email confirmed", granted=True)
         confirmed += ledger.confirm_contact(state, change)
     return confirmed
 
@@ -469,34 +447,12 @@ def link_device(device_id: str, account_id: str, *, source: str = "signup", now:
         s.model_copy(update={"subject_id": account_id, "at": at, "source": source, "note": f"linked from {device_id}"})
         for s in adopted
     ]
-
-    def link_change(subject_id: str, state: ConsentState, note: str) -> ConsentChange:
-        return ConsentChange(
-            subject_id=subject_id,
-            purpose=state.purpose,
-            granted=state.granted,
-            policy_version=state.policy_version,
-            source=source,
-            at=at,
-            note=note,
-        )
-
-    changes = [link_change(account_id, s, f"linked from {device_id}") for s in adopted]
-    changes += [link_change(device_id, s, f"linked to {account_id}") for s in device_states]
+    changes = [_change(s, source, at, f"linked from {device_id}", subject_id=account_id) for s in adopted]
+    changes += [_change(s, source, at, f"linked to {account_id}") for s in device_states]
     if not adopted:  # the account's choices are all newer: its history still shows the link
         kept = next(iter(account_now.values()), None)
         if kept is not None:
-            changes.append(
-                ConsentChange(
-                    subject_id=account_id,
-                    purpose=kept.purpose,
-                    granted=kept.granted,
-                    policy_version=kept.policy_version,
-                    source=source,
-                    at=at,
-                    note=f"linked from {device_id}",
-                )
-            )
+            changes.append(_change(kept, source, at, f"linked from {device_id}"))
     ledger.write_changes(states, changes)
     return get_consent(account_id)
 
@@ -506,17 +462,7 @@ def _withdraw_subject(state: ConsentState, source: str, at: datetime) -> None:
     cleared = {"contact": None, "contact_ref": None, "pending_contact": None, "pending_contact_ref": None}
     ledger.write_changes(
         [state.model_copy(update={"granted": False, "at": at, "source": source, "note": note, **cleared})],
-        [
-            ConsentChange(
-                subject_id=state.subject_id,
-                purpose=state.purpose,
-                granted=False,
-                policy_version=state.policy_version,
-                source=source,
-                at=at,
-                note=note,
-            )
-        ],
+        [_change(state, source, at, note, granted=False)],
     )
 
 

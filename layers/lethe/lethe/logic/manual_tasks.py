@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from lethe.data import mail, queues
 from lethe.data.models import ManualTaskRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if, update_if
-from lethe.domain import RequestType, Status, utc_stamp
+from lethe.domain import RequestType, Status, Tally, utc_stamp
 from lethe.errors import InvalidManualTask, InvalidTransition, UnknownDataset
 from lethe.inventory import Dataset, get_inventory, identity_label
 from lethe.logic import exports
@@ -57,6 +57,10 @@ Item = dict[str, str | int | float | bool | None]
 
 
 class ManualTaskView(BaseModel):
+    """A task as the operator sees it, read from its row (`items` is how many the owner returned)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     request_id: str
     dataset: str
     task: str
@@ -65,29 +69,15 @@ class ManualTaskView(BaseModel):
     state: str
     opened_at: str
     due_at: str | None = None
-    reminders: int = 0
+    reminders: Tally = 0
     done_at: str | None = None
     done_by: str | None = None
     note: str | None = None
-    items: int | None = None
+    items: Annotated[int | None, BeforeValidator(lambda items: len(items) if isinstance(items, list) else items)] = None
 
 
 def view(row: ManualTaskRecord) -> ManualTaskView:
-    return ManualTaskView(
-        request_id=row.request_id,
-        dataset=row.dataset,
-        task=row.task,
-        owner=row.owner,
-        request_type=row.request_type,
-        state=row.state,
-        opened_at=row.opened_at,
-        due_at=row.due_at,
-        reminders=int(row.reminders or 0),
-        done_at=row.done_at,
-        done_by=row.done_by,
-        note=row.note,
-        items=len(row.items) if isinstance(row.items, list) else None,
-    )
+    return ManualTaskView.model_validate(row, from_attributes=True)
 
 
 # ------------------------------------------------------------------ opening (the worker)

@@ -26,14 +26,14 @@ import urllib.request
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.data import audit, mail, notices, queues
 from lethe.data.faults import code_of
 from lethe.data.models import RecipientNoticeRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if, update_if
-from lethe.domain import RequestType, utc_stamp
+from lethe.domain import RequestType, Tally, utc_stamp
 from lethe.errors import ConfigurationError, InvalidTransition, RequestNotFound
 from lethe.inventory import EmailNotice, Inventory, Recipient, WebhookNotice, get_inventory
 from lethe.settings import get_settings
@@ -74,7 +74,9 @@ class NoticeMessage(BaseModel):
 
 
 class NoticeView(BaseModel):
-    """A notice as the operator and the certificate see it."""
+    """A notice as the operator and the certificate see it, read from its row."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     request_id: str
     notice_id: str
@@ -82,7 +84,7 @@ class NoticeView(BaseModel):
     recipient: str
     channel: str
     state: str
-    attempts: int
+    attempts: Tally
     told_at: str | None = None
     last_error: str | None = None
 
@@ -104,17 +106,7 @@ def touched(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def view(row: RecipientNoticeRecord) -> NoticeView:
-    return NoticeView(
-        request_id=row.request_id,
-        notice_id=row.notice_id,
-        dataset=row.dataset,
-        recipient=row.recipient,
-        channel=row.channel,
-        state=row.state,
-        attempts=int(row.attempts or 0),
-        told_at=row.told_at,
-        last_error=row.last_error,
-    )
+    return NoticeView.model_validate(row, from_attributes=True)
 
 
 # ------------------------------------------------------------------ at finalization
