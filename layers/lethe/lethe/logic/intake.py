@@ -128,6 +128,8 @@ class Receipt(BaseModel):
 class RequestStatus(BaseModel):
     """The public status of a request: no email, no name, no result link."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     request_id: str
     type: RequestType
     status: Status
@@ -223,6 +225,29 @@ def check_corrections(corrections: dict[str, str]) -> None:
                 raise InvalidCorrection(f"corrections.{name}: the new value must be {words}")
 
 
+def new_request(
+    request_id: str,
+    request_type: RequestType,
+    status: Status,
+    regulation: Regulation,
+    subject_ref: str,
+    now: datetime,
+    **fields: Any,
+) -> DataSubjectRequest:
+    """A request received `now`: due by its regulation's deadline, with `fields` (email, identities, ...)."""
+    return DataSubjectRequest(
+        request_id=request_id,
+        type=request_type,
+        status=status,
+        regulation=regulation,
+        created_at=now,
+        due_at=deadlines.due_at(regulation, now),
+        updated_at=now,
+        subject_ref=subject_ref,
+        **fields,
+    )
+
+
 def new_request_id() -> str:
     """Unguessable: 128 random bits."""
     return REQUEST_ID_PREFIX + secrets.token_urlsafe(16)
@@ -298,15 +323,13 @@ def _create(
     request_id = new_request_id()
     code = new_code()
     regulation = submission.regulation or Regulation.default
-    request = DataSubjectRequest(
-        request_id=request_id,
-        type=submission.type,
-        status=Status.identity_unverified,
-        regulation=regulation,
-        created_at=now,
-        due_at=deadlines.due_at(regulation, now),
-        updated_at=now,
-        subject_ref=subject_ref,
+    request = new_request(
+        request_id,
+        submission.type,
+        Status.identity_unverified,
+        regulation,
+        subject_ref,
+        now,
         email=submission.email,
         name=submission.name,
         details=submission.details,
@@ -388,17 +411,17 @@ def _check_code(request_id: str, code: str, *, allowed_from: frozenset[Status], 
     raise VerificationFailed(f"the code is not correct; {remaining} attempt(s) left")
 
 
+def _from_unverified(request_id: str, to: Status, *, actor: str, reason: str, now: datetime) -> DataSubjectRequest:
+    """identity_unverified -> `to`, the reason in the history. InvalidTransition when it has left it."""
+    return transition(
+        request_id, to, allowed_from={Status.identity_unverified}, actor=actor, detail={"reason": reason}, now=now
+    )
+
+
 def _close(request_id: str, to: Status, *, reason: str, now: datetime) -> None:
     # InvalidTransition: already closed or verified by a concurrent call; nothing left to do.
     with contextlib.suppress(InvalidTransition):
-        transition(
-            request_id,
-            to,
-            allowed_from={Status.identity_unverified},
-            actor="system",
-            detail={"reason": reason},
-            now=now,
-        )
+        _from_unverified(request_id, to, actor="system", reason=reason, now=now)
 
 
 def verify(request_id: str, code: str, *, now: datetime | None = None) -> RequestStatus:
@@ -417,14 +440,7 @@ def verify(request_id: str, code: str, *, now: datetime | None = None) -> Reques
     # An agent's request waits for the operator to check the authorization before any work starts.
     to = Status.awaiting_approval if current.type in NEEDS_APPROVAL or current.agent else Status.pending
     reason = "identity verified; the agent's authorization awaits approval" if current.agent else "identity verified"
-    verified = transition(
-        request_id,
-        to,
-        allowed_from={Status.identity_unverified},
-        actor="subject",
-        detail={"reason": reason},
-        now=moment,
-    )
+    verified = _from_unverified(request_id, to, actor="subject", reason=reason, now=moment)
     if verified.status is Status.pending:
         fulfilment.start(request_id)
         verified = repository.get(request_id)
@@ -471,15 +487,7 @@ def status(request_id: str) -> RequestStatus:
 
 
 def public_status(request: DataSubjectRequest) -> RequestStatus:
-    return RequestStatus(
-        request_id=request.request_id,
-        type=request.type,
-        status=request.status,
-        regulation=request.regulation,
-        created_at=request.created_at,
-        due_at=request.due_at,
-        extended=request.extended,
-    )
+    return RequestStatus.model_validate(request, from_attributes=True)
 
 
 def _require_id(request_id: str) -> None:
@@ -502,14 +510,7 @@ def expire_unverified(now: datetime | None = None, *, batch: int = 100) -> int:
         )
         for request in page:
             try:
-                transition(
-                    request.request_id,
-                    Status.expired,
-                    allowed_from={Status.identity_unverified},
-                    actor="system",
-                    detail={"reason": NEVER_VERIFIED},
-                    now=moment,
-                )
+                _from_unverified(request.request_id, Status.expired, actor="system", reason=NEVER_VERIFIED, now=moment)
                 expired += 1
             except (InvalidTransition, RequestNotFound):
                 continue

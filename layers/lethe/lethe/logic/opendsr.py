@@ -31,13 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lethe.data import audit, datasets, queues
 from lethe.data import requests as repository
 from lethe.data.models import RequestEventRecord
-from lethe.data.requests import DataSubjectRequest, pk_of
+from lethe.data.requests import pk_of
 from lethe.domain import Regulation, RequestType, Status, is_plain_address, utc_now
 from lethe.errors import ConflictingWrite, InvalidTransition, LetheError, RequestNotFound
 from lethe.inventory import EMAIL, get_inventory
 from lethe.keys import key_ring, normalize_email
-from lethe.logic import deadlines, fulfilment, opendsr_callbacks, signing
-from lethe.logic.intake import new_request_id
+from lethe.logic import fulfilment, opendsr_callbacks, signing
+from lethe.logic.intake import new_request, new_request_id
 from lethe.logic.opendsr_callbacks import LINK_SK, OPENDSR_STATUS, results_of, rfc3339
 from lethe.logic.requests import transition
 from lethe.settings import get_settings
@@ -304,15 +304,13 @@ def submit(controller_id: str, body: OpenDsrRequest, raw: bytes, *, now: datetim
     subject_ref = ring.subject_ref(email) if email else ring.mac("opendsr-subject", "|".join(sorted(digests)))
     regulation = Regulation(body.regulation)
     request_id = new_request_id()
-    request = DataSubjectRequest(
-        request_id=request_id,
-        type=RequestType(body.subject_request_type),
-        status=Status.pending,
-        regulation=regulation,
-        created_at=moment,
-        due_at=deadlines.due_at(regulation, moment),
-        updated_at=moment,
-        subject_ref=subject_ref,
+    request = new_request(
+        request_id,
+        RequestType(body.subject_request_type),
+        Status.pending,
+        regulation,
+        subject_ref,
+        moment,
         email=email,
         identities=tuple(known),
         controller=controller_id,
