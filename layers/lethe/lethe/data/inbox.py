@@ -4,6 +4,8 @@ Rows of ControlTable, pk "INBOX", sk the item id ("inb_<received, UTC>_<digest o
 the listing is one Query in the order mail arrived and the same message always names the same item.
 An item holds the sender's address, the subject and an excerpt of the text: personal data, so every
 row carries a TTL (`inbox_retention_days`) and nothing here is logged.
+
+And the raw messages SES stored in the inbound bucket, which the inbound function reads.
 """
 
 from __future__ import annotations

@@ -55,3 +55,8 @@ def move(source_url: str, target_url: str, *, limit: int) -> int:
             sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
     return moved
+
+
+def hold_back(queue_url: str, receipt_handle: str, seconds: int) -> None:
+    """Keep a received message out of sight for `seconds` before its next receive (a retry's backoff)."""
+    client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)

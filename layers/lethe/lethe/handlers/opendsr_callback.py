@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lethe.aws import client
+from lethe.data import queues
 from lethe.data.models import bind_models
 from lethe.logic.opendsr_callbacks import CallbackFailed, CallbackMessage, backoff_seconds, deliver
 from lethe.settings import get_settings
@@ -35,11 +35,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         return deliver(message, attempt=attempt)
     except CallbackFailed:
         with contextlib.suppress(ClientError, BotoCoreError):  # without it, the queue's own timeout applies
-            client("sqs").change_message_visibility(
-                QueueUrl=get_settings().opendsr_callback_queue_url,
-                ReceiptHandle=record.receipt_handle,
-                VisibilityTimeout=backoff_seconds(attempt),
-            )
+            queues.hold_back(get_settings().opendsr_callback_queue_url, record.receipt_handle, backoff_seconds(attempt))
         raise
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from lethe.aws import client
+from lethe.data import queues
 from lethe.data.models import bind_models
 from lethe.logic import recipients
 from lethe.logic.recipients import NoticeMessage, NoticeNotDelivered
@@ -51,9 +51,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         queue_url = get_settings().recipient_notice_queue_url
         if queue_url:
             # Back off before the next receive; the redrive policy counts receives up to the DLQ.
-            client("sqs").change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-            )
+            queues.hold_back(queue_url, record.receipt_handle, delay)
         raise
 
 
