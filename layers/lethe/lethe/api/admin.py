@@ -75,12 +75,17 @@ def require_operator(app: APIGatewayRestResolver, next_middleware: NextMiddlewar
 
 
 def register(app: APIGatewayRestResolver) -> None:
+    """The admin API's routes on `app`, every one behind the operator check."""
     app.use(middlewares=[require_operator])
-    for module in (admin_requests, admin_holds, admin_consent, admin_retention):
-        module.register(app)
-    app.include_router(admin_backups.router)
-    # The privacy inbox and reports.
-    app.include_router(admin_inbox.router)
-    app.include_router(admin_reports.router)
-    app.include_router(admin_people.router)
-    app.include_router(admin_opendsr.router)
+    for module in (
+        admin_requests,
+        admin_holds,
+        admin_consent,
+        admin_retention,
+        admin_backups,
+        admin_inbox,
+        admin_reports,
+        admin_people,
+        admin_opendsr,
+    ):
+        app.include_router(module.router)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
@@ -50,71 +51,79 @@ class PolicyVersionBody(BaseModel):
     summary: Annotated[str, Field(min_length=1, max_length=4000, description="What changed, for the notice email")]
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.post(
-        "/admin/consents",
-        summary="Record an account's consent choices (from the service that authenticated the account)",
-        tags=["consents"],
-        responses=responses(201, "Recorded", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def record_account_consent(body: Annotated[AccountConsentBody, Body()]) -> Response[RecordedConsent]:
-        recorded = consent.record_consent(
-            body.subject_id, body.purposes, policy_version=body.policy_version, source=body.source, email=body.email
-        )
-        return Response(201, content_types.APPLICATION_JSON, recorded)
+router = APIGatewayRouter()
 
-    @app.post(
-        # API Gateway needs one name for a path part at one level: here {subject_id} is the device id.
-        "/admin/consents/<subject_id>/link",
-        summary="Link a guest device (its minted id in the path) to the account it signed up for",
-        tags=["consents"],
-        responses=responses(200, "Linked: the account's current consent", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def link(subject_id: SubjectPath, body: Annotated[LinkBody, Body()]) -> ConsentView:
-        return consent.link_device(subject_id, body.account_id)
 
-    @app.get(
-        "/admin/consents/<subject_id>",
-        summary="A subject's current consent per purpose",
-        tags=["consents"],
-        responses=responses(200, "The current choice per purpose", errors=ADMIN_ERROR_RESPONSES),
+@router.post(
+    "/admin/consents",
+    summary="Record an account's consent choices (from the service that authenticated the account)",
+    tags=["consents"],
+    responses=responses(201, "Recorded", errors=ADMIN_ERROR_RESPONSES),
+)
+def record_account_consent(body: Annotated[AccountConsentBody, Body()]) -> Response[RecordedConsent]:
+    recorded = consent.record_consent(
+        body.subject_id, body.purposes, policy_version=body.policy_version, source=body.source, email=body.email
     )
-    def get_consent(subject_id: SubjectPath) -> ConsentView:
-        return consent.get_consent(subject_id)
+    return Response(201, content_types.APPLICATION_JSON, recorded)
 
-    @app.get(
-        "/admin/consents/<subject_id>/history",
-        summary="A subject's consent changes, with the IP hash kept as evidence",
-        tags=["consents"],
-        responses=responses(200, "The consent changes", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def get_history(subject_id: SubjectPath) -> History:
-        return History(subject_id=subject_id, changes=consent.get_history(subject_id, operator=True))
 
-    @app.post(
-        "/admin/unsubscribe-links",
-        summary="Signed unsubscribe link and List-Unsubscribe headers for a marketing (or policy) email",
-        tags=["consents"],
-        responses=responses(200, "The link and headers", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def unsubscribe_links(body: Annotated[UnsubscribeLinkBody, Body()]) -> UnsubscribeLink:
-        return unsubscribe.unsubscribe_link(body.email, body.purpose)
+@router.post(
+    # API Gateway needs one name for a path part at one level: here {subject_id} is the device id.
+    "/admin/consents/<subject_id>/link",
+    summary="Link a guest device (its minted id in the path) to the account it signed up for",
+    tags=["consents"],
+    responses=responses(200, "Linked: the account's current consent", errors=ADMIN_ERROR_RESPONSES),
+)
+def link(subject_id: SubjectPath, body: Annotated[LinkBody, Body()]) -> ConsentView:
+    return consent.link_device(subject_id, body.account_id)
 
-    @app.get(
-        "/admin/suppressions",
-        summary="Whether an address is suppressed",
-        tags=["consents"],
-        responses=responses(200, "Whether it is suppressed", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def suppressions(email: Annotated[str, Query(max_length=254, pattern=EMAIL_PATTERN)]) -> Suppression:
-        return Suppression(suppressed=is_suppressed(email))
 
-    @app.post(
-        "/admin/policy-versions",
-        summary="Publish a policy version and notify subscribers of policy_updates",
-        tags=["consents"],
-        responses=responses(201, "Published", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def publish_policy_version(body: Annotated[PolicyVersionBody, Body()]) -> Response[PublishResult]:
-        result = policy_versions.publish(body.version, body.summary, actor="operator")
-        return Response(201, content_types.APPLICATION_JSON, result)
+@router.get(
+    "/admin/consents/<subject_id>",
+    summary="A subject's current consent per purpose",
+    tags=["consents"],
+    responses=responses(200, "The current choice per purpose", errors=ADMIN_ERROR_RESPONSES),
+)
+def get_consent(subject_id: SubjectPath) -> ConsentView:
+    return consent.get_consent(subject_id)
+
+
+@router.get(
+    "/admin/consents/<subject_id>/history",
+    summary="A subject's consent changes, with the IP hash kept as evidence",
+    tags=["consents"],
+    responses=responses(200, "The consent changes", errors=ADMIN_ERROR_RESPONSES),
+)
+def get_history(subject_id: SubjectPath) -> History:
+    return History(subject_id=subject_id, changes=consent.get_history(subject_id, operator=True))
+
+
+@router.post(
+    "/admin/unsubscribe-links",
+    summary="Signed unsubscribe link and List-Unsubscribe headers for a marketing (or policy) email",
+    tags=["consents"],
+    responses=responses(200, "The link and headers", errors=ADMIN_ERROR_RESPONSES),
+)
+def unsubscribe_links(body: Annotated[UnsubscribeLinkBody, Body()]) -> UnsubscribeLink:
+    return unsubscribe.unsubscribe_link(body.email, body.purpose)
+
+
+@router.get(
+    "/admin/suppressions",
+    summary="Whether an address is suppressed",
+    tags=["consents"],
+    responses=responses(200, "Whether it is suppressed", errors=ADMIN_ERROR_RESPONSES),
+)
+def suppressions(email: Annotated[str, Query(max_length=254, pattern=EMAIL_PATTERN)]) -> Suppression:
+    return Suppression(suppressed=is_suppressed(email))
+
+
+@router.post(
+    "/admin/policy-versions",
+    summary="Publish a policy version and notify subscribers of policy_updates",
+    tags=["consents"],
+    responses=responses(201, "Published", errors=ADMIN_ERROR_RESPONSES),
+)
+def publish_policy_version(body: Annotated[PolicyVersionBody, Body()]) -> Response[PublishResult]:
+    result = policy_versions.publish(body.version, body.summary, actor="operator")
+    return Response(201, content_types.APPLICATION_JSON, result)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lethe.api.admin_requests import actor_of
@@ -37,31 +38,35 @@ class HoldList(BaseModel):
     holds: list[Hold]
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.post(
-        "/admin/legal-holds",
-        summary="Place a legal hold on a subject, a dataset or both",
-        tags=TAGS,
-        responses=responses(201, "Placed", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def place_hold(body: Annotated[HoldBody, Body()]) -> Response[Hold]:
-        hold = legal_holds.place(reason=body.reason, email=body.email, dataset=body.dataset, actor=actor_of(app))
-        return Response(201, content_types.APPLICATION_JSON, hold)
+router = APIGatewayRouter()
 
-    @app.get(
-        "/admin/legal-holds",
-        summary="List legal holds",
-        tags=TAGS,
-        responses=responses(200, "The holds", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def list_holds(active: Annotated[bool, Query(description="Only holds still in force")] = False) -> HoldList:
-        return HoldList(holds=legal_holds.list_holds(active_only=active))
 
-    @app.delete(
-        "/admin/legal-holds/<id>",
-        summary="Lift a legal hold",
-        tags=TAGS,
-        responses=responses(200, "Lifted", errors=ADMIN_ERROR_RESPONSES),
-    )
-    def lift_hold(id: str) -> Hold:
-        return legal_holds.lift(id, actor=actor_of(app))
+@router.post(
+    "/admin/legal-holds",
+    summary="Place a legal hold on a subject, a dataset or both",
+    tags=TAGS,
+    responses=responses(201, "Placed", errors=ADMIN_ERROR_RESPONSES),
+)
+def place_hold(body: Annotated[HoldBody, Body()]) -> Response[Hold]:
+    hold = legal_holds.place(reason=body.reason, email=body.email, dataset=body.dataset, actor=actor_of(router))
+    return Response(201, content_types.APPLICATION_JSON, hold)
+
+
+@router.get(
+    "/admin/legal-holds",
+    summary="List legal holds",
+    tags=TAGS,
+    responses=responses(200, "The holds", errors=ADMIN_ERROR_RESPONSES),
+)
+def list_holds(active: Annotated[bool, Query(description="Only holds still in force")] = False) -> HoldList:
+    return HoldList(holds=legal_holds.list_holds(active_only=active))
+
+
+@router.delete(
+    "/admin/legal-holds/<id>",
+    summary="Lift a legal hold",
+    tags=TAGS,
+    responses=responses(200, "Lifted", errors=ADMIN_ERROR_RESPONSES),
+)
+def lift_hold(id: str) -> Hold:
+    return legal_holds.lift(id, actor=actor_of(router))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
@@ -35,79 +35,85 @@ def _responses(description: str) -> dict[int, Any]:
     return responses(200, description, errors=ADMIN_ERROR_RESPONSES)
 
 
-def actor_of(app: APIGatewayRestResolver) -> str:
+def actor_of(router: APIGatewayRouter) -> str:
     """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
-    identity = app.current_event.request_context.identity
+    identity = router.current_event.request_context.identity
     return identity.user_arn or identity.caller or "operator"
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.get(
-        "/admin/requests",
-        summary="List requests by status, earliest due first",
-        tags=TAGS,
-        responses=_responses("A page of requests"),
-    )
-    def list_requests(
-        status: Annotated[Status, Query(description="Which status to list")] = Status.pending,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")] = None,
-    ) -> RequestPage:
-        return operator.list_requests(status, limit=limit, cursor=cursor)
+router = APIGatewayRouter()
 
-    @app.get(
-        "/admin/requests/<id>",
-        summary="One request with its events",
-        tags=TAGS,
-        responses=_responses("The request and its events"),
-    )
-    def show_request(id: str) -> RequestDetail:
-        return operator.show(id)
 
-    @app.post(
-        "/admin/requests/<id>/approve",
-        summary="Approve a request awaiting approval",
-        tags=TAGS,
-        responses=_responses("Approved"),
-    )
-    def approve_request(id: str) -> RequestView:
-        return operator.approve(id, actor=actor_of(app))
+@router.get(
+    "/admin/requests",
+    summary="List requests by status, earliest due first",
+    tags=TAGS,
+    responses=_responses("A page of requests"),
+)
+def list_requests(
+    status: Annotated[Status, Query(description="Which status to list")] = Status.pending,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")] = None,
+) -> RequestPage:
+    return operator.list_requests(status, limit=limit, cursor=cursor)
 
-    @app.post(
-        "/admin/requests/<id>/deny",
-        summary="Deny a request; the reason is emailed",
-        tags=TAGS,
-        responses=_responses("Denied"),
-    )
-    def deny_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
-        return operator.deny(id, reason=body.reason, actor=actor_of(app))
 
-    @app.post(
-        "/admin/requests/<id>/extend",
-        summary="Extend the deadline once, within the regulation's limit; the reason is emailed",
-        tags=TAGS,
-        responses=_responses("Extended"),
-    )
-    def extend_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
-        return operator.extend(id, reason=body.reason, actor=actor_of(app))
+@router.get(
+    "/admin/requests/<id>",
+    summary="One request with its events",
+    tags=TAGS,
+    responses=_responses("The request and its events"),
+)
+def show_request(id: str) -> RequestDetail:
+    return operator.show(id)
 
-    @app.post(
-        "/admin/requests/<id>/retry",
-        summary="Resume a failed request: only datasets not done are queued again",
-        tags=TAGS,
-        responses=_responses("Queued again"),
-    )
-    def retry_request(id: str) -> RequestView:
-        return operator.retry(id, actor=actor_of(app))
 
-    @app.get(
-        "/admin/audit/verify",
-        summary="Verify the audit hash chain",
-        tags=["audit"],
-        responses=_responses("The verdict on the chain"),
-    )
-    def verify_audit() -> AuditReport:
-        report = audit.verify()
-        return AuditReport(
-            ok=report.ok, records=report.records, first_bad_seq=report.first_bad_seq, problem=report.problem
-        )
+@router.post(
+    "/admin/requests/<id>/approve",
+    summary="Approve a request awaiting approval",
+    tags=TAGS,
+    responses=_responses("Approved"),
+)
+def approve_request(id: str) -> RequestView:
+    return operator.approve(id, actor=actor_of(router))
+
+
+@router.post(
+    "/admin/requests/<id>/deny",
+    summary="Deny a request; the reason is emailed",
+    tags=TAGS,
+    responses=_responses("Denied"),
+)
+def deny_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
+    return operator.deny(id, reason=body.reason, actor=actor_of(router))
+
+
+@router.post(
+    "/admin/requests/<id>/extend",
+    summary="Extend the deadline once, within the regulation's limit; the reason is emailed",
+    tags=TAGS,
+    responses=_responses("Extended"),
+)
+def extend_request(id: str, body: Annotated[ReasonBody, Body()]) -> RequestView:
+    return operator.extend(id, reason=body.reason, actor=actor_of(router))
+
+
+@router.post(
+    "/admin/requests/<id>/retry",
+    summary="Resume a failed request: only datasets not done are queued again",
+    tags=TAGS,
+    responses=_responses("Queued again"),
+)
+def retry_request(id: str) -> RequestView:
+    return operator.retry(id, actor=actor_of(router))
+
+
+@router.get(
+    "/admin/audit/verify",
+    summary="Verify the audit hash chain",
+    tags=["audit"],
+    responses=_responses("The verdict on the chain"),
+)
+def verify_audit() -> AuditReport:
+    report = audit.verify()
+    return AuditReport(ok=report.ok, records=report.records, first_bad_seq=report.first_bad_seq, problem=report.problem)

@@ -12,7 +12,8 @@ import base64
 import hashlib
 from pathlib import Path
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -65,7 +66,9 @@ FORM_HEADERS = {
 }
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.get("/", include_in_schema=False)
-    def request_form() -> Response[str]:
-        return Response(200, content_types.TEXT_HTML, FORM_HTML, headers=dict(FORM_HEADERS))
+router = APIGatewayRouter()
+
+
+@router.get("/", include_in_schema=False)
+def request_form() -> Response[str]:
+    return Response(200, content_types.TEXT_HTML, FORM_HTML, headers=dict(FORM_HEADERS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, Field
 
 from lethe.api import form, public_consent, public_exports, public_requests
@@ -29,28 +30,33 @@ class Discovery(BaseModel):
     processor_note: str
 
 
+router = APIGatewayRouter()
+
+
+@router.get(
+    "/discovery",
+    summary="Supported request types, identities and regulations",
+    tags=["discovery"],
+    responses=responses(200, "What this controller accepts"),
+)
+def discovery() -> Discovery:
+    return Discovery(
+        supported_request_types=list(RequestType),
+        supported_identities=["email (one-time code)"],
+        supported_regulations=list(Regulation),
+        correctable_fields=intake.correctable_fields(),
+        processor_note=(
+            "Guests of a customer: data held for that customer is processed on its behalf, "
+            "and the request is also routed to the customer."
+        ),
+    )
+
+
 def register(app: APIGatewayRestResolver) -> None:
+    """The public API's routes and its Swagger page on `app`."""
     app.enable_swagger(
         path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION, middlewares=[unframeable]
     )
-
-    @app.get(
-        "/discovery",
-        summary="Supported request types, identities and regulations",
-        tags=["discovery"],
-        responses=responses(200, "What this controller accepts"),
-    )
-    def discovery() -> Discovery:
-        return Discovery(
-            supported_request_types=list(RequestType),
-            supported_identities=["email (one-time code)"],
-            supported_regulations=list(Regulation),
-            correctable_fields=intake.correctable_fields(),
-            processor_note=(
-                "Guests of a customer: data held for that customer is processed on its behalf, "
-                "and the request is also routed to the customer."
-            ),
-        )
-
+    app.include_router(router)
     for module in (form, public_requests, public_consent, public_exports):
-        module.register(app)
+        app.include_router(module.router)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import Field
 
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
@@ -41,133 +42,140 @@ _STOPPED = {
 }
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    def device_secret() -> str | None:
-        return app.current_event.headers.get(DEVICE_SECRET_HEADER.lower())
+router = APIGatewayRouter()
 
-    def authorize_reader(subject_id: str) -> None:
-        """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
-        event = app.current_event
-        if any(name.lower() == "authorization" for name in event.headers):
-            # Imported here: the admin routes it registers would otherwise load with every public cold start.
-            from lethe.api.admin import authorize_operator
 
-            authorize_operator(event.headers, event.raw_event.get("requestContext"))
-            return
-        consent.authenticate_device(subject_id, device_secret())
+def _device_secret() -> str | None:
+    return router.current_event.headers.get(DEVICE_SECRET_HEADER.lower())
 
-    @app.post(
-        "/consents",
-        summary="Record a device's consent choices",
-        description=f"Without subject_id, mints a device id and secret (answered once). With subject_id, "
-        f"the device's secret must be sent in {DEVICE_SECRET_HEADER}.",
-        tags=["consents"],
-        responses=responses(201, "Recorded", errors=READ_ERRORS),
+
+def _authorize_reader(subject_id: str) -> None:
+    """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
+    event = router.current_event
+    if any(name.lower() == "authorization" for name in event.headers):
+        # Imported here: the admin routes it registers would otherwise load with every public cold start.
+        from lethe.api.admin import authorize_operator
+
+        authorize_operator(event.headers, event.raw_event.get("requestContext"))
+        return
+    consent.authenticate_device(subject_id, _device_secret())
+
+
+@router.post(
+    "/consents",
+    summary="Record a device's consent choices",
+    description=f"Without subject_id, mints a device id and secret (answered once). With subject_id, "
+    f"the device's secret must be sent in {DEVICE_SECRET_HEADER}.",
+    tags=["consents"],
+    responses=responses(201, "Recorded", errors=READ_ERRORS),
+)
+def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[RecordedConsent]:
+    event = router.current_event
+    device_id, minted = consent.claim_device(body.subject_id, _device_secret(), body.purposes, body.email)
+    recorded = consent.record_consent(
+        device_id,
+        body.purposes,
+        policy_version=body.policy_version,
+        source=body.source,
+        email=body.email,
+        ip=event.request_context.identity.source_ip,
+        user_agent=event.headers.get("user-agent"),
+        gpc=(event.headers.get("sec-gpc") or "").strip() == "1",
     )
-    def record_consent(body: Annotated[ConsentBody, Body()]) -> Response[RecordedConsent]:
-        event = app.current_event
-        device_id, minted = consent.claim_device(body.subject_id, device_secret(), body.purposes, body.email)
-        recorded = consent.record_consent(
-            device_id,
-            body.purposes,
-            policy_version=body.policy_version,
-            source=body.source,
-            email=body.email,
-            ip=event.request_context.identity.source_ip,
-            user_agent=event.headers.get("user-agent"),
-            gpc=(event.headers.get("sec-gpc") or "").strip() == "1",
-        )
-        return Response(201, content_types.APPLICATION_JSON, recorded.model_copy(update={"device_secret": minted}))
+    return Response(201, content_types.APPLICATION_JSON, recorded.model_copy(update={"device_secret": minted}))
 
-    @app.get(
-        "/consents/<subject_id>",
-        summary="Current consent per purpose (device secret or operator token)",
-        tags=["consents"],
-        responses=responses(200, "The current choice per purpose", errors=READ_ERRORS),
+
+@router.get(
+    "/consents/<subject_id>",
+    summary="Current consent per purpose (device secret or operator token)",
+    tags=["consents"],
+    responses=responses(200, "The current choice per purpose", errors=READ_ERRORS),
+)
+def get_consent(subject_id: SubjectPath) -> ConsentView:
+    _authorize_reader(subject_id)
+    return consent.get_consent(subject_id)
+
+
+@router.get(
+    "/consents/<subject_id>/history",
+    summary="Every consent change, oldest first (device secret or operator token)",
+    tags=["consents"],
+    responses=responses(200, "The consent changes", errors=READ_ERRORS),
+)
+def get_history(subject_id: SubjectPath) -> History:
+    _authorize_reader(subject_id)
+    return History(subject_id=subject_id, changes=consent.get_history(subject_id))
+
+
+# The routes a person reaches from an email: each answers a page, a bad token included.
+
+
+@router.get(
+    "/subscriptions/confirm",
+    summary="Email confirmation page (double opt-in)",
+    tags=["consents"],
+    responses=html_responses("A page with the confirm button", _404="Not valid or used", _410="Expired"),
+)
+def confirmation_page(token: Token = None) -> Response[str]:
+    try:
+        consent.check_confirmation(token or "")
+    except (InvalidToken, ConfirmationExpired) as exc:
+        return _bad_confirmation(exc)
+    return button_page(
+        "Confirm your email address",
+        "Press the button to confirm that you want to receive what you asked for at this address.",
+        f"token={quote(token or '', safe='')}",
+        "Confirm",
     )
-    def get_consent(subject_id: SubjectPath) -> ConsentView:
-        authorize_reader(subject_id)
-        return consent.get_consent(subject_id)
 
-    @app.get(
-        "/consents/<subject_id>/history",
-        summary="Every consent change, oldest first (device secret or operator token)",
-        tags=["consents"],
-        responses=responses(200, "The consent changes", errors=READ_ERRORS),
+
+@router.post(
+    "/subscriptions/confirm",
+    summary="Confirm an email address (double opt-in)",
+    tags=["consents"],
+    responses=html_responses("A page saying it is confirmed", _404="Not valid or used", _410="Expired"),
+)
+def confirm(token: Token = None) -> Response[str]:
+    try:
+        confirmed = consent.confirm_email(token or "")
+    except (InvalidToken, ConfirmationExpired) as exc:
+        return _bad_confirmation(exc)
+    if not confirmed:
+        return message_page(200, "Nothing left to confirm", "The choice this address was given for was withdrawn.")
+    return message_page(200, "Your address is confirmed", "Thank you. You can unsubscribe from any email we send.")
+
+
+@router.get(
+    "/unsubscribe",
+    summary="Unsubscribe page: your choices for this address",
+    tags=["unsubscribe"],
+    responses=html_responses("A page with the one-click unsubscribe button", _400="The link is not valid"),
+)
+def unsubscribe_page(token: Token = None) -> Response[str]:
+    try:
+        purpose = unsubscribe.check(token or "")
+    except InvalidToken:
+        return _bad_unsubscribe()
+    return button_page(
+        f"Unsubscribe from {_STOPPED[purpose]}",
+        f"Press the button to stop receiving {_STOPPED[purpose]} at this address.",
+        f"token={quote(token or '', safe='')}",
+        "Unsubscribe",
     )
-    def get_history(subject_id: SubjectPath) -> History:
-        authorize_reader(subject_id)
-        return History(subject_id=subject_id, changes=consent.get_history(subject_id))
-
-    register_pages(app)
 
 
-def register_pages(app: APIGatewayRestResolver) -> None:
-    """The routes a person reaches from an email: each answers a page, a bad token included."""
-
-    @app.get(
-        "/subscriptions/confirm",
-        summary="Email confirmation page (double opt-in)",
-        tags=["consents"],
-        responses=html_responses("A page with the confirm button", _404="Not valid or used", _410="Expired"),
-    )
-    def confirmation_page(token: Token = None) -> Response[str]:
-        try:
-            consent.check_confirmation(token or "")
-        except (InvalidToken, ConfirmationExpired) as exc:
-            return _bad_confirmation(exc)
-        return button_page(
-            "Confirm your email address",
-            "Press the button to confirm that you want to receive what you asked for at this address.",
-            f"token={quote(token or '', safe='')}",
-            "Confirm",
-        )
-
-    @app.post(
-        "/subscriptions/confirm",
-        summary="Confirm an email address (double opt-in)",
-        tags=["consents"],
-        responses=html_responses("A page saying it is confirmed", _404="Not valid or used", _410="Expired"),
-    )
-    def confirm(token: Token = None) -> Response[str]:
-        try:
-            confirmed = consent.confirm_email(token or "")
-        except (InvalidToken, ConfirmationExpired) as exc:
-            return _bad_confirmation(exc)
-        if not confirmed:
-            return message_page(200, "Nothing left to confirm", "The choice this address was given for was withdrawn.")
-        return message_page(200, "Your address is confirmed", "Thank you. You can unsubscribe from any email we send.")
-
-    @app.get(
-        "/unsubscribe",
-        summary="Unsubscribe page: your choices for this address",
-        tags=["unsubscribe"],
-        responses=html_responses("A page with the one-click unsubscribe button", _400="The link is not valid"),
-    )
-    def unsubscribe_page(token: Token = None) -> Response[str]:
-        try:
-            purpose = unsubscribe.check(token or "")
-        except InvalidToken:
-            return _bad_unsubscribe()
-        return button_page(
-            f"Unsubscribe from {_STOPPED[purpose]}",
-            f"Press the button to stop receiving {_STOPPED[purpose]} at this address.",
-            f"token={quote(token or '', safe='')}",
-            "Unsubscribe",
-        )
-
-    @app.post(
-        "/unsubscribe",
-        summary="One-click unsubscribe (RFC 8058)",
-        tags=["unsubscribe"],
-        responses=html_responses("A page confirming the unsubscribe", _400="The link is not valid"),
-    )
-    def unsubscribe_now(token: Token = None) -> Response[str]:
-        try:
-            purpose = unsubscribe.unsubscribe(token or "")
-        except InvalidToken:
-            return _bad_unsubscribe()
-        return message_page(200, "You are unsubscribed", f"You will receive no more {_STOPPED[purpose]} here.")
+@router.post(
+    "/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058)",
+    tags=["unsubscribe"],
+    responses=html_responses("A page confirming the unsubscribe", _400="The link is not valid"),
+)
+def unsubscribe_now(token: Token = None) -> Response[str]:
+    try:
+        purpose = unsubscribe.unsubscribe(token or "")
+    except InvalidToken:
+        return _bad_unsubscribe()
+    return message_page(200, "You are unsubscribed", f"You will receive no more {_STOPPED[purpose]} here.")
 
 
 def _bad_confirmation(exc: InvalidToken | ConfirmationExpired) -> Response[str]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from lethe.api.errors import ERROR_RESPONSES as _ERRORS
 from lethe.api.errors import ErrorBody
@@ -46,21 +47,23 @@ def page(status: int, title: str, message: str) -> Response[str]:
     return Response(status, content_types.TEXT_HTML, body, headers=dict(PAGE_HEADERS))
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.get(
-        "/exports/<id>",
-        summary="Download an export (redirects to a short-lived link)",
-        tags=["exports"],
-        responses=RESPONSES,
-    )
-    def get_export(
-        id: str,
-        format: Annotated[Literal["html", "json"], Query(description="html to read, json for a machine")] = "html",
-    ) -> Response[str]:
-        try:
-            url = exports.resolve_link(id, fmt=format)
-        except ExportLinkExpired:
-            return page(410, "This link has expired", "For your safety, download links work for 7 days only.")
-        except InvalidToken:
-            return page(404, "This link is not valid", "Check that you copied the whole link from the email.")
-        return Response(302, content_types.TEXT_PLAIN, "", headers={"Location": url, "Cache-Control": "no-store"})
+router = APIGatewayRouter()
+
+
+@router.get(
+    "/exports/<id>",
+    summary="Download an export (redirects to a short-lived link)",
+    tags=["exports"],
+    responses=RESPONSES,
+)
+def get_export(
+    id: str,
+    format: Annotated[Literal["html", "json"], Query(description="html to read, json for a machine")] = "html",
+) -> Response[str]:
+    try:
+        url = exports.resolve_link(id, fmt=format)
+    except ExportLinkExpired:
+        return page(410, "This link has expired", "For your safety, download links work for 7 days only.")
+    except InvalidToken:
+        return page(404, "This link is not valid", "Check that you copied the whole link from the email.")
+    return Response(302, content_types.TEXT_PLAIN, "", headers={"Location": url, "Cache-Control": "no-store"})
