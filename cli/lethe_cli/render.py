@@ -205,6 +205,7 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
         return
     if isinstance(answer, dict):
         scalars = {k: v for k, v in answer.items() if not _empty(v) and not _nested(v)}
+        printed = bool(scalars)
         if scalars:
             console.print(record(scalars, title))
             title = None
@@ -212,8 +213,13 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
             if isinstance(value, dict) and value:
                 nested = rows_of({key: value}) or rows_of(value) or [value]
                 console.print(table(nested, title=key, width=console.width))
+                printed = True
             elif _nested(value):
                 console.print(table(rows_of(value) or [], title=key if title is None else title, width=console.width))
+                printed = True
+        if not printed and rows == []:
+            # A listing with no entries (`{"requests": []}`) says so rather than printing nothing.
+            console.print(Text("none", style="dim"))
         return
     if rows is not None:
         console.print(table(rows, title, width=console.width) if rows else Text("none", style="dim"))

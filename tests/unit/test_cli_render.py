@@ -120,3 +120,8 @@ def test_a_narrow_terminal_gets_the_columns_that_fit_and_is_told_the_rest_are_in
     assert all(row["request_id"] in text for row in rows)
     assert "more column(s) in --json" in text
     assert '{"datasets"' not in text
+
+
+def test_an_empty_listing_says_none() -> None:
+    for answer in ({"requests": []}, {"requests": [], "cursor": None}):
+        assert re.sub(r"\x1b\[[0-9;]*m", "", shown(answer)).strip() == "none"
