@@ -200,6 +200,10 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
         console.file.write(json.dumps(answer, default=str, indent=2) + "\n")
         return
     rows = rows_of(answer)
+    values = list(answer.values()) if isinstance(answer, dict) else []
+    if rows is None and values and all(_empty(v) for v in values) and [] in values:
+        console.print(Text("none", style="dim"))  # `{"notices": []}`: an empty listing
+        return
     if isinstance(answer, dict) and rows is None:
         console.print(record(answer, title))
         return

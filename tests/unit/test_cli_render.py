@@ -123,5 +123,5 @@ def test_a_narrow_terminal_gets_the_columns_that_fit_and_is_told_the_rest_are_in
 
 
 def test_an_empty_listing_says_none() -> None:
-    for answer in ({"requests": []}, {"requests": [], "cursor": None}):
+    for answer in ({"requests": []}, {"requests": [], "cursor": None}, {"notices": []}):
         assert re.sub(r"\x1b\[[0-9;]*m", "", shown(answer)).strip() == "none"
