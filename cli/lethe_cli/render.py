@@ -32,6 +32,10 @@ PREFERRED_COLUMNS = (
     "due_at",
     "reason",
     "action",
+    # A recipient notice: how, whether it was sent and when, before its long notice_id.
+    "channel",
+    "state",
+    "told_at",
 )
 MAX_COLUMNS = 9
 CELL_WIDTH = 40  # the room a long value gets in a table; a nested one is cut to one line (whole in --json)
