@@ -332,8 +332,8 @@ def _report_due(api: ApiClient, at: str) -> int | None:
 
 # Locally the sweep's invoke returns once the queues are drained, or after the stack's drain timeout
 # (120 s) on a slow machine while its tasks still run: the bar then follows the count while it falls,
-# and stops once it has not changed for this long (items the sweep leaves, such as ones under a hold).
-LOCAL_SETTLE_SECONDS = 15.0
+# and stops once it has not changed for this long (a busy machine can take tens of seconds per task).
+LOCAL_SETTLE_SECONDS = 60.0
 
 
 def _follow(
