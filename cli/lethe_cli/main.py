@@ -330,8 +330,20 @@ def _report_due(api: ApiClient, at: str) -> int | None:
         return None
 
 
+# Locally the sweep's invoke returns once the queues are drained, or after the stack's drain timeout
+# (120 s) on a slow machine while its tasks still run: the bar then follows the count while it falls,
+# and stops once it has not changed for this long (a busy machine can take tens of seconds per task).
+LOCAL_SETTLE_SECONDS = 60.0
+
+
 def _follow(
-    api: ApiClient, sweep: threading.Thread, at: str, before: int | None, timeout: float, poll: float
+    api: ApiClient,
+    sweep: threading.Thread,
+    at: str,
+    before: int | None,
+    timeout: float,
+    poll: float,
+    settle: float = LOCAL_SETTLE_SECONDS,
 ) -> int | None:
     """Show a progress bar until the sweep returns and the report shows nothing due (or time runs out)."""
     count = MofNCompleteColumn() if before is not None else TextColumn("(the report could not say how many)")
@@ -342,12 +354,17 @@ def _follow(
         # The total is what the report said was due before the sweep (0 when nothing is); None only when
         # the report could not be read, and then the bar pulses instead of counting.
         task = progress.add_task("retention sweep", total=before)
+        changed = time.monotonic()
         while time.monotonic() < deadline:
             sweep.join(poll)
-            remaining = _report_due(api, at)
+            previous, remaining = remaining, _report_due(api, at)
+            if remaining != previous:
+                changed = time.monotonic()
             if before is not None and remaining is not None:
                 progress.update(task, completed=max(before - remaining, 0))
-            if not sweep.is_alive() and (remaining in (0, None) or api.target.is_local):
+            if sweep.is_alive():
+                continue
+            if remaining in (0, None) or (api.target.is_local and time.monotonic() - changed >= settle):
                 break
         if remaining == 0 and before is not None:
             progress.update(task, completed=before)

@@ -32,6 +32,10 @@ PREFERRED_COLUMNS = (
     "due_at",
     "reason",
     "action",
+    # A recipient notice: how, whether it was sent and when, before its long notice_id.
+    "channel",
+    "state",
+    "told_at",
 )
 MAX_COLUMNS = 9
 CELL_WIDTH = 40  # the room a long value gets in a table; a nested one is cut to one line (whole in --json)
@@ -200,11 +204,16 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
         console.file.write(json.dumps(answer, default=str, indent=2) + "\n")
         return
     rows = rows_of(answer)
+    values = list(answer.values()) if isinstance(answer, dict) else []
+    if rows is None and values and all(_empty(v) for v in values) and [] in values:
+        console.print(Text("none", style="dim"))  # `{"notices": []}`: an empty listing
+        return
     if isinstance(answer, dict) and rows is None:
         console.print(record(answer, title))
         return
     if isinstance(answer, dict):
         scalars = {k: v for k, v in answer.items() if not _empty(v) and not _nested(v)}
+        printed = bool(scalars)
         if scalars:
             console.print(record(scalars, title))
             title = None
@@ -212,8 +221,13 @@ def show(console: Console, answer: Any, *, as_json: bool, title: str | None = No
             if isinstance(value, dict) and value:
                 nested = rows_of({key: value}) or rows_of(value) or [value]
                 console.print(table(nested, title=key, width=console.width))
+                printed = True
             elif _nested(value):
                 console.print(table(rows_of(value) or [], title=key if title is None else title, width=console.width))
+                printed = True
+        if not printed and rows == []:
+            # A listing with no entries (`{"requests": []}`) says so rather than printing nothing.
+            console.print(Text("none", style="dim"))
         return
     if rows is not None:
         console.print(table(rows, title, width=console.width) if rows else Text("none", style="dim"))

@@ -251,7 +251,8 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     created = create_stack(template, region=REGION)
     os.environ.update(created.environment)
     token, token_file = _admin_token(stack.directory)
-    _validate_inventory()  # settings now see the stack's environment
+    recipient_receiver.point_inventory_here(stack.port, stack.directory)
+    _validate_inventory()  # settings now see the stack's environment (and the inventory's copy, if any)
     settings = get_settings()
     bind_models(settings)
     seeded = seed_demo_data()

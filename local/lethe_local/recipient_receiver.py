@@ -2,13 +2,15 @@
 notice's X-Lethe-Signature (HMAC-SHA256 of the raw body under the key the inventory's `secret` names,
 read from the local Secrets Manager), prints one line, appends the notice to
 <local dir>/recipients/<name>.jsonl, and answers 200 (401 for a bad signature). The demo data map
-points CaféX UK's webhook here; it exists only locally."""
+points CaféX UK's webhook here (at port 3000); a stack on another port points it at itself
+(`point_inventory_here`). It exists only locally."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +21,26 @@ PREFIX = "/_local/recipients/"
 _NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 # The demo recipients of config/inventory.yaml that point here, and the secret each one holds.
 SECRETS = {"cafex-uk": "RecipientWebhookSecret"}
+# The address the data map gives this receiver: the local stack on its default port.
+DEFAULT_BASE = "http://127.0.0.1:3000/_local/recipients/"
+
+
+def point_inventory_here(port: int, directory: Path) -> Path | None:
+    """On a port other than 3000, a copy of the data map whose webhooks to this receiver name the stack's
+    own port, written to <local dir>/inventory.yaml and set as LETHE_INVENTORY, so the demo notices reach
+    this stack and not whatever listens on port 3000. None (nothing changed) when no webhook points here."""
+    from lethe.settings import get_settings
+
+    source = get_settings().inventory
+    text = source.read_text(encoding="utf-8")
+    here = f"http://127.0.0.1:{port}{PREFIX}"
+    if DEFAULT_BASE not in text or here == DEFAULT_BASE:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    copy = directory / "inventory.yaml"
+    copy.write_text(text.replace(DEFAULT_BASE, here), encoding="utf-8")
+    os.environ["LETHE_INVENTORY"] = str(copy)
+    return copy
 
 
 def _key(secret: str, region: str) -> bytes | None:

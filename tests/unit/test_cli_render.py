@@ -120,3 +120,24 @@ def test_a_narrow_terminal_gets_the_columns_that_fit_and_is_told_the_rest_are_in
     assert all(row["request_id"] in text for row in rows)
     assert "more column(s) in --json" in text
     assert '{"datasets"' not in text
+
+
+def test_an_empty_listing_says_none() -> None:
+    for answer in ({"requests": []}, {"requests": [], "cursor": None}, {"notices": []}):
+        assert re.sub(r"\x1b\[[0-9;]*m", "", shown(answer)).strip() == "none"
+
+
+def test_a_recipient_notice_row_shows_whether_and_when_it_was_sent_at_160_columns() -> None:
+    notice = {
+        "request_id": "req_XHotehDqxzjxfV1XMR0qCA",
+        "notice_id": "accounts.caf-x-communications-limited-uk-subsidia.c9e2e1a0",
+        "dataset": "accounts",
+        "recipient": "CaféX Communications Limited (UK subsidiary)",
+        "channel": "webhook",
+        "state": "sent",
+        "attempts": 1,
+        "told_at": "2026-12-01T17:31:28+00:00",
+        "last_error": None,
+    }
+    header = next(line for line in shown({"notices": [notice]}).splitlines() if "request_id" in line)
+    assert [c in header for c in ("channel", "state", "told_at")] == [True, True, True]

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel
 
+from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.data import inbox
 from lethe.data.inbox import InboxItem
@@ -25,12 +26,6 @@ _ITEM_ID = r"^inb_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}$"
 class InboxPage(BaseModel):
     items: list[InboxItem]
     next_cursor: str | None
-
-
-def _actor() -> str:
-    """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
-    identity = (router.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
-    return str(identity.get("userArn") or identity.get("caller") or "operator")
 
 
 @router.get(
@@ -60,4 +55,4 @@ def list_inbox(
     tags=TAGS,
 )
 def file_inbox_item(id: Annotated[str, Path(pattern=_ITEM_ID)], body: FilingBody) -> InboxItem:
-    return inbound_email.file_item(id, body, actor=_actor())
+    return inbound_email.file_item(id, body, actor=actor_of(router))

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.logic import manual_tasks, recipients
 from lethe.logic.manual_tasks import ManualTaskView
@@ -47,12 +48,6 @@ def _responses(code: int, description: str) -> dict[int, Any]:
     return responses(code, description, errors=ADMIN_ERROR_RESPONSES)
 
 
-def _actor() -> str:
-    """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
-    identity = (router.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
-    return str(identity.get("userArn") or identity.get("caller") or "operator")
-
-
 @router.get(
     "/admin/tasks",
     summary="Manual datasets' tasks still open, earliest due first",
@@ -81,7 +76,9 @@ def complete_task(
     dataset: Annotated[str, Path(pattern=_DATASET)],
     body: CompleteBody,
 ) -> ManualTaskView:
-    return manual_tasks.complete(id, dataset, note=body.note, items=body.items, done_by=body.done_by or _actor())
+    return manual_tasks.complete(
+        id, dataset, note=body.note, items=body.items, done_by=body.done_by or actor_of(router)
+    )
 
 
 @router.get(

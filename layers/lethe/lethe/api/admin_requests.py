@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,10 +36,10 @@ def _responses(description: str) -> dict[int, Any]:
     return responses(200, description, errors=ADMIN_ERROR_RESPONSES)
 
 
-def actor_of(router: APIGatewayRouter) -> str:
-    """Who acted: the IAM caller in AWS, "operator" behind the local bearer token."""
-    identity = router.current_event.request_context.identity
-    return identity.user_arn or identity.caller or "operator"
+def actor_of(router: Router) -> str:
+    """Who acted: the IAM caller in AWS, "operator" behind the local bearer token (every admin route)."""
+    identity = (router.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "operator")
 
 
 router = APIGatewayRouter()

@@ -4,6 +4,7 @@ the caller can fix, a 5xx for what is Lethe's own fault (503 when trying again l
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -139,22 +140,45 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
         return error_response(status, exc.code, exc.message, headers)
 
+    _register_request_problems(app, _domain, lambda problem, message: error_response(*PROBLEMS[problem], message))
+
+
+# What can be wrong with a request before any route runs is the same on every API; each error schema
+# answers it in its own shape: (status, code) here, (status, reason) in OPENDSR_PROBLEMS.
+PROBLEMS: dict[str, tuple[int, str]] = {
+    "too_large": (413, errors.PayloadTooLarge.code),
+    "malformed_json": (400, "malformed_json"),
+    "invalid": (422, "invalid_request"),
+    "unsupported_media_type": (415, "unsupported_media_type"),
+    "malformed_body": (400, errors.MalformedBody.code),
+    "not_found": (404, "not_found"),
+}
+
+
+def _register_request_problems(
+    app: ApiGatewayResolver,
+    domain: Callable[[errors.LetheError], Response[str]],
+    answer: Callable[[str, str], Response[str]],
+) -> None:
+    """The handlers of a request the resolver refuses before a route runs; `answer(problem, message)`
+    gives the response in the API's error schema, `domain` is its handler of Lethe's own errors."""
+
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[str]:
         # The form parser wraps whatever reading the body raised; a body we refused stays our answer.
         if isinstance(exc.__cause__, errors.LetheError):
-            return _domain(exc.__cause__)
+            return domain(exc.__cause__)
         # The resolver's default 422 body is not the schema we declare; answer ours instead.
         found = exc.errors()
         if body_size(app) > MAX_BODY_BYTES:
-            return error_response(413, errors.PayloadTooLarge.code, f"the body exceeds {MAX_BODY_BYTES} bytes")
+            return answer("too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
         if any(e.get("type") == "json_invalid" for e in found):
-            return error_response(400, "malformed_json", "the body is not valid JSON")
-        return error_response(422, "invalid_request", _describe(list(found)))
+            return answer("malformed_json", "the body is not valid JSON")
+        return answer("invalid", _describe(list(found)))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
-        return error_response(415, "unsupported_media_type", "send the body as application/json")
+        return answer("unsupported_media_type", "send the body as application/json")
 
     @app.exception_handler(UnicodeError)
     def _undecodable(exc: UnicodeError) -> Response[str]:
@@ -164,7 +188,7 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
         # is ours and stays a failure.
         if not _is_multipart(app):
             raise exc
-        return error_response(400, errors.MalformedBody.code, "the body is not UTF-8 text")
+        return answer("malformed_body", "the body is not UTF-8 text")
 
     @app.exception_handler(ValueError)
     def _value_error(exc: ValueError) -> Response[str]:
@@ -172,12 +196,12 @@ def register_error_handlers(app: ApiGatewayResolver) -> None:
         # type without a boundary; that is a malformed request. Any other ValueError stays a failure.
         content_type = _content_type(app)
         if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
-            return error_response(400, "malformed_body", "a multipart/form-data body needs a boundary")
+            return answer("malformed_body", "a multipart/form-data body needs a boundary")
         raise exc
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
-        return error_response(404, "not_found", "no such route")
+        return answer("not_found", "no such route")
 
 
 def _content_type(app: ApiGatewayResolver) -> str:
@@ -251,34 +275,20 @@ def register_opendsr_error_handlers(app: ApiGatewayResolver) -> None:
             status, domain = 404, "Request"
         return opendsr_error_response(status, exc.message, domain=domain, reason=reason)
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid(exc: RequestValidationError) -> Response[str]:
-        if isinstance(exc.__cause__, errors.LetheError):
-            return _domain(exc.__cause__)
-        found = exc.errors()
-        if body_size(app) > MAX_BODY_BYTES:
-            return opendsr_error_response(413, f"the body exceeds {MAX_BODY_BYTES} bytes", reason="PayloadTooLarge")
-        if any(e.get("type") == "json_invalid" for e in found):
-            return opendsr_error_response(400, "the body is not valid JSON", reason="MalformedJson")
-        return opendsr_error_response(400, _describe(list(found)), reason="IllegalArgumentException")
+    def answer(problem: str, message: str) -> Response[str]:
+        status, reason = OPENDSR_PROBLEMS[problem]
+        return opendsr_error_response(
+            status, message, domain="Request" if problem == "not_found" else "Validation", reason=reason
+        )
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported(_: RequestUnsupportedContentType) -> Response[str]:
-        return opendsr_error_response(415, "send the body as application/json", reason="UnsupportedMediaType")
+    _register_request_problems(app, _domain, answer)
 
-    @app.exception_handler(UnicodeError)
-    def _undecodable(exc: UnicodeError) -> Response[str]:
-        if not _is_multipart(app):  # as in register_error_handlers: only the multipart parser's own decoding
-            raise exc
-        return opendsr_error_response(400, "the body is not UTF-8 text", reason="MalformedBody")
 
-    @app.exception_handler(ValueError)
-    def _value_error(exc: ValueError) -> Response[str]:
-        content_type = _content_type(app)
-        if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
-            return opendsr_error_response(400, "a multipart/form-data body needs a boundary", reason="MalformedBody")
-        raise exc
-
-    @app.not_found
-    def _not_found(_: NotFoundError) -> Response[str]:
-        return opendsr_error_response(404, "no such route", domain="Request", reason="NotFound")
+OPENDSR_PROBLEMS: dict[str, tuple[int, str]] = {
+    "too_large": (413, "PayloadTooLarge"),
+    "malformed_json": (400, "MalformedJson"),
+    "invalid": (400, "IllegalArgumentException"),
+    "unsupported_media_type": (415, "UnsupportedMediaType"),
+    "malformed_body": (400, "MalformedBody"),
+    "not_found": (404, "NotFound"),
+}
