@@ -38,12 +38,28 @@ RUNS = int(os.environ.get("LETHE_BENCH_COLD_RUNS", "21"))
 # a subject waits for.
 API_FUNCTIONS = {"PublicApiFunction", "AdminApiFunction"}
 
+# The Lambda context every probe passes, defined in the probe itself so no row imports a helper module (the
+# local stack's loader pulls in YAML) that Lambda would not load.
+CONTEXT = """
+class LambdaContext:
+    def __init__(self, function_name):
+        self.function_name = function_name
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
+        self.aws_request_id = "00000000-0000-4000-8000-000000000000"
+        self.function_version = "$LATEST"
+        self.log_group_name = "/aws/lambda/" + function_name
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self):
+        return 30_000
+"""
+
 # Every probe prints three perf_counter readings; the parent adds the spawn time it measured itself.
-FUNCTION_PROBE = textwrap.dedent("""
+FUNCTION_PROBE = CONTEXT + textwrap.dedent("""
     import time
     t0 = time.perf_counter()
     import importlib.util, json, sys
-    from lethe_local.functions import LambdaContext
     spec = importlib.util.spec_from_file_location("app", sys.argv[1])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -65,7 +81,7 @@ FLOOR_PROBE = textwrap.dedent("""
     print(json.dumps({"init": t1 - t0, "invoke": t2 - t1, "answer": str("Item" in item)}), flush=True)
 """)
 
-POWERTOOLS_PROBE = textwrap.dedent("""
+POWERTOOLS_PROBE = CONTEXT + textwrap.dedent("""
     import time
     t0 = time.perf_counter()
     import json, os, sys
@@ -94,7 +110,6 @@ POWERTOOLS_PROBE = textwrap.dedent("""
     def lambda_handler(event, context):
         return app.resolve(event, context)
 
-    from lethe_local.functions import LambdaContext
     t1 = time.perf_counter()
     answer = lambda_handler(json.load(open(sys.argv[1])), LambdaContext(function_name="Baseline"))
     t2 = time.perf_counter()

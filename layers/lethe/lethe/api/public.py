@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from lethe.api import form, public_consent, public_exports, public_requests
 from lethe.api.errors import responses
 from lethe.api.pages import unframeable
-from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
+from lethe.api.resolver import API_TITLE, API_VERSION, serve_swagger
 from lethe.domain import Regulation, RequestType
 from lethe.logic import intake
 
@@ -30,9 +30,7 @@ class Discovery(BaseModel):
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    app.enable_swagger(
-        path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION, middlewares=[unframeable]
-    )
+    serve_swagger(app, path="/swagger", title=API_TITLE, middlewares=[unframeable])
 
     @app.get(
         "/discovery",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer
 from lethe.logic import fulfilment, manual_tasks
 from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
 from lethe.settings import get_settings
@@ -22,7 +23,7 @@ from lethe.settings import get_settings
 OPENDSR_START = "opendsr_start"  # lethe.logic.opendsr.START_KIND, without importing it for every task
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 bind_models(get_settings())
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)

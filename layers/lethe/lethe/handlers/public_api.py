@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from lethe.api import public
 from lethe.api.resolver import build_resolver, openapi_json
 from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer
 from lethe.logic.intake import IDEMPOTENCY
 from lethe.settings import get_settings
 
-tracer = Tracer()
+tracer = make_tracer()
 bind_models(get_settings())
 app = build_resolver()
 public.register(app)

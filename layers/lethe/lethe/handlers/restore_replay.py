@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,12 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lethe.data.models import bind_models
 from lethe.errors import RestoredTableNotFound
+from lethe.handlers.shell import make_tracer
 from lethe.logic import replay
 from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = make_tracer()
 processor = BatchProcessor(event_type=EventType.SQS)
 bind_models(get_settings())
 
