@@ -117,6 +117,14 @@ def openapi_json(app: APIGatewayRestResolver, *, title: str = API_TITLE) -> str:
     )
 
 
+def serve_openapi(app: APIGatewayRestResolver, *, path: str, title: str = API_TITLE) -> None:
+    """The API's OpenAPI document at `path`, generated when it is asked for."""
+
+    @app.get(path, include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(200, content_types.APPLICATION_JSON, openapi_json(app, title=title))
+
+
 def serve_swagger(
     app: APIGatewayRestResolver, *, path: str, title: str = API_TITLE, middlewares: Sequence[Callable[..., Any]] = ()
 ) -> None:

@@ -14,8 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from lethe.data.models import bind_models
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import fulfilment, manual_tasks
 from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
 from lethe.settings import get_settings
@@ -24,7 +23,7 @@ OPENDSR_START = "opendsr_start"  # lethe.logic.opendsr.START_KIND, without impor
 
 logger = Logger()
 tracer = make_tracer()
-bind_models(get_settings())
+start_function()
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
 # Keyed on the request, the dataset and the identity round only: a redelivery, or a duplicate queued

@@ -18,17 +18,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lethe.data import s3store
-from lethe.data.models import bind_models
 from lethe.errors import UnknownDataset
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring
-from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
 tracer = make_tracer()
-bind_models(get_settings())
+start_function()
 
 
 def _objects(event: dict[str, Any]) -> list[tuple[str, str, str | None]]:

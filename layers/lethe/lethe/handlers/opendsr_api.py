@@ -14,14 +14,12 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from lethe.api import opendsr as routes
 from lethe.api.errors import register_opendsr_error_handlers
 from lethe.api.resolver import LetheResolver, parse_json, served_base_path
-from lethe.data.models import bind_models
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import signing
 from lethe.logic.opendsr import API_VERSION
-from lethe.settings import get_settings
 
 tracer = make_tracer()
-bind_models(get_settings())
+start_function()
 app = LetheResolver(enable_validation=True, json_body_deserializer=parse_json)
 register_opendsr_error_handlers(app)
 app.include_router(routes.router, prefix=routes.PREFIX)

@@ -17,14 +17,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lethe.aws import client
-from lethe.data.models import bind_models
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic.opendsr_callbacks import CallbackFailed, CallbackMessage, backoff_seconds, deliver
 from lethe.settings import get_settings
 
 logger = Logger()
 tracer = make_tracer()
-bind_models(get_settings())
+start_function()
 # Failed deliveries are reported item by item even when all fail: each one has its own backoff set.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

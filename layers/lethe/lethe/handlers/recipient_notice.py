@@ -17,15 +17,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from lethe.aws import client
-from lethe.data.models import bind_models
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import recipients
 from lethe.logic.recipients import NoticeMessage, NoticeNotDelivered
 from lethe.settings import get_settings
 
 logger = Logger()
 tracer = make_tracer()
-bind_models(get_settings())
+start_function()
 # A batch whose every notice failed is answered with its failures, like any other (no exception).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)

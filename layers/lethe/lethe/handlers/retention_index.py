@@ -18,18 +18,16 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from lethe.data import sweeps
-from lethe.data.models import bind_models
-from lethe.handlers.shell import make_tracer
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.inventory import Dataset
 from lethe.keys import key_ring
 from lethe.logic import recreation, retention_index
-from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
 tracer = make_tracer()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-bind_models(get_settings())
+start_function()
 
 _METRICS = {"refiled": "ItemsRefiled", "conflict": "RefileConflicts"}
 
