@@ -107,7 +107,8 @@ $(SAM_VENV)/bin/uv: $(SAM_VENV)/bin/sam
 sam-validate: $(SAM_VENV)/bin/sam
 	$(SAM) validate --lint
 
-sam-build: $(SAM_VENV)/bin/uv
+# The venv too: the layer's build validates the inventory with the lethe package.
+sam-build: venv $(SAM_VENV)/bin/uv
 	UV=$(CURDIR)/$(SAM_VENV)/bin/uv $(SAM) build
 
 sam-deploy: sam-build

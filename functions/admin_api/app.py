@@ -6,15 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lethe.handlers import admin_api
+from lethe.settings import adopt_invoke_url
+
 logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    from lethe.settings import adopt_invoke_url
-
     adopt_invoke_url(event)
-    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
-    from lethe.handlers import admin_api
-
     return admin_api.handle(event, context)

@@ -7,12 +7,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lethe.handlers import deadline
+
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
-    from lethe.handlers import deadline
-
     return deadline.handle(event, context)

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lethe.handlers import opendsr_callback
+
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    from lethe.handlers import opendsr_callback
-
     return opendsr_callback.handle(event, context)

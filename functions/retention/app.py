@@ -6,12 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lethe.handlers import retention
+
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    # The work (pynamodb, pydantic models, the inventory) loads on the first invocation, not at import.
-    from lethe.handlers import retention
-
     return retention.handle(event, context)

@@ -73,6 +73,25 @@ def transaction_connection() -> Connection:
     return Connection(region=get_settings().region)
 
 
+def _session_sharing_data() -> Any:
+    """A botocore session of its own (pynamodb keeps one per connection and thread), reading botocore's
+    service data through the loader of Lethe's one session, so each JSON file is parsed once per process."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    session.register_component("data_loader", _session()._session.get_component("data_loader"))
+    return session
+
+
+def share_service_data_with_pynamodb() -> None:
+    """Make pynamodb's connections (one per model, dataset table and transaction) read botocore's
+    endpoint and service data through Lethe's loader. Left alone, each builds a botocore session that
+    parses the same endpoints and DynamoDB model files again: at a cold start, once per table touched."""
+    import pynamodb.connection.base
+
+    pynamodb.connection.base.get_session = _session_sharing_data  # type: ignore[assignment]
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()

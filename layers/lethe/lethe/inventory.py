@@ -1,19 +1,22 @@
 """The data map: which datasets hold personal data and how to find, export, erase and retain them.
 
-The file is validated at load. A bad file raises InventoryError naming the dataset and field at
-fault, and nothing runs. Tables named here need not exist yet: a missing table is reported when a
-task first touches it.
+The file is validated at load. The layer ships it twice: as written (inventory.yaml) and parsed
+(inventory.json, the same mapping as JSON, written by `python -m lethe.inventory` when the layer is
+built); a function loads the JSON, which validates the same way without a YAML parser at cold start.
+A bad file raises InventoryError naming the dataset and field at fault, and nothing runs. Tables
+named here need not exist yet: a missing table is reported when a task first touches it.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -465,21 +468,26 @@ class Inventory(_Strict):
         return {name: frozenset(categories) for name, categories in sorted(fields.items())}
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A duplicated key silently overwrites in YAML; in a data map it hides a mistake."""
+@cache
+def _unique_key_loader() -> Any:
+    """A YAML SafeLoader that refuses a duplicated key, which would silently overwrite in YAML and in a
+    data map hides a mistake. Built on first use: a function loading the parsed JSON never imports YAML."""
+    import yaml
 
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
 
-def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
+    def mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(node)
 
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
 
 
 def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
@@ -493,14 +501,19 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
     return None, ".".join(parts) or None
 
 
-def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
+def _read_yaml(text: str, *, source: str) -> Any:
+    import yaml
+
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  # nosec B506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506  # nosec B506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InventoryError(f"{source} is not valid YAML{where}: {problem}") from exc
+
+
+def _validated(raw: Any, *, source: str) -> Inventory:
     if not isinstance(raw, dict):
         raise InventoryError(f"{source} must be a mapping with 'version' and 'datasets'")
     try:
@@ -516,12 +529,18 @@ def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
         raise InventoryError(message, dataset=dataset, field=field) from exc
 
 
+def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
+    return _validated(_read_yaml(text, source=source), source=source)
+
+
 def load_inventory(path: Path | str) -> Inventory:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError(f"cannot read inventory file {path}: {exc.strerror}") from exc
+    if path.suffix == ".json":
+        return parse_compiled_inventory(text, source=str(path))
     return parse_inventory(text, source=str(path))
 
 
@@ -535,3 +554,42 @@ def get_inventory() -> Inventory:
     from lethe.settings import get_settings
 
     return cached_inventory(str(get_settings().inventory))
+
+
+# ---- The parsed form the layer ships (inventory.json), and the build step that writes it.
+
+
+def parse_compiled_inventory(text: str, *, source: str = "inventory") -> Inventory:
+    """The inventory from its parsed form: the YAML's mapping as JSON, validated exactly as the YAML is."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InventoryError(f"{source} is not valid JSON: {exc}") from exc
+    return _validated(raw, source=source)
+
+
+def compile_inventory(text: str, *, source: str = "inventory") -> str:
+    """The parsed form of an inventory file: refused as parse_inventory refuses it, so a bad data map
+    fails the build; the mapping as written otherwise, as JSON (YAML dates and times as ISO text)."""
+    raw = _read_yaml(text, source=source)
+    _validated(raw, source=source)
+    return json.dumps(raw, default=str, sort_keys=True)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m lethe.inventory SOURCE.yaml TARGET.json` (layers/lethe/Makefile runs it)."""
+    if len(argv) != 2:
+        print("usage: python -m lethe.inventory SOURCE.yaml TARGET.json", file=sys.stderr)
+        return 2
+    source, target = Path(argv[0]), Path(argv[1])
+    try:
+        compiled = compile_inventory(source.read_text(encoding="utf-8"), source=str(source))
+    except InventoryError as exc:
+        print(f"{source}: {exc}", file=sys.stderr)
+        return 1
+    target.write_text(compiled, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the layer build's entry point
+    sys.exit(main(sys.argv[1:]))

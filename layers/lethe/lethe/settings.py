@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LETHE_", frozen=True, extra="ignore")
 
-    inventory: Annotated[Path, Field(description="Path of the data map (inventory.yaml)")] = _REPO_INVENTORY
+    inventory: Annotated[
+        Path, Field(description="Path of the data map (inventory.yaml, or the layer's parsed inventory.json)")
+    ] = _REPO_INVENTORY
     requests_table: str = "RequestsTable"
     consents_table: str = "ConsentsTable"
     audit_table: str = "AuditTable"

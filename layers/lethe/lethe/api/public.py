@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from lethe.api import form, public_consent, public_exports, public_requests
 from lethe.api.errors import responses
 from lethe.api.pages import unframeable
-from lethe.api.resolver import API_DESCRIPTION, API_TITLE, API_VERSION
+from lethe.api.resolver import API_TITLE, API_VERSION, serve_swagger
 from lethe.domain import Regulation, RequestType
 from lethe.logic import intake
 
@@ -54,9 +54,7 @@ def discovery() -> Discovery:
 
 def register(app: APIGatewayRestResolver) -> None:
     """The public API's routes and its Swagger page on `app`."""
-    app.enable_swagger(
-        path="/swagger", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION, middlewares=[unframeable]
-    )
+    serve_swagger(app, path="/swagger", title=API_TITLE, middlewares=[unframeable])
     app.include_router(router)
     for module in (form, public_requests, public_consent, public_exports):
         app.include_router(module.router)

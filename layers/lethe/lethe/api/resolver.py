@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from lethe.api.errors import MAX_BODY_BYTES, register_error_handlers
@@ -104,6 +105,9 @@ def served_base_path(app: APIGatewayRestResolver) -> str:
 
 
 def openapi_json(app: APIGatewayRestResolver, *, title: str = API_TITLE) -> str:
+    # Powertools' OpenAPI models (a few hundred pydantic classes) load only when the document is asked for.
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
     return app.get_openapi_json_schema(
         title=title,
         version=API_VERSION,
@@ -111,3 +115,33 @@ def openapi_json(app: APIGatewayRestResolver, *, title: str = API_TITLE) -> str:
         openapi_version="3.1.0",
         servers=[Server(url=served_base_path(app) or "/")],
     )
+
+
+def serve_openapi(app: APIGatewayRestResolver, *, path: str, title: str = API_TITLE) -> None:
+    """The API's OpenAPI document at `path`, generated when it is asked for."""
+
+    @app.get(path, include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(200, content_types.APPLICATION_JSON, openapi_json(app, title=title))
+
+
+def serve_swagger(
+    app: APIGatewayRestResolver, *, path: str, title: str = API_TITLE, middlewares: Sequence[Callable[..., Any]] = ()
+) -> None:
+    """Powertools' Swagger UI page (and its `?format=json`), as `enable_swagger` serves it, but registered
+    without loading the OpenAPI models: `enable_swagger` imports them when the route is registered, in
+    every cold start; here they load when someone opens the page."""
+
+    @app.get(path, include_in_schema=False, middlewares=list(middlewares))
+    def swagger() -> Response[str]:
+        from aws_lambda_powertools.event_handler.openapi import swagger_ui
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+        # Escaped so the document cannot close the page's <script> element.
+        spec = openapi_json(app, title=title).replace("</", "<\\/")
+        if (app.current_event.query_string_parameters or {}).get("format") == "json":
+            return Response(200, content_types.APPLICATION_JSON, spec)
+        assets = Path(swagger_ui.__file__).parent
+        js = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
+        css = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
+        return Response(200, content_types.TEXT_HTML, generate_swagger_html(spec, js, css, "", None))

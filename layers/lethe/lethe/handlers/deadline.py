@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
-from lethe.data.models import bind_models
 from lethe.errors import RunIncomplete
+from lethe.handlers.shell import scheduled, start_function
 from lethe.logic import deadline_watch
-from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-bind_models(get_settings())
+start_function()
 
 
-@metrics.log_metrics
-@event_parser(model=EventBridgeModel)
-def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
-    # "Now" is the event's time, so a sample event dated ahead shows what would happen then.
-    summary = deadline_watch.watch(event.time)
+def run(now: datetime) -> dict[str, Any]:
+    summary = deadline_watch.watch(now)
     metrics.add_metric(name="OverdueRequests", unit=MetricUnit.Count, value=len(summary.overdue))
     metrics.add_metric(name="RequestsDueSoon", unit=MetricUnit.Count, value=len(summary.due_soon))
     metrics.add_metric(name="UnverifiedRequestsExpired", unit=MetricUnit.Count, value=summary.expired_unverified)
@@ -47,3 +42,6 @@ def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
         metrics.add_metric(name="DeadlineWatchJobsFailed", unit=MetricUnit.Count, value=len(summary.failed))
         raise RunIncomplete(f"deadline watch jobs failed: {', '.join(summary.failed)}")
     return summary.model_dump(mode="json")
+
+
+handle = scheduled(run)

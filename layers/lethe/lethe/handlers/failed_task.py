@@ -9,13 +9,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lethe.data.models import bind_models
+from lethe.handlers.shell import start_function
 from lethe.logic import fulfilment
 from lethe.logic.fulfilment import DatasetTask
-from lethe.settings import get_settings
 
 logger = Logger()
-bind_models(get_settings())
+start_function()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import fulfilment, manual_tasks
 from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
 from lethe.settings import get_settings
@@ -22,8 +22,8 @@ from lethe.settings import get_settings
 OPENDSR_START = "opendsr_start"  # lethe.logic.opendsr.START_KIND, without importing it for every task
 
 logger = Logger()
-tracer = Tracer()
-bind_models(get_settings())
+tracer = make_tracer()
+start_function()
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
 # Keyed on the request, the dataset and the identity round only: a redelivery, or a duplicate queued

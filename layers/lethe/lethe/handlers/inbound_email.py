@@ -8,12 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lethe.data.models import bind_models
+from lethe.handlers.shell import start_function
 from lethe.logic import inbound_email, intake
-from lethe.settings import get_settings
 
 metrics = Metrics()
-bind_models(get_settings())
+start_function()
 
 
 @metrics.log_metrics

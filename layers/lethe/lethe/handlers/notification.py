@@ -15,14 +15,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from lethe.data.mail import send_email
-from lethe.data.models import bind_models
+from lethe.handlers.shell import start_function
 from lethe.logic.policy_versions import deliver_notices, notice_email, parse_notice
-from lethe.settings import get_settings
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-settings = get_settings()
-bind_models(settings)
+settings = start_function()
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 # One email per (version, recipient): the key holds only the version and the recipient's HMAC reference.
 idempotency = IdempotencyConfig(event_key_jmespath="[version, recipient_ref]", expires_after_seconds=90 * 24 * 3600)

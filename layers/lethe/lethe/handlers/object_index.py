@@ -14,20 +14,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lethe.data import s3store
-from lethe.data.models import bind_models
 from lethe.errors import UnknownDataset
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring
-from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
-bind_models(get_settings())
+tracer = make_tracer()
+start_function()
 
 
 def _objects(event: dict[str, Any]) -> list[tuple[str, str, str | None]]:

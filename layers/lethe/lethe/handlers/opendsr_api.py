@@ -9,20 +9,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import Server
 
 from lethe.api import opendsr as routes
 from lethe.api.errors import register_opendsr_error_handlers
 from lethe.api.resolver import LetheResolver, parse_json, served_base_path
-from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import signing
 from lethe.logic.opendsr import API_VERSION
-from lethe.settings import get_settings
 
-tracer = Tracer()
-bind_models(get_settings())
+tracer = make_tracer()
+start_function()
 app = LetheResolver(enable_validation=True, json_body_deserializer=parse_json)
 register_opendsr_error_handlers(app)
 app.include_router(routes.router, prefix=routes.PREFIX)
@@ -37,6 +34,8 @@ OPENAPI_DESCRIPTION = (
 
 @app.get(f"{routes.PREFIX}/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
+    from aws_lambda_powertools.event_handler.openapi.models import Server  # only for the document
+
     document = app.get_openapi_json_schema(
         title="Lethe OpenDSR processor API",
         version=API_VERSION,

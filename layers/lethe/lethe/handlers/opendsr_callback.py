@@ -10,20 +10,20 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lethe.data import queues
-from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic.opendsr_callbacks import CallbackFailed, CallbackMessage, backoff_seconds, deliver
 from lethe.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
-bind_models(get_settings())
+tracer = make_tracer()
+start_function()
 # Failed deliveries are reported item by item even when all fail: each one has its own backoff set.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -2,29 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
-
 from lethe.api import public
-from lethe.api.resolver import build_resolver, openapi_json
-from lethe.data.models import bind_models
-from lethe.logic.intake import IDEMPOTENCY
-from lethe.settings import get_settings
+from lethe.handlers.rest import rest_function
 
-tracer = Tracer()
-bind_models(get_settings())
-app = build_resolver()
-public.register(app)
-
-
-@app.get("/openapi.json", include_in_schema=False)
-def openapi() -> Response[str]:
-    return Response(200, content_types.APPLICATION_JSON, openapi_json(app))
-
-
-@tracer.capture_lambda_handler(capture_response=False)
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    IDEMPOTENCY.register_lambda_context(context)  # a submission lock left by a timed-out invocation expires
-    return app.resolve(event, context)
+app, handle = rest_function(public.register, openapi_path="/openapi.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -17,14 +17,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from lethe.data import queues
-from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import recipients
 from lethe.logic.recipients import NoticeMessage, NoticeNotDelivered
 from lethe.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
-bind_models(get_settings())
+tracer = make_tracer()
+start_function()
 # A batch whose every notice failed is answered with its failures, like any other (no exception).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)

@@ -11,22 +11,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lethe.data.models import bind_models
 from lethe.errors import RestoredTableNotFound
+from lethe.handlers.shell import make_tracer, out_of_time, start_function
 from lethe.logic import replay
-from lethe.settings import get_settings
 
+start_function()
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = make_tracer()
 processor = BatchProcessor(event_type=EventType.SQS)
-bind_models(get_settings())
 
 # Leave a task this much time to save its job, queue its continuation and write its audit record.
 _RESERVE_MS = 60_000
@@ -35,10 +34,7 @@ _RESERVE_MS = 60_000
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     task = replay.ReplayTask.model_validate_json(record.body)
 
-    def out_of_time() -> bool:
-        return lambda_context is not None and lambda_context.get_remaining_time_in_millis() < _RESERVE_MS
-
-    job = replay.run_task(task, out_of_time=out_of_time)
+    job = replay.run_task(task, out_of_time=out_of_time(lambda_context, _RESERVE_MS))
     metrics.add_dimension(name="dataset", value=task.dataset)
     metrics.add_metric(name="ReplayItemsErasedAgain", unit=MetricUnit.Count, value=_erased(job.counts))
     metrics.flush_metrics()

@@ -12,23 +12,22 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from lethe.data import sweeps
-from lethe.data.models import bind_models
+from lethe.handlers.shell import make_tracer, start_function
 from lethe.inventory import Dataset
 from lethe.keys import key_ring
 from lethe.logic import recreation, retention_index
-from lethe.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+tracer = make_tracer()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-bind_models(get_settings())
+start_function()
 
 _METRICS = {"refiled": "ItemsRefiled", "conflict": "RefileConflicts"}
 

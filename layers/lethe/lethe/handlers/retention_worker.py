@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lethe.data.models import bind_models
 from lethe.errors import RetentionTaskFailed
+from lethe.handlers.shell import make_tracer, out_of_time, start_function
 from lethe.logic import retention
-from lethe.settings import get_settings
 
+start_function()
+# One retention task per message; a failed one is reported alone and comes back on its own.
+processor = BatchProcessor(event_type=EventType.SQS)
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.SQS)
-bind_models(get_settings())
+tracer = make_tracer()
 
 # Leave a task this much time to finish its page, queue its continuation and write its audit record.
 _RESERVE_MS = 120_000
@@ -37,11 +37,8 @@ _METRICS = {
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     task = retention.RetentionTask.model_validate_json(record.body)
 
-    def out_of_time() -> bool:
-        return lambda_context is not None and lambda_context.get_remaining_time_in_millis() < _RESERVE_MS
-
     try:
-        outcome = retention.execute(task, out_of_time=out_of_time)
+        outcome = retention.execute(task, out_of_time=out_of_time(lambda_context, _RESERVE_MS))
     except RetentionTaskFailed as failure:
         # Audit what was changed before the failure; the redelivery carries on with the rest.
         if any(failure.counts.values()):
