@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 
 from lethe.aws import client
 from lethe.data import ledger
+from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
 from lethe.keys import normalize_email
-from lethe.logic.masking import Pseudonymizer, anonymize
 from lethe.settings import get_settings
 
 RESTRICTED_ATTRIBUTE = "lethe_restricted"

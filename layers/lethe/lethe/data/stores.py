@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from lethe.data import datasets, ledger, s3store
+from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.inventory import Dataset
 from lethe.keys import KeyRing, key_ring
-from lethe.logic.masking import Pseudonymizer, anonymize
 
 Record = dict[str, Any]
 Value = str | int

@@ -15,10 +15,10 @@ from pynamodb.exceptions import PutError
 from lethe.aws import client, error_code, retry_transient
 from lethe.data import ledger
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, delete_item, from_wire, table_key, table_name, to_wire
+from lethe.data.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 from lethe.data.models import ControlRecord
 from lethe.errors import DatasetUnavailable
 from lethe.inventory import Dataset
-from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 
 WATERMARK_PARTITION = "SWEEP"
 # Which stream last delivered records of a dataset to the retention index function, and when.

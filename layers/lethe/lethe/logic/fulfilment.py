@@ -28,6 +28,7 @@ from pynamodb.transactions import TransactWrite
 
 from lethe.aws import back_off, client, error_code, retry_transient, transaction_connection
 from lethe.data import audit, datasets, ledger, stores, vault
+from lethe.data.expiry import parse_instant
 from lethe.data.models import AuditRecord, RequestEventRecord, RequestSummaryRecord
 from lethe.data.requests import SUMMARY, new_event, pk_of
 from lethe.domain import RequestType, Status
@@ -45,7 +46,6 @@ from lethe.logic import (
     recipients,
     suppression,
 )
-from lethe.logic.expiry import parse_instant
 from lethe.logic.identities import Lookup, parse_task, task_name
 from lethe.logic.reports import completed_in_part
 from lethe.logic.requests import DataSubjectRequest, add_event, get_request, list_by_status, transition

@@ -32,11 +32,11 @@ from lethe.data import audit, vault
 from lethe.data import requests as repository
 from lethe.data.consents import contacts_for
 from lethe.data.datasets import table_key
+from lethe.data.masking import RequestKey
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.inventory import Dataset, get_inventory
 from lethe.keys import key_ring
-from lethe.logic.masking import RequestKey
 from lethe.settings import get_settings
 
 LETHE_DATASET = "lethe"

@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field
 
 from lethe.aws import client, retry_transient
 from lethe.data import audit, datasets, ledger, vault
+from lethe.data.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
+from lethe.data.masking import UNLINKABLE, anonymize
 from lethe.data.models import ControlRecord
 from lethe.errors import (
     ConflictingWrite,
@@ -38,9 +40,7 @@ from lethe.errors import (
 from lethe.inventory import Action, Dataset, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic import retention as sweep_logic
-from lethe.logic.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 JOB_PARTITION = "REPLAY"

@@ -44,18 +44,18 @@ from pydantic import BaseModel, Field
 from lethe.aws import error_code, retry_transient
 from lethe.data import audit, ledger, stores, sweeps, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
-from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
-from lethe.inventory import Action, Dataset, Retention, get_inventory
-from lethe.keys import KeyRing, key_ring
-from lethe.logic.expiry import (
+from lethe.data.expiry import (
     ANONYMIZED_ATTRIBUTE,
     BUCKET_ATTRIBUTE,
     EXPIRES_ATTRIBUTE,
     expiry_attributes,
     parse_instant,
 )
+from lethe.data.masking import UNLINKABLE, anonymize
+from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
+from lethe.inventory import Action, Dataset, Retention, get_inventory
+from lethe.keys import KeyRing, key_ring
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 TASK_KIND = "retention_task"
@@ -184,7 +184,7 @@ def suggestion_for(dataset: Dataset) -> str | None:
     return (
         f"{dataset.name} is swept by a full parallel Scan, whose cost grows with the table. Add a sparse "
         f"GSI on {BUCKET_ATTRIBUTE} (hash) and {EXPIRES_ATTRIBUTE} (range), write both with each item "
-        "(lethe.logic.expiry.expiry_attributes) and name it as retention.index in the inventory."
+        "(lethe.data.expiry.expiry_attributes) and name it as retention.index in the inventory."
     )
 
 
