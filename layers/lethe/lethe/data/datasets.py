@@ -9,7 +9,7 @@ Items are plain dicts (numbers as Decimal), as boto3's deserializer gives them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from lethe.aws import client
 from lethe.data import ledger
+from lethe.data.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
@@ -208,10 +209,18 @@ def anonymize_item(
     condition_attribute: str,
     condition_value: Any,
     erased: ledger.Erasure | None = None,
+    retired_at: datetime | None = None,
 ) -> bool:
-    """Mask the dataset's fields on one item (one UpdateItem). False when the item no longer
-    belongs to the subject or changed since it was read: nothing is overwritten."""
+    """Mask the dataset's fields on one item (one UpdateItem), the one anonymizing write of erasure,
+    retention and replay. False when the item no longer matches `condition_attribute` =
+    `condition_value` or changed since it was read: nothing is overwritten. With `retired_at` (a
+    retention anonymization) the item also leaves the retention index for good: its expiry
+    attributes go and `lethe_anonymized_at` marks it."""
     to_set, to_remove = anonymize(dataset, item, ring, now)
+    masked = [*to_set, *to_remove]
+    if retired_at is not None:
+        to_set = {**to_set, ANONYMIZED_ATTRIBUTE: retired_at.astimezone(UTC).isoformat()}
+        to_remove = [*to_remove, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE]
     return update_item(
         dataset,
         item,
@@ -220,7 +229,7 @@ def anonymize_item(
         to_remove=to_remove,
         condition_attribute=condition_attribute,
         condition_value=condition_value,
-        unchanged=[*to_set, *to_remove],
+        unchanged=masked,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from lethe.aws import retried
 from lethe.data import datasets, ledger, s3store
 from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.inventory import Dataset
@@ -209,3 +210,10 @@ def store_for(dataset: Dataset, ring: KeyRing | None = None) -> DatasetStore:
     if dataset.in_s3:
         return S3Store(ring or key_ring())
     return DynamoDBStore()
+
+
+@retried("erasure proof read")
+def remaining(dataset: Dataset, values: list[Value]) -> int:
+    """How many live records of `dataset` still hold one of `values`, read again for the proof of
+    erasure (consistently where the store can); retried in place on a transient error."""
+    return store_for(dataset).remaining(dataset, values)

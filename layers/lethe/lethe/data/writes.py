@@ -61,3 +61,9 @@ def delete_if(record: Model, condition: Any) -> bool:
             return False
         raise
     return True
+
+
+def fault_code(exc: BaseException) -> str:
+    """The AWS error code behind a failed storage call (or the exception's class name), for logs and
+    the audit: logic names a fault without reading botocore's exceptions."""
+    return error_code(exc)
