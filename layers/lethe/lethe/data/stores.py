@@ -16,7 +16,6 @@ lethe.logic.fulfilment; a store only carries it out. `store_for` picks the store
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,25 +29,8 @@ Record = dict[str, Any]
 Value = str | int
 
 
-@dataclass
-class Outcome:
-    """What a mask, delete or sweep did: counts, and rows kept because they did not parse (per object)."""
-
-    found: int = 0
-    deleted: int = 0
-    anonymized: int = 0
-    unchanged: int = 0
-    objects_rewritten: int = 0
-    versions_deleted: int = 0
-    unparseable: dict[str, int] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "found": self.found,
-            "deleted": self.deleted,
-            "anonymized": self.anonymized,
-            "unchanged": self.unchanged,
-        }
+# What a mask, delete or sweep did: counts, and rows kept because they did not parse (per object).
+Outcome = s3store.StoreOutcome
 
 
 class DatasetStore(Protocol):
@@ -158,16 +140,6 @@ class S3Store:
         # S3 reads after writes are strongly consistent: `consistent` needs nothing more.
         return s3store.rows_for_subject(dataset, list(values), self.ring)
 
-    def _outcome(self, done: s3store.StoreOutcome) -> Outcome:
-        return Outcome(
-            found=done.found,
-            deleted=done.deleted,
-            anonymized=done.anonymized,
-            objects_rewritten=done.objects_rewritten,
-            versions_deleted=done.versions_deleted,
-            unparseable=dict(done.unparseable),
-        )
-
     def mask(
         self,
         dataset: Dataset,
@@ -180,7 +152,7 @@ class S3Store:
     ) -> Outcome:
         done = s3store.erase_subject(dataset, list(values), self.ring, mask=masked_row(dataset, ring, now), now=now)
         _object_ledger(dataset, done, "anonymize", erased)
-        return self._outcome(done)
+        return done
 
     def delete(
         self, dataset: Dataset, values: list[Value], records: list[Record], *, erased: ledger.Erasure | None
@@ -189,7 +161,7 @@ class S3Store:
 
         done = s3store.erase_subject(dataset, list(values), self.ring, mask=None, now=datetime.now(UTC))
         _object_ledger(dataset, done, "delete", erased)
-        return self._outcome(done)
+        return done
 
     def remaining(self, dataset: Dataset, values: list[Value]) -> int:
         return s3store.remaining(dataset, list(values), self.ring)
@@ -202,7 +174,7 @@ class S3Store:
                 return False
             return True if mask is None else mask(record)
 
-        return self._outcome(s3store.sweep(dataset, decide, apply=apply))
+        return s3store.sweep(dataset, decide, apply=apply)
 
 
 def store_for(dataset: Dataset, ring: KeyRing | None = None) -> DatasetStore:

@@ -42,14 +42,6 @@ class Page:
     next_key: dict[str, Any] | None
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
-
-
-def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
-    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({_code(exc)})")
-
-
 # ---------------------------------------------------------------- watermarks
 
 
@@ -97,7 +89,7 @@ def stream_state(dataset: Dataset) -> StreamState:
     try:
         table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
     except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
+        raise datasets.unavailable(dataset, exc) from exc
     spec = table.get("StreamSpecification") or {}
     enabled = bool(spec.get("StreamEnabled"))
     seen = next(
@@ -134,13 +126,7 @@ def index_page(
         "ExpressionAttributeNames": {"#b": BUCKET_ATTRIBUTE, "#e": EXPIRES_ATTRIBUTE},
         "ExpressionAttributeValues": {":b": {"S": bucket}, ":until": {"S": until}},
     }
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    try:
-        page = client("dynamodb").query(**request)
-    except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
-    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+    return Page(*datasets.page(dataset, "query", request, start_key))
 
 
 @retried("describe index")
@@ -150,7 +136,7 @@ def index_attributes(dataset: Dataset, index: str) -> frozenset[str] | None:
     try:
         table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
     except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
+        raise datasets.unavailable(dataset, exc) from exc
     for gsi in table.get("GlobalSecondaryIndexes", []):
         if gsi["IndexName"] != index:
             continue
@@ -196,13 +182,7 @@ def scan_page(
         },
         "ConsistentRead": True,
     }
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    try:
-        page = client("dynamodb").scan(**request)
-    except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
-    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+    return Page(*datasets.page(dataset, "scan", request, start_key))
 
 
 @retried("retention read")
@@ -220,7 +200,7 @@ def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, An
             try:
                 response = ddb.batch_get_item(RequestItems=pending)
             except ClientError as exc:
-                raise _unavailable(dataset, exc) from exc
+                raise datasets.unavailable(dataset, exc) from exc
             found.extend(from_wire(raw) for raw in response.get("Responses", {}).get(name, []))
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
@@ -350,11 +330,9 @@ def restored_page(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One page of a consistent Scan of a restored table (the dataset's `table` names it), and where
     the next page starts."""
-    request: dict[str, Any] = {"TableName": dataset.table, "ConsistentRead": True, "Limit": limit}
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    page = client("dynamodb").scan(**request)
-    return [from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey")
+    return datasets.page(
+        dataset, "scan", {"TableName": dataset.table, "ConsistentRead": True, "Limit": limit}, start_key
+    )
 
 
 # ---------------------------------------------------------------- queueing

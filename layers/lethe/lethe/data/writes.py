@@ -4,9 +4,10 @@ Any other failure (throttling past the SDK's retries, a missing table) propagate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.models import Model
 
 from lethe.aws import error_code
@@ -29,38 +30,31 @@ def get_or_none(model: type[M], hash_key: str, range_key: str | None = None) -> 
         return None
 
 
-def save_if(record: Model, condition: Any) -> bool:
-    """Put `record` when `condition` holds; False when it did not (nothing was written)."""
+def _unless_refused(write: Callable[[], Any], failure: type[PynamoDBException]) -> bool:
+    """Run a conditional write: True when it was made, False when its condition did not hold."""
     try:
-        record.save(condition=condition)
-    except PutError as exc:
+        write()
+    except failure as exc:
         if refused(exc):
             return False
         raise
     return True
+
+
+def save_if(record: Model, condition: Any) -> bool:
+    """Put `record` when `condition` holds; False when it did not (nothing was written)."""
+    return _unless_refused(lambda: record.save(condition=condition), PutError)
 
 
 def update_if(record: Model, actions: list[Any], condition: Any) -> bool:
     """Apply `actions` to `record` when `condition` holds (the record is refreshed from the answer);
     False when it did not (nothing was written)."""
-    try:
-        record.update(actions=actions, condition=condition)
-    except UpdateError as exc:
-        if refused(exc):
-            return False
-        raise
-    return True
+    return _unless_refused(lambda: record.update(actions=actions, condition=condition), UpdateError)
 
 
 def delete_if(record: Model, condition: Any) -> bool:
     """Delete `record` when `condition` holds; False when it did not."""
-    try:
-        record.delete(condition=condition)
-    except DeleteError as exc:
-        if refused(exc):
-            return False
-        raise
-    return True
+    return _unless_refused(lambda: record.delete(condition=condition), DeleteError)
 
 
 def fault_code(exc: BaseException) -> str:
