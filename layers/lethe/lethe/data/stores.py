@@ -10,7 +10,7 @@ subject's records (DESIGN.md, "Stores").
   larger units, such as rows in objects; a table's sweep is the index/scan path of logic.retention).
 
 The logic deciding what to do (legal holds, the dataset's action, the pseudonym key) is shared in
-lethe.logic.fulfilment; a store only carries it out. `store_for` picks the store of a dataset.
+lethe.logic.fulfilment_work; a store only carries it out. `store_for` picks the store of a dataset.
 """
 
 from __future__ import annotations
