@@ -15,8 +15,8 @@ from typing import Any
 
 import boto3
 
+from lethe.data.expiry import expiry_attributes
 from lethe.inventory import Inventory, get_inventory
-from lethe.logic.expiry import expiry_attributes
 from lethe.settings import get_settings
 
 

@@ -145,8 +145,9 @@ class TableCalls:
 
 
 def _erase_one_subject(invoke: Callable[..., Any], counter: TableCalls) -> tuple[tuple[str, str], dict[str, str]]:
+    from lethe.data import request_tasks
     from lethe.inventory import get_inventory
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_finish
     from lethe.logic.requests import get_request
     from lethe.settings import get_settings
 
@@ -161,7 +162,7 @@ def _erase_one_subject(invoke: Callable[..., Any], counter: TableCalls) -> tuple
     counter.active = False
     assert failures == []
     assert get_request(request_id).status is Status.completed
-    results = fulfilment.by_dataset(fulfilment.task_results(request_id), get_inventory())
+    results = fulfilment_finish.by_dataset(request_tasks.task_results(request_id), get_inventory())
     for dataset, k in SUBJECT_ITEMS.items():
         done = results[dataset]
         assert done["found"] == k and done[{"delete": "deleted"}.get(done["action"], done["action"] + "d")] == k

@@ -54,8 +54,8 @@ class CallCounter:
 
 
 def _write(dataset: str, count: int, *, started_at: datetime, ids: list[str] | None = None) -> None:
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     spec = get_inventory().dataset(dataset)
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(spec.table)

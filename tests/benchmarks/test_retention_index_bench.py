@@ -47,8 +47,8 @@ def _drain(invoke: Callable[..., Any], tmp_path: Path) -> None:
 def test_stream_writes_per_thousand_records(
     aws: Any, invoke: Callable[..., Any], tmp_path: Path, bench_report: Any
 ) -> None:
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     dataset = get_inventory().dataset("guest_sessions")
     ids = [f"gs-bench-{n:05d}" for n in range(RECORDS)]

@@ -114,10 +114,11 @@ def test_link_redirects_while_valid_and_expires_with_a_page(
 
 
 def test_export_streams_many_items_through_multipart(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lethe.logic import exports, fulfilment
+    from lethe.data import export_files
+    from lethe.logic import fulfilment
 
     # Given small upload parts, so that a modest export needs several
-    monkeypatch.setattr(exports, "PART_SIZE", 5 * 1024 * 1024)
+    monkeypatch.setattr(export_files, "PART_SIZE", 5 * 1024 * 1024)
     email = unique_email("many")
     put_items(
         "DiagnosticsTable",

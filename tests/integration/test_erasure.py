@@ -206,7 +206,7 @@ def test_task_run_twice_without_the_idempotency_store_applies_nothing_twice(invo
 def test_dead_letter_marks_failed_and_retry_resumes_only_what_is_left(
     invoke: Invoke, sample_event: Callable[[str], dict[str, Any]]
 ) -> None:
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_resume
     from lethe.logic.requests import get_request
 
     # Given an erasure where accounts is done and invoices reached the dead-letter queue
@@ -227,7 +227,7 @@ def test_dead_letter_marks_failed_and_retry_resumes_only_what_is_left(
     failed = get_request(request_id)
     assert failed.status is Status.failed and failed.datasets_failed == {"invoices"}
     # When an operator retries
-    queued = fulfilment.retry(request_id, actor="operator")
+    queued = fulfilment_resume.retry(request_id, actor="operator")
     assert "accounts" not in queued and "invoices" in queued
     assert drain(invoke) == []
     # Then the request completes
@@ -240,7 +240,7 @@ def test_a_retry_whose_finalization_failed_leaves_finalizing_to_the_worker(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lethe.aws import client
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_resume
     from lethe.logic.requests import get_request
     from lethe.settings import get_settings
 
@@ -259,7 +259,7 @@ def test_a_retry_whose_finalization_failed_leaves_finalizing_to_the_worker(
     assert stuck.status is Status.in_progress and not stuck.datasets_pending
 
     # When an operator retries it (the admin API, which may not read the vault or delete exports)
-    assert fulfilment.retry(request_id, actor="operator") == []
+    assert fulfilment_resume.retry(request_id, actor="operator") == []
 
     # Then the admin call only queued the finalization: one message, for the worker
     assert get_request(request_id).status is Status.in_progress

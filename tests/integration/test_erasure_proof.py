@@ -41,7 +41,7 @@ def certificates_to(email: str) -> list[str]:
 
 
 def test_an_item_written_after_the_erasure_pass_fails_the_request_naming_the_dataset(invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_resume
     from lethe.logic.requests import get_request, list_events
     from lethe.logic.suppression import is_suppressed
 
@@ -64,7 +64,7 @@ def test_an_item_written_after_the_erasure_pass_fails_the_request_naming_the_dat
     assert certificates_to(email) == []
     assert not is_suppressed(email)
     # When an operator retries
-    assert fulfilment.retry(request_id, actor="operator") == ["feedback@2"]
+    assert fulfilment_resume.retry(request_id, actor="operator") == ["feedback@2"]
     assert drain(invoke) == []
     # Then what was left is erased, the re-read finds nothing, and the certificate says so
     assert get_item("FeedbackTable", {"feedback_id": f"fb-{email}-late"}) is None
@@ -93,7 +93,7 @@ def leaky_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_masking_that_left_the_subject_attribute_is_not_certified(leaky_inventory: Path, invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_resume
     from lethe.logic.requests import get_request
 
     # Given an account holder
@@ -112,7 +112,7 @@ def test_a_masking_that_left_the_subject_attribute_is_not_certified(leaky_invent
     assert request.status is Status.failed and request.datasets_failed == frozenset({"accounts"})
     assert certificates_to(email) == []
     # And a retry cannot certify it either while the item still holds the address
-    fulfilment.retry(request_id, actor="operator")
+    fulfilment_resume.retry(request_id, actor="operator")
     assert drain(invoke) == []
     request = get_request(request_id)
     assert request.status is Status.failed and request.datasets_failed == frozenset({"accounts"})

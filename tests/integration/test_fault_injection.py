@@ -85,8 +85,8 @@ def snapshot() -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
 
 def write_items(dataset: str, items: list[dict[str, Any]]) -> None:
     """Write items as the owning service would, with the expiry attributes of an indexed dataset."""
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     spec = get_inventory().dataset(dataset)
     with ddb().Table(TABLES[dataset][0]).batch_writer() as batch:

@@ -87,7 +87,7 @@ def links_rows(request_id: str) -> list[Any]:
 
 
 def test_access_by_email_exports_meetings_found_only_through_the_account_id(invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
+    from lethe.data import request_tasks
     from lethe.logic.requests import get_request
 
     # Given a host known by email, whose meetings hold only the account id, and another host
@@ -100,7 +100,7 @@ def test_access_by_email_exports_meetings_found_only_through_the_account_id(invo
     request = get_request(request_id)
     assert request.status is Status.completed
     assert request.identities == (("account_id", account_id, 2),)
-    assert set(fulfilment.task_results(request_id)) == {
+    assert set(request_tasks.task_results(request_id)) == {
         "accounts",
         "guest_sessions",
         "diagnostics",
@@ -157,8 +157,8 @@ def test_erasure_masks_linked_meetings_and_certifies_nothing_remains(invoke: Inv
 
 
 def test_restriction_and_rectification_follow_the_link(invoke: Invoke) -> None:
+    from lethe.data import request_tasks
     from lethe.data.datasets import RESTRICTED_ATTRIBUTE
-    from lethe.logic import fulfilment
 
     # Given a host with meetings
     email = unique_email("restrict-host")
@@ -169,13 +169,13 @@ def test_restriction_and_rectification_follow_the_link(invoke: Invoke) -> None:
     for n in (1, 2):
         meeting = get_item("MeetingsTable", {"meeting_id": f"mtg-{account_id}-{n}"})
         assert meeting is not None and meeting[RESTRICTED_ATTRIBUTE] == restriction
-    assert fulfilment.task_results(restriction)["meetings@2"]["restricted"] == 2
+    assert request_tasks.task_results(restriction)["meetings@2"]["restricted"] == 2
     # When a rectification of the name runs
     rectification = run(invoke, RequestType.rectification, email, corrections={"name": "Ada King"})
     # Then the account is corrected, and the meetings were reached (nothing in them is rectifiable)
     account = get_item("AccountsTable", {"account_id": account_id})
     assert account is not None and account["name"] == "Ada King" and account["account_id"] == account_id
-    assert fulfilment.task_results(rectification)["meetings@2"]["found_through"] == "account_id"
+    assert request_tasks.task_results(rectification)["meetings@2"]["found_through"] == "account_id"
 
 
 def test_redelivered_linked_tasks_change_nothing(invoke: Invoke) -> None:
@@ -205,7 +205,7 @@ def test_redelivered_linked_tasks_change_nothing(invoke: Invoke) -> None:
 def test_a_task_that_failed_after_masking_still_leads_to_the_linked_meetings(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lethe.logic import fulfilment
+    from lethe.logic import fulfilment, fulfilment_resume
     from lethe.logic.requests import get_request
 
     # Given an erasure whose accounts task masks the account, then fails before it is recorded
@@ -228,9 +228,9 @@ def test_a_task_that_failed_after_masking_still_leads_to_the_linked_meetings(
     account = get_item("AccountsTable", {"account_id": account_id})
     assert account is not None and account["email"] != email  # masked: no longer found by email
     # When the task lands in the dead-letter queue and an operator retries
-    fulfilment.mark_failed(request_id, "accounts")
+    fulfilment_resume.mark_failed(request_id, "accounts")
     assert get_request(request_id).status is Status.failed
-    assert fulfilment.retry(request_id, actor="operator") == ["accounts"]
+    assert fulfilment_resume.retry(request_id, actor="operator") == ["accounts"]
     assert drain(invoke) == []
     # Then the link recorded before the writes still led to the meetings, which were erased
     assert get_request(request_id).status is Status.completed
@@ -255,7 +255,7 @@ def cyclic_inventory(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_link_cycle_ends_and_each_value_is_followed_once(cyclic_inventory: Path, invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
+    from lethe.data import request_tasks
     from lethe.logic.requests import get_request
 
     # Given a person with two accounts: one under the email they write from, one under a work
@@ -279,7 +279,7 @@ def test_a_link_cycle_ends_and_each_value_is_followed_once(cyclic_inventory: Pat
     assert sorted(request.identities, key=str) == sorted(
         [("account_id", first, 2), ("email", work, 3), ("account_id", second, 4)], key=str
     )
-    tasks = fulfilment.task_results(request_id)
+    tasks = request_tasks.task_results(request_id)
     assert {"meetings@2", "accounts@3", "meetings@4"} <= set(tasks)
     assert not any(t.endswith("@5") for t in tasks)
     export = export_json(request_id)
@@ -288,7 +288,7 @@ def test_a_link_cycle_ends_and_each_value_is_followed_once(cyclic_inventory: Pat
 
 
 def test_a_link_attribute_is_never_rectified(cyclic_inventory: Path, invoke: Invoke) -> None:
-    from lethe.logic import fulfilment
+    from lethe.data import request_tasks
 
     # Given a meeting whose contact address is a link to the host's email
     email = unique_email("rectify-link")
@@ -302,7 +302,7 @@ def test_a_link_attribute_is_never_rectified(cyclic_inventory: Path, invoke: Inv
     # Then it is left as it was: changing how a person is found is not a correction
     meeting = get_item("MeetingsTable", {"meeting_id": f"mtg-{account_id}-1"})
     assert meeting is not None and meeting["host_contact"] == email
-    assert fulfilment.task_results(request_id)["meetings@2"]["rectified"] == 0
+    assert request_tasks.task_results(request_id)["meetings@2"]["rectified"] == 0
 
 
 def test_a_link_value_that_is_not_a_string_or_number_is_skipped_with_a_warning(

@@ -208,8 +208,8 @@ def test_an_ended_request_loses_its_contact_details_after_the_retention_period(
 
 def test_an_erasures_pseudonym_cannot_be_recomputed_with_the_keys_lethe_keeps(invoke: Invoke) -> None:
     from lethe.aws import client
+    from lethe.data.masking import RequestKey
     from lethe.keys import key_ring
-    from lethe.logic.masking import RequestKey
     from lethe.settings import get_settings
 
     # Given a subject with two account rows

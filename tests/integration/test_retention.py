@@ -89,8 +89,8 @@ def table(name: str) -> Any:
 
 def put(dataset: str, item: dict[str, Any]) -> dict[str, Any]:
     """Write an item as the owning service would, with its expiry attributes when the dataset has an index."""
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     spec = get_inventory().dataset(dataset)
     full = {**item, **expiry_attributes(spec, item)}

@@ -83,10 +83,10 @@ def seeded(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     for name, (hash_key, subject, expiry) in TABLES.items():
         create_table(name, hash_key, subject, expiry)
     from lethe.data import sweeps
+    from lethe.data.expiry import expiry_attributes
     from lethe.data.models import bind_models
     from lethe.inventory import get_inventory
     from lethe.logic import legal_holds
-    from lethe.logic.expiry import expiry_attributes
     from lethe.settings import get_settings
 
     bind_models(get_settings())
@@ -165,8 +165,8 @@ def test_a_sweep_of_expired_items_ends_correctly_under_faults(  # noqa: C901 - o
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from lethe.data import audit
+    from lethe.data.masking import truncate_ip
     from lethe.data.models import AuditRecord, VaultRecord
-    from lethe.logic.masking import truncate_ip
 
     tally = Tally()
     event = event_at(sample_event, NOW)

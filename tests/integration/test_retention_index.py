@@ -82,8 +82,8 @@ def _session(started: datetime, **extra: Any) -> dict[str, Any]:
 
 
 def _account(last_active: datetime) -> dict[str, Any]:
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     item = {
         "account_id": f"acct-{uuid.uuid4().hex[:10]}",
@@ -169,8 +169,8 @@ def test_an_item_whose_since_moved_later_is_swept_on_its_new_day_not_before(
 
 
 def test_writes_follow_the_items_that_need_one_and_never_loop(aws: Any, drain_streams: Any) -> None:
+    from lethe.data.expiry import expiry_attributes
     from lethe.inventory import get_inventory
-    from lethe.logic.expiry import expiry_attributes
 
     dataset = get_inventory().dataset("guest_sessions")
     sessions = [_session(NOW - timedelta(days=5)) for _ in range(20)]

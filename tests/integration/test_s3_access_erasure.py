@@ -79,7 +79,7 @@ def test_erasure_rewrites_only_the_subjects_rows_in_every_version(invoke: Invoke
 
 
 def test_unparseable_rows_are_reported_per_object(invoke: Invoke, buckets: dict[str, str]) -> None:
-    from lethe.logic.fulfilment import task_results
+    from lethe.data.request_tasks import task_results
 
     me, others = unique_email("me"), [unique_email("a"), unique_email("b")]
     seed(invoke, buckets, me, others)

@@ -110,7 +110,7 @@ def test_retention_removes_or_masks_due_rows_only(invoke: Invoke, parquet_bucket
 
 def test_an_unreadable_object_is_reported_and_left_as_it_is(invoke: Invoke, parquet_buckets: dict[str, str]) -> None:
     from lethe.aws import client
-    from lethe.logic.fulfilment import task_results
+    from lethe.data.request_tasks import task_results
 
     me, a, b = unique_email("me"), unique_email("a"), unique_email("b")
     seed(invoke, parquet_buckets, me, a, b)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from lethe.inventory import get_inventory
 from lethe.logic.certificates import erasure_lines
 from lethe.logic.exports import dataset_header
-from lethe.logic.fulfilment import _purge_at
+from lethe.logic.fulfilment_work import purge_at
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -29,9 +29,9 @@ def test_certificate_lists_each_dataset_and_why_anything_was_kept() -> None:
 
 def test_purge_date_is_the_end_of_retention_never_the_past() -> None:
     invoices = get_inventory().dataset("invoices")
-    assert _purge_at(invoices, {"issued_at": "2025-01-01T00:00:00Z"}, NOW) == datetime(2032, 1, 1, tzinfo=UTC)
-    assert _purge_at(invoices, {"issued_at": "2010-01-01T00:00:00Z"}, NOW) == NOW
-    assert _purge_at(invoices, {}, NOW) == NOW
+    assert purge_at(invoices, {"issued_at": "2025-01-01T00:00:00Z"}, NOW) == datetime(2032, 1, 1, tzinfo=UTC)
+    assert purge_at(invoices, {"issued_at": "2010-01-01T00:00:00Z"}, NOW) == NOW
+    assert purge_at(invoices, {}, NOW) == NOW
 
 
 def test_export_header_names_purposes_recipients_and_retention() -> None:

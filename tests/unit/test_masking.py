@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from lethe.data.masking import REDACTED, UNLINKABLE, RequestKey, anonymize, coarsen_date, truncate_ip
 from lethe.inventory import parse_inventory
-from lethe.logic.masking import REDACTED, UNLINKABLE, RequestKey, anonymize, coarsen_date, truncate_ip
 
 RING = RequestKey(b"x" * 32)
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -7,8 +7,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import cache, wraps
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -24,6 +24,7 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 logger = Logger(child=True)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 TRANSIENT_CODES = frozenset(
     {
@@ -149,6 +150,20 @@ def retry_transient(operation: Callable[..., T], *args: Any, what: str, **kwargs
             logger.info("transient AWS error, retrying", operation=what, error=error_code(exc), attempt=attempt + 1)
             back_off(attempt)
     raise AssertionError("unreachable")
+
+
+def retried(what: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """A data function that retries itself in place on a transient error (retry_transient), for the
+    storage calls that are safe to repeat: reads, and writes whose condition makes a repeat harmless."""
+
+    def wrap(operation: Callable[P, T]) -> Callable[P, T]:
+        @wraps(operation)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return retry_transient(operation, *args, what=what, **kwargs)
+
+        return call
+
+    return wrap
 
 
 def back_off(attempt: int) -> None:

@@ -1,5 +1,5 @@
 """Keyed hashes: subject references and signed tokens. (Pseudonyms are never made under these
-long-lived keys: see lethe.logic.masking.)
+long-lived keys: see lethe.data.masking.)
 
 The keys live in one Secrets Manager secret: {"current": "<key id>", "<key id>": "<key>", ...}.
 A new key id can be added and made current; older ids still verify (rotation).

@@ -9,19 +9,20 @@ Items are plain dicts (numbers as Decimal), as boto3's deserializer gives them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from lethe.aws import client
+from lethe.aws import client, error_code
 from lethe.data import ledger
+from lethe.data.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
+from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset, TableKey
 from lethe.keys import normalize_email
-from lethe.logic.masking import Pseudonymizer, anonymize
 from lethe.settings import get_settings
 
 RESTRICTED_ATTRIBUTE = "lethe_restricted"
@@ -44,12 +45,9 @@ def table_name(dataset: Dataset) -> str:
     return get_settings().table_name(dataset.table)
 
 
-def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
-    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({_code(exc)})")
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
+def unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
+    """The domain error for a dataset table that cannot be reached (missing, refused, throttled past retries)."""
+    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({error_code(exc)})")
 
 
 @cache
@@ -70,7 +68,7 @@ def table_key(dataset: Dataset) -> TableKey:
     try:
         return _described_key(table_name(dataset))
     except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
+        raise unavailable(dataset, exc) from exc
 
 
 def recovery_window_days(dataset: Dataset) -> int | None:
@@ -95,6 +93,30 @@ def email_variants(email: str) -> list[str]:
     return [normalized] if normalized == email else [normalized, email]
 
 
+def page(
+    dataset: Dataset, operation: str, request: dict[str, Any], start_key: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of a Query or Scan (`operation`) on the dataset's table (or an index of it): its items
+    and where the next page starts (None at the end). A fault is DatasetUnavailable."""
+    if start_key:
+        request = {**request, "ExclusiveStartKey": start_key}
+    try:
+        answer = getattr(client("dynamodb"), operation)(**request)
+    except ClientError as exc:
+        raise unavailable(dataset, exc) from exc
+    return [from_wire(raw) for raw in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
+def pages(dataset: Dataset, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a Query or Scan, page by page (following LastEvaluatedKey)."""
+    start_key: dict[str, Any] | None = None
+    while True:
+        items, start_key = page(dataset, operation, request, start_key)
+        yield from items
+        if start_key is None:
+            return
+
+
 def items_for_subject(dataset: Dataset, email: str, *, consistent: bool = False) -> Iterator[dict[str, Any]]:
     """Every item of the subject found by its email (the dataset's identity must be email)."""
     yield from items_for_identity(dataset, email_variants(email), consistent=consistent)
@@ -107,7 +129,6 @@ def items_for_identity(
     and page, following LastEvaluatedKey). `consistent` asks for a strongly consistent read where
     the table allows it: on the table's key, not on an index (a GSI is eventually consistent)."""
     attribute = dataset.subject.attribute
-    ddb = client("dynamodb")
     for value in values:
         request: dict[str, Any] = {
             "TableName": table_name(dataset),
@@ -119,16 +140,7 @@ def items_for_identity(
             request["IndexName"] = dataset.subject.index
         elif consistent:
             request["ConsistentRead"] = True
-        while True:
-            try:
-                page = ddb.query(**request)
-            except ClientError as exc:
-                raise _unavailable(dataset, exc) from exc
-            for raw in page.get("Items", []):
-                yield from_wire(raw)
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from pages(dataset, "query", request)
 
 
 def _unchanged_condition(
@@ -142,6 +154,18 @@ def _unchanged_condition(
         values[f":c{i}"] = _serializer.serialize(item[attribute])
         clauses.append(f"#c{i} = :c{i}")
     return clauses
+
+
+def _write_if(dataset: Dataset, operation: str, **request: Any) -> bool:
+    """One conditional write (`operation`: update_item or delete_item) on the dataset's table: False
+    when its condition did not hold (nothing written); a fault is DatasetUnavailable."""
+    try:
+        getattr(client("dynamodb"), operation)(TableName=table_name(dataset), **request)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise unavailable(dataset, exc) from exc
+    return True
 
 
 def update_item(
@@ -182,21 +206,18 @@ def update_item(
         for part in (f"SET {', '.join(sets)}" if sets else "", f"REMOVE {', '.join(removes)}" if removes else "")
         if part
     )
-    try:
-        client("dynamodb").update_item(
-            TableName=table_name(dataset),
-            Key=to_wire(key_of(dataset, item)),
-            UpdateExpression=expression,
-            ConditionExpression=" AND ".join(conditions),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise _unavailable(dataset, exc) from exc
-    ledger.record_erased(dataset, [item], key_of, action="anonymize", erasure=erased)
-    return True
+    written = _write_if(
+        dataset,
+        "update_item",
+        Key=to_wire(key_of(dataset, item)),
+        UpdateExpression=expression,
+        ConditionExpression=" AND ".join(conditions),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+    if written:
+        ledger.record_erased(dataset, [item], key_of, action="anonymize", erasure=erased)
+    return written
 
 
 def anonymize_item(
@@ -208,10 +229,18 @@ def anonymize_item(
     condition_attribute: str,
     condition_value: Any,
     erased: ledger.Erasure | None = None,
+    retired_at: datetime | None = None,
 ) -> bool:
-    """Mask the dataset's fields on one item (one UpdateItem). False when the item no longer
-    belongs to the subject or changed since it was read: nothing is overwritten."""
+    """Mask the dataset's fields on one item (one UpdateItem), the one anonymizing write of erasure,
+    retention and replay. False when the item no longer matches `condition_attribute` =
+    `condition_value` or changed since it was read: nothing is overwritten. With `retired_at` (a
+    retention anonymization) the item also leaves the retention index for good: its expiry
+    attributes go and `lethe_anonymized_at` marks it."""
     to_set, to_remove = anonymize(dataset, item, ring, now)
+    masked = [*to_set, *to_remove]
+    if retired_at is not None:
+        to_set = {**to_set, ANONYMIZED_ATTRIBUTE: retired_at.astimezone(UTC).isoformat()}
+        to_remove = [*to_remove, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE]
     return update_item(
         dataset,
         item,
@@ -220,7 +249,7 @@ def anonymize_item(
         to_remove=to_remove,
         condition_attribute=condition_attribute,
         condition_value=condition_value,
-        unchanged=[*to_set, *to_remove],
+        unchanged=masked,
     )
 
 
@@ -238,7 +267,7 @@ def delete_items(dataset: Dataset, keys: Iterable[dict[str, Any]], *, erased: le
             try:
                 response = ddb.batch_write_item(RequestItems=pending)
             except ClientError as exc:
-                raise _unavailable(dataset, exc) from exc
+                raise unavailable(dataset, exc) from exc
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 ledger.record_erased(dataset, batch, lambda _d, key: key, action="delete", erasure=erased)
@@ -276,20 +305,17 @@ def delete_item(
     for i, attribute in enumerate(absent):
         names[f"#a{i}"] = attribute
         conditions.append(f"attribute_not_exists(#a{i})")
-    try:
-        client("dynamodb").delete_item(
-            TableName=table_name(dataset),
-            Key=to_wire(key_of(dataset, item)),
-            ConditionExpression=" AND ".join(conditions),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise _unavailable(dataset, exc) from exc
-    ledger.record_erased(dataset, [item], key_of, action="delete", erasure=erased)
-    return True
+    deleted = _write_if(
+        dataset,
+        "delete_item",
+        Key=to_wire(key_of(dataset, item)),
+        ConditionExpression=" AND ".join(conditions),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+    if deleted:
+        ledger.record_erased(dataset, [item], key_of, action="delete", erasure=erased)
+    return deleted
 
 
 def subject_values_for_hash(dataset: Dataset, digest: str) -> list[str | int]:
@@ -298,7 +324,6 @@ def subject_values_for_hash(dataset: Dataset, digest: str) -> list[str | int]:
     hashed = dataset.subject.hashed
     if hashed is None:
         return []
-    ddb = client("dynamodb")
     request: dict[str, Any] = {
         "TableName": table_name(dataset),
         "IndexName": hashed.index,
@@ -307,15 +332,8 @@ def subject_values_for_hash(dataset: Dataset, digest: str) -> list[str | int]:
         "ExpressionAttributeValues": {":h": _serializer.serialize(digest)},
     }
     found: list[str | int] = []
-    while True:
-        try:
-            page = ddb.query(**request)
-        except ClientError as exc:
-            raise _unavailable(dataset, exc) from exc
-        for raw in page.get("Items", []):
-            value = from_wire(raw).get(dataset.subject.attribute)
-            if isinstance(value, str | int) and value not in found:
-                found.append(value)
-        if "LastEvaluatedKey" not in page:
-            return found
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in pages(dataset, "query", request):
+        value = item.get(dataset.subject.attribute)
+        if isinstance(value, str | int) and value not in found:
+            found.append(value)
+    return found

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code, is_transient, retry_transient
+from lethe.aws import client, error_code, is_transient, retried, retry_transient
 from lethe.data.models import LedgerRecord
 from lethe.keys import KeyRing, key_ring
 from lethe.settings import get_settings
@@ -189,12 +189,14 @@ def _batch_get(pks: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+@retried("read ledger")
 def items_erased(dataset: str, key_refs: list[str]) -> dict[str, Entry]:
     """key ref -> its ledger row, for the refs the ledger holds."""
     rows = _batch_get([_item_pk(dataset, ref) for ref in key_refs])
     return {row["key_ref"]["S"]: _entry(row) for row in rows.values()}
 
 
+@retried("read ledger")
 def subjects_erased(subject_refs: list[str]) -> dict[str, str]:
     """subject ref -> when it was last erased, for the refs the ledger holds."""
     rows = _batch_get([_subject_pk(ref) for ref in subject_refs])

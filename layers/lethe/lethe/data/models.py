@@ -86,7 +86,7 @@ class RequestSummaryRecord(Model):
     identity_round = NumberAttribute(null=True)
     outcome = JSONAttribute(null=True)
     version = NumberAttribute(default=0)
-    # The key of an erasure's pseudonyms (lethe.logic.masking.RequestKey); removed when it ends.
+    # The key of an erasure's pseudonyms (lethe.data.masking.RequestKey); removed when it ends.
     erasure_key = UnicodeAttribute(null=True)
     # Set when the request ends: its contact details go at pii_scrub_at (lethe.logic.own_data).
     pii_scrub = UnicodeAttribute(null=True)

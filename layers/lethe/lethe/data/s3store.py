@@ -90,6 +90,14 @@ class StoreOutcome:
     unparseable: dict[str, int] = field(default_factory=dict)
     rows_by_object: dict[str, int] = field(default_factory=dict)
 
+    def counts(self) -> dict[str, Any]:
+        return {
+            "found": self.found,
+            "deleted": self.deleted,
+            "anonymized": self.anonymized,
+            "unchanged": self.unchanged,
+        }
+
     def add(self, result: RewriteResult) -> None:
         self.objects_read += 1
         self.found += result.matched
@@ -102,17 +110,13 @@ class StoreOutcome:
             self.unparseable[result.key] = result.unparseable
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
-
-
 def bucket_of(dataset: Dataset) -> str:
     assert dataset.bucket is not None  # the inventory requires it for store: s3
     return get_settings().bucket_name(dataset.bucket)
 
 
 def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
-    return DatasetUnavailable(f"dataset {dataset.name}: bucket {dataset.bucket} cannot be reached ({_code(exc)})")
+    return DatasetUnavailable(f"dataset {dataset.name}: bucket {dataset.bucket} cannot be reached ({error_code(exc)})")
 
 
 _versioned: set[str] = set()
@@ -241,7 +245,7 @@ def index_object(dataset: Dataset, key: str, ring: KeyRing, version_id: str | No
     try:
         response = s3.get_object(**request)
     except ClientError as exc:
-        if _code(exc) in _GONE:
+        if error_code(exc) in _GONE:
             return 0  # deleted or rewritten since the event: a later event tells the rest
         raise _unavailable(dataset, exc) from exc
     body = response["Body"]
@@ -282,7 +286,7 @@ def _open(dataset: Dataset, key: str, version_id: str | None = None) -> dict[str
     try:
         return client("s3").get_object(**request)
     except ClientError as exc:
-        if _code(exc) in _GONE:
+        if error_code(exc) in _GONE:
             return None
         raise _unavailable(dataset, exc) from exc
 
@@ -412,6 +416,12 @@ class _Upload:
             future, self._in_flight = self._in_flight, None
             self.parts.append(future.result())
 
+    def committed(self, result: RewriteResult) -> RewriteResult:
+        """Commit the new version and say so in `result`."""
+        result.version_id = self.commit()
+        result.written = True
+        return result
+
     def commit(self) -> str | None:
         try:
             if self.upload_id is None:
@@ -437,7 +447,7 @@ class _Upload:
             return done.get("VersionId")
         except ClientError as exc:
             self.abort()
-            if _code(exc) in _CHANGED or _code(exc) in _GONE:
+            if error_code(exc) in _CHANGED or error_code(exc) in _GONE:
                 raise _Changed from exc
             raise
 
@@ -501,9 +511,7 @@ def _rewrite_parquet(dataset: Dataset, key: str, decide: Decision, response: dic
                 upload.buffer += chunk
                 if len(upload.buffer) >= upload.part_bytes:
                     upload.send_part()
-            result.version_id = upload.commit()
-            result.written = True
-            return result
+            return upload.committed(result)
     except BaseException:
         upload.abort()
         raise
@@ -555,9 +563,7 @@ def _rewrite_once(dataset: Dataset, key: str, decide: Decision) -> RewriteResult
         if not (dropped or masked):
             upload.abort()
             return result
-        result.version_id = upload.commit()
-        result.written = True
-        return result
+        return upload.committed(result)
     except BaseException:
         upload.abort()
         raise
@@ -618,7 +624,7 @@ def _open_head(dataset: Dataset, key: str) -> str | None:
     try:
         return client("s3").head_object(Bucket=bucket_of(dataset), Key=key).get("VersionId")
     except ClientError as exc:
-        if _code(exc) in _GONE:
+        if error_code(exc) in _GONE:
             return None
         raise _unavailable(dataset, exc) from exc
 

@@ -10,44 +10,27 @@ subject's records (DESIGN.md, "Stores").
   larger units, such as rows in objects; a table's sweep is the index/scan path of logic.retention).
 
 The logic deciding what to do (legal holds, the dataset's action, the pseudonym key) is shared in
-lethe.logic.fulfilment; a store only carries it out. `store_for` picks the store of a dataset.
+lethe.logic.fulfilment_work; a store only carries it out. `store_for` picks the store of a dataset.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from lethe.aws import retried
 from lethe.data import datasets, ledger, s3store
+from lethe.data.masking import Pseudonymizer, anonymize
 from lethe.inventory import Dataset
 from lethe.keys import KeyRing, key_ring
-from lethe.logic.masking import Pseudonymizer, anonymize
 
 Record = dict[str, Any]
 Value = str | int
 
 
-@dataclass
-class Outcome:
-    """What a mask, delete or sweep did: counts, and rows kept because they did not parse (per object)."""
-
-    found: int = 0
-    deleted: int = 0
-    anonymized: int = 0
-    unchanged: int = 0
-    objects_rewritten: int = 0
-    versions_deleted: int = 0
-    unparseable: dict[str, int] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "found": self.found,
-            "deleted": self.deleted,
-            "anonymized": self.anonymized,
-            "unchanged": self.unchanged,
-        }
+# What a mask, delete or sweep did: counts, and rows kept because they did not parse (per object).
+Outcome = s3store.StoreOutcome
 
 
 class DatasetStore(Protocol):
@@ -157,16 +140,6 @@ class S3Store:
         # S3 reads after writes are strongly consistent: `consistent` needs nothing more.
         return s3store.rows_for_subject(dataset, list(values), self.ring)
 
-    def _outcome(self, done: s3store.StoreOutcome) -> Outcome:
-        return Outcome(
-            found=done.found,
-            deleted=done.deleted,
-            anonymized=done.anonymized,
-            objects_rewritten=done.objects_rewritten,
-            versions_deleted=done.versions_deleted,
-            unparseable=dict(done.unparseable),
-        )
-
     def mask(
         self,
         dataset: Dataset,
@@ -179,7 +152,7 @@ class S3Store:
     ) -> Outcome:
         done = s3store.erase_subject(dataset, list(values), self.ring, mask=masked_row(dataset, ring, now), now=now)
         _object_ledger(dataset, done, "anonymize", erased)
-        return self._outcome(done)
+        return done
 
     def delete(
         self, dataset: Dataset, values: list[Value], records: list[Record], *, erased: ledger.Erasure | None
@@ -188,7 +161,7 @@ class S3Store:
 
         done = s3store.erase_subject(dataset, list(values), self.ring, mask=None, now=datetime.now(UTC))
         _object_ledger(dataset, done, "delete", erased)
-        return self._outcome(done)
+        return done
 
     def remaining(self, dataset: Dataset, values: list[Value]) -> int:
         return s3store.remaining(dataset, list(values), self.ring)
@@ -201,7 +174,7 @@ class S3Store:
                 return False
             return True if mask is None else mask(record)
 
-        return self._outcome(s3store.sweep(dataset, decide, apply=apply))
+        return s3store.sweep(dataset, decide, apply=apply)
 
 
 def store_for(dataset: Dataset, ring: KeyRing | None = None) -> DatasetStore:
@@ -209,3 +182,10 @@ def store_for(dataset: Dataset, ring: KeyRing | None = None) -> DatasetStore:
     if dataset.in_s3:
         return S3Store(ring or key_ring())
     return DynamoDBStore()
+
+
+@retried("erasure proof read")
+def remaining(dataset: Dataset, values: list[Value]) -> int:
+    """How many live records of `dataset` still hold one of `values`, read again for the proof of
+    erasure (consistently where the store can); retried in place on a transient error."""
+    return store_for(dataset).remaining(dataset, values)

@@ -1,6 +1,9 @@
 """Storage side of the retention sweep: sweep watermarks in the ControlTable, one page of a
-retention index or of a parallel Scan segment, consistent batch reads, and conditional deletes.
-Items are plain dicts, as lethe.data.datasets returns them.
+retention index or of a parallel Scan segment, consistent batch reads, and conditional writes
+(delete, anonymize, re-file, isolate). Items are plain dicts, as lethe.data.datasets returns them.
+
+Every function here retries a transient error in place (lethe.aws.retried): reads, and writes whose
+condition makes a repeat harmless, so one throttled call does not throw away the rest of a task.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
-from lethe.aws import client, error_code, retry_transient
-from lethe.data import ledger
+from lethe.aws import client, error_code, retried, retry_transient
+from lethe.data import datasets, ledger, vault
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, delete_item, from_wire, table_key, table_name, to_wire
+from lethe.data.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
+from lethe.data.masking import UNLINKABLE
 from lethe.data.models import ControlRecord
-from lethe.errors import DatasetUnavailable
+from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
-from lethe.logic.expiry import BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE
 
 WATERMARK_PARTITION = "SWEEP"
 # Which stream last delivered records of a dataset to the retention index function, and when.
@@ -38,23 +42,17 @@ class Page:
     next_key: dict[str, Any] | None
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
-
-
-def _unavailable(dataset: Dataset, exc: ClientError) -> DatasetUnavailable:
-    return DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} cannot be reached ({_code(exc)})")
-
-
 # ---------------------------------------------------------------- watermarks
 
 
+@retried("read sweep watermark")
 def watermark(name: str) -> str | None:
     """The last day (YYYY-MM-DD) whose buckets a sweep has planned for this name, if any."""
     record = next(iter(ControlRecord.query(WATERMARK_PARTITION, ControlRecord.sk == name, consistent_read=True)), None)
     return record.at if record is not None else None
 
 
+@retried("advance sweep watermark")
 def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
     """Move the watermark forward to `day`; never backwards (a re-run of an older day leaves it)."""
     record = ControlRecord(WATERMARK_PARTITION, name, at=day, data={"updated_at": now.astimezone(UTC).isoformat()})
@@ -85,12 +83,13 @@ class StreamState:
         return self.arn is not None and self.view_type == "NEW_AND_OLD_IMAGES" and self.seen_arn == self.arn
 
 
+@retried("describe stream")
 def stream_state(dataset: Dataset) -> StreamState:
     """One DescribeTable and one read of the ControlTable."""
     try:
         table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
     except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
+        raise datasets.unavailable(dataset, exc) from exc
     spec = table.get("StreamSpecification") or {}
     enabled = bool(spec.get("StreamEnabled"))
     seen = next(
@@ -113,6 +112,7 @@ def record_stream_seen(dataset: Dataset, stream_arn: str, *, now: datetime) -> N
 # ---------------------------------------------------------------- reading
 
 
+@retried("retention index page")
 def index_page(
     dataset: Dataset, index: str, bucket: str, until: str, start_key: dict[str, Any] | None = None, *, limit: int
 ) -> Page:
@@ -126,22 +126,17 @@ def index_page(
         "ExpressionAttributeNames": {"#b": BUCKET_ATTRIBUTE, "#e": EXPIRES_ATTRIBUTE},
         "ExpressionAttributeValues": {":b": {"S": bucket}, ":until": {"S": until}},
     }
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    try:
-        page = client("dynamodb").query(**request)
-    except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
-    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+    return Page(*datasets.page(dataset, "query", request, start_key))
 
 
+@retried("describe index")
 def index_attributes(dataset: Dataset, index: str) -> frozenset[str] | None:
     """The attributes an index's items carry: the table's and the index's keys plus what it projects;
     None when it projects every attribute. One DescribeTable."""
     try:
         table = client("dynamodb").describe_table(TableName=table_name(dataset))["Table"]
     except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
+        raise datasets.unavailable(dataset, exc) from exc
     for gsi in table.get("GlobalSecondaryIndexes", []):
         if gsi["IndexName"] != index:
             continue
@@ -153,6 +148,7 @@ def index_attributes(dataset: Dataset, index: str) -> frozenset[str] | None:
     raise DatasetUnavailable(f"dataset {dataset.name}: table {dataset.table} has no index {index}")
 
 
+@retried("retention scan page")
 def scan_page(
     dataset: Dataset,
     *,
@@ -186,15 +182,10 @@ def scan_page(
         },
         "ConsistentRead": True,
     }
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    try:
-        page = client("dynamodb").scan(**request)
-    except ClientError as exc:
-        raise _unavailable(dataset, exc) from exc
-    return Page([from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey"))
+    return Page(*datasets.page(dataset, "scan", request, start_key))
 
 
+@retried("retention read")
 def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The current items for these keys (strongly consistent BatchGetItem, 100 at a time).
     Keys whose item is gone are left out."""
@@ -209,7 +200,7 @@ def get_items(dataset: Dataset, keys: list[dict[str, Any]]) -> list[dict[str, An
             try:
                 response = ddb.batch_get_item(RequestItems=pending)
             except ClientError as exc:
-                raise _unavailable(dataset, exc) from exc
+                raise datasets.unavailable(dataset, exc) from exc
             found.extend(from_wire(raw) for raw in response.get("Responses", {}).get(name, []))
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
@@ -246,9 +237,108 @@ def delete_unchanged(dataset: Dataset, item: dict[str, Any], *, attribute: str) 
     )
 
 
+def delete_restored_copy(dataset: Dataset, item: dict[str, Any]) -> bool:
+    """Delete a restored copy of an item exactly as it was read (every attribute but the key
+    unchanged); False when it changed or is gone. Retried in place on a transient error."""
+    hash_key = table_key(dataset).hash
+    return retry_transient(
+        datasets.delete_item,
+        dataset,
+        item,
+        condition_attribute=hash_key,
+        condition_value=item[hash_key],
+        unchanged=[a for a in item if a not in table_key(dataset).attributes],
+        what="replay delete",
+    )
+
+
+def anonymize_for_good(
+    dataset: Dataset,
+    item: dict[str, Any],
+    *,
+    condition_attribute: str,
+    now: datetime,
+    erased: ledger.Erasure | None = None,
+) -> bool:
+    """Anonymize an item the way retention does (datasets.anonymize_item with random tokens, the same
+    write an erasure makes): it leaves the retention index and is marked anonymized at `now`. False
+    when the item changed since it was read. Retried in place on a transient error."""
+    return retry_transient(
+        datasets.anonymize_item,
+        dataset,
+        item,
+        UNLINKABLE,
+        now,
+        condition_attribute=condition_attribute,
+        condition_value=item[condition_attribute],
+        erased=erased,
+        retired_at=now,
+        what="retention anonymize",
+    )
+
+
+def refile(dataset: Dataset, item: dict[str, Any], expiry: dict[str, str], *, since_attribute: str) -> bool:
+    """Move an item to its true expiry bucket (`expiry`: lethe.data.expiry.expiry_attributes), if its
+    `since` attribute still holds the value read. Retried in place on a transient error."""
+    return retry_transient(
+        datasets.update_item,
+        dataset,
+        item,
+        to_set=expiry,
+        condition_attribute=since_attribute,
+        condition_value=item[since_attribute],
+        what="retention refile",
+    )
+
+
+def isolate(
+    dataset: Dataset,
+    item: dict[str, Any],
+    *,
+    reason: str,
+    purge_at: datetime,
+    subject_ref: str | None,
+    hold_ids: list[str] | None,
+    now: datetime,
+    erased: ledger.Erasure | None,
+) -> bool | None:
+    """Move an item into the vault (vault.isolate_item): True when isolated now, False when the vault
+    holds this very item already, None when the live item changed since it was read (nothing written).
+    Retried in place: a retry after a timeout whose transaction did happen finds its vault record."""
+    try:
+        return retry_transient(
+            vault.isolate_item,
+            dataset,
+            datasets.key_of(dataset, item),
+            item,
+            reason=reason,
+            purge_at=purge_at,
+            subject_ref=subject_ref,
+            request_id=None,
+            hold_ids=hold_ids,
+            now=now,
+            erased=erased,
+            what="retention isolate",
+        )
+    except ConflictingWrite:
+        return None
+
+
+@retried("replay scan page")
+def restored_page(
+    dataset: Dataset, start_key: dict[str, Any] | None, limit: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of a consistent Scan of a restored table (the dataset's `table` names it), and where
+    the next page starts."""
+    return datasets.page(
+        dataset, "scan", {"TableName": dataset.table, "ConsistentRead": True, "Limit": limit}, start_key
+    )
+
+
 # ---------------------------------------------------------------- queueing
 
 
+@retried("queue retention tasks")
 def send_messages(queue_url: str, bodies: list[str]) -> int:
     """SendMessageBatch, 10 at a time; a message SQS refuses is an error (the run is retried)."""
     sqs = client("sqs")

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from lethe.aws import client
-from lethe.data import ledger
+from lethe.data import ledger, writes
 from lethe.data.models import VaultRecord, bind_models
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
@@ -156,26 +156,23 @@ def isolate_item(
     is filed under the later of the purge day and the isolation day, so the daily purge, which
     walks forward from its last day, never misses a record filed in the past."""
     settings = get_settings()
+    _bound()
     isolated_at = (now or datetime.now(UTC)).astimezone(UTC)
     purge_at = purge_at.astimezone(UTC)
-    vault_id = vault_id_for(dataset.name, key, item)
-    record: dict[str, Any] = {
-        "vault_id": {"S": vault_id},
-        "dataset": {"S": dataset.name},
-        "table": {"S": dataset.table},
-        "item_key": {"S": json.dumps(encode_item(key), sort_keys=True)},
-        "item": {"S": json.dumps(encode_item(item), sort_keys=True)},
-        "reason": {"S": reason},
-        "isolated_at": {"S": isolated_at.isoformat()},
-        "purge_at": {"S": purge_at.isoformat()},
-        "purge_day": {"S": max(purge_at, isolated_at).date().isoformat()},
-    }
-    if subject_ref:
-        record["subject_ref"] = {"S": subject_ref}
-    if request_id:
-        record["request_id"] = {"S": request_id}
-    if hold_ids:
-        record["hold_ids"] = {"L": [{"S": h} for h in hold_ids]}
+    record = VaultRecord(
+        vault_id_for(dataset.name, key, item),
+        dataset=dataset.name,
+        table=dataset.table,
+        item_key=encode_item(key),
+        item=encode_item(item),
+        subject_ref=subject_ref or None,
+        reason=reason,
+        isolated_at=isolated_at.isoformat(),
+        purge_at=purge_at.isoformat(),
+        purge_day=max(purge_at, isolated_at).date().isoformat(),
+        request_id=request_id or None,
+        hold_ids=list(hold_ids) if hold_ids else None,
+    )
     condition, names, values = unchanged_condition(item)
     try:
         client("dynamodb").transact_write_items(
@@ -183,7 +180,7 @@ def isolate_item(
                 {
                     "Put": {
                         "TableName": settings.vault_table,
-                        "Item": record,
+                        "Item": record.serialize(),
                         "ConditionExpression": "attribute_not_exists(vault_id)",
                     }
                 },
@@ -261,59 +258,31 @@ def entries_for_subject(subject_refs: list[str]) -> Iterator[VaultEntry]:
 
 def due_on(day: str, now: datetime) -> Iterator[DueRecord]:
     """Records filed under `day` whose purge time has passed (a Query of by_purge_day, never a Scan)."""
-    paginator = client("dynamodb").get_paginator("query")
-    for page in paginator.paginate(
-        TableName=get_settings().vault_table,
-        IndexName="by_purge_day",
-        KeyConditionExpression="purge_day = :d AND purge_at <= :now",
-        ExpressionAttributeValues={":d": {"S": day}, ":now": {"S": now.astimezone(UTC).isoformat()}},
-    ):
-        for key in page.get("Items", []):
-            yield DueRecord(vault_id=key["vault_id"]["S"], purge_at=key["purge_at"]["S"])
+    _bound()
+    until = now.astimezone(UTC).isoformat()
+    for key in VaultRecord.by_purge_day.query(day, VaultRecord.purge_at <= until):
+        yield DueRecord(vault_id=key.vault_id, purge_at=key.purge_at)
 
 
 def purge(entry: VaultEntry) -> bool:
     """Delete a record, only if it is still as it was read (same purge date, day and holds).
     False if it was already gone or changed (e.g. a hold was added meanwhile)."""
-    values: dict[str, Any] = {":p": {"S": entry.purge_at}, ":d": {"S": entry.purge_day}}
-    condition = "purge_at = :p AND purge_day = :d"
-    if entry.hold_ids:
-        values[":h"] = {"L": [{"S": h} for h in entry.hold_ids]}
-        condition += " AND hold_ids = :h"
-    else:
-        condition += " AND attribute_not_exists(hold_ids)"
-    try:
-        client("dynamodb").delete_item(
-            TableName=get_settings().vault_table,
-            Key={"vault_id": {"S": entry.vault_id}},
-            ConditionExpression=condition,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    _bound()
+    holds = VaultRecord.hold_ids == entry.hold_ids if entry.hold_ids else VaultRecord.hold_ids.does_not_exist()
+    condition = (VaultRecord.purge_at == entry.purge_at) & (VaultRecord.purge_day == entry.purge_day) & holds
+    return writes.delete_if(VaultRecord(entry.vault_id), condition)
 
 
 def defer(entry: VaultEntry, *, until: datetime, hold_ids: list[str]) -> bool:
     """Re-file a record a hold still covers under a later purge day, so the purge looks at it again
     then (without a Scan), and note the holds that kept it. Its purge date stays as it was.
     False if it changed meanwhile."""
-    try:
-        client("dynamodb").update_item(
-            TableName=get_settings().vault_table,
-            Key={"vault_id": {"S": entry.vault_id}},
-            UpdateExpression="SET purge_day = :day, hold_ids = :h",
-            ConditionExpression="purge_day = :old",
-            ExpressionAttributeValues={
-                ":day": {"S": until.astimezone(UTC).date().isoformat()},
-                ":h": {"L": [{"S": h} for h in hold_ids]},
-                ":old": {"S": entry.purge_day},
-            },
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    _bound()
+    return writes.update_if(
+        VaultRecord(entry.vault_id),
+        [
+            VaultRecord.purge_day.set(until.astimezone(UTC).date().isoformat()),
+            VaultRecord.hold_ids.set(cast(Any, list(hold_ids))),
+        ],
+        VaultRecord.purge_day == entry.purge_day,
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.models import Model
 
 from lethe.aws import error_code
@@ -30,10 +30,11 @@ def get_or_none(model: type[M], hash_key: str, range_key: str | None = None) -> 
         return None
 
 
-def _written(write: Callable[[], Any]) -> bool:
+def _unless_refused(write: Callable[[], Any], failure: type[PynamoDBException]) -> bool:
+    """Run a conditional write: True when it was made, False when its condition did not hold."""
     try:
         write()
-    except (PutError, UpdateError, DeleteError) as exc:
+    except failure as exc:
         if refused(exc):
             return False
         raise
@@ -42,15 +43,15 @@ def _written(write: Callable[[], Any]) -> bool:
 
 def save_if(record: Model, condition: Any) -> bool:
     """Put `record` when `condition` holds; False when it did not (nothing was written)."""
-    return _written(lambda: record.save(condition=condition))
+    return _unless_refused(lambda: record.save(condition=condition), PutError)
 
 
 def update_if(record: Model, actions: list[Any], condition: Any) -> bool:
     """Apply `actions` to `record` when `condition` holds (the record is refreshed from the answer);
     False when it did not (nothing was written)."""
-    return _written(lambda: record.update(actions=actions, condition=condition))
+    return _unless_refused(lambda: record.update(actions=actions, condition=condition), UpdateError)
 
 
 def delete_if(record: Model, condition: Any) -> bool:
     """Delete `record` when `condition` holds; False when it did not."""
-    return _written(lambda: record.delete(condition=condition))
+    return _unless_refused(lambda: record.delete(condition=condition), DeleteError)

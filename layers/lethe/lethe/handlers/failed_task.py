@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from lethe.handlers.shell import start_function
-from lethe.logic import fulfilment
+from lethe.logic import fulfilment_resume
 from lethe.logic.fulfilment import DatasetTask
 
 logger = Logger()
@@ -21,7 +21,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     task = DatasetTask.model_validate_json(record.body)
     logger.info("dead task", extra={"message_id": record.message_id, "request_id": task.request_id})
-    fulfilment.mark_failed(task.request_id, task.dataset, round_=task.round)
+    fulfilment_resume.mark_failed(task.request_id, task.dataset, round_=task.round)
 
 
 def handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from lethe.data import requests as repository
 from lethe.data.mail import send_email
 from lethe.domain import TERMINAL_STATUSES, RequestType, Status
-from lethe.logic import fulfilment, intake, manual_tasks, recreation
+from lethe.logic import fulfilment_resume, intake, manual_tasks, recreation
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
 
@@ -49,7 +49,7 @@ class DeadlineSummary(BaseModel):
     due_soon: list[DueRequest]
     expired_unverified: int
     digest_sent: bool
-    resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment.resume_stalled)
+    resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment_resume.resume_stalled)
     failed: list[str] = []  # jobs of this run that failed; the next run does them again
     open_by_status: dict[str, int] = {}  # after this run's expiries and resumptions
     recreated: int = 0  # erased subjects' data written again in the last day (lethe.logic.recreation)
@@ -128,7 +128,7 @@ def watch(now: datetime) -> DeadlineSummary:
 
     nothing: tuple[list[DueRequest], list[DueRequest]] = ([], [])
     overdue, due_soon = job("find_due", lambda: due_requests(now), nothing)
-    resumed = job("resume_stalled", lambda: fulfilment.resume_stalled(now), 0)
+    resumed = job("resume_stalled", lambda: fulfilment_resume.resume_stalled(now), 0)
     expired = job("expire_unverified", lambda: intake.expire_unverified(now), 0)
     no_counts: dict[str, int] = {}
     open_by_status = job("count_open", lambda: {s.value: repository.count_by_status(s) for s in OPEN}, no_counts)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from lethe.aws import retry_transient
 from lethe.data import stores
 from lethe.data.requests import DataSubjectRequest
 from lethe.inventory import Dataset, Inventory
@@ -17,18 +16,14 @@ from lethe.logic import identities
 from lethe.settings import get_settings
 
 
-def _count(dataset: Dataset, values: list[identities.Value]) -> int:
-    # A table is read on its key or index (consistently where it can be); an S3 dataset reads every
-    # version of every object the subject index names (lethe.data.stores).
-    return stores.store_for(dataset).remaining(dataset, values)
-
-
 def _remaining(dataset: Dataset, values: list[identities.Value]) -> int:
     settings = get_settings()
     attempts = 1 if dataset.subject.index is None else settings.erasure_verify_attempts
     found = 0
     for attempt in range(attempts):
-        found = retry_transient(_count, dataset, values, what="erasure proof read")
+        # A table is read on its key or index (consistently where it can be); an S3 dataset reads every
+        # version of every object the subject index names (lethe.data.stores).
+        found = stores.remaining(dataset, values)
         if not found or attempt == attempts - 1:
             break
         time.sleep(settings.erasure_verify_delay_seconds)

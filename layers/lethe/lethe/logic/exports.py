@@ -14,16 +14,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lethe.aws import client, retry_transient
+from lethe.data import export_files
+from lethe.data.export_files import S3Writer
 from lethe.errors import ExportLinkExpired, InvalidToken
 from lethe.inventory import Dataset, Inventory, identity_label
 from lethe.keys import key_ring
 from lethe.logic.own_data import LETHE_DATASET, OwnSections, vault_html, vault_json
 from lethe.settings import get_settings
 
-PART_SIZE = 5 * 1024 * 1024  # S3's minimum part (except the last): the smallest buffer per open writer
 CONTROLLER = {
     "name": "CaféX Communications Inc.",
     "contact": "privacy@cafex.com",
@@ -53,65 +51,6 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
-def _encryption() -> dict[str, str]:
-    """SSE-KMS under Lethe's data key. Naming the key matters: "aws:kms" alone would use the
-    AWS-managed key rather than the one the bucket and its key policy are built around."""
-    key_id = get_settings().data_key_id
-    return {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": key_id} if key_id else {})}
-
-
-class S3Writer:
-    """Writes one object from chunks of text: a single PutObject when small, else a multipart
-    upload with bounded buffers. SSE-KMS is the bucket default and is asked for explicitly too."""
-
-    def __init__(self, key: str, content_type: str) -> None:
-        self.bucket = get_settings().export_bucket
-        self.key = key
-        self.content_type = content_type
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-
-    def write(self, text: str) -> None:
-        self._buffer += text.encode("utf-8")
-        if len(self._buffer) >= PART_SIZE:
-            self._flush_part()
-
-    def _flush_part(self) -> None:
-        s3 = client("s3")
-        if self._upload_id is None:
-            self._upload_id = s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, **_encryption()
-            )["UploadId"]
-        number = len(self._parts) + 1
-        etag = s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=self._buffer
-        )["ETag"]  # the buffer itself, not a bytes copy of it: one part in memory at a time
-        self._parts.append({"PartNumber": number, "ETag": etag})
-        self._buffer = bytearray()
-
-    def close(self) -> None:
-        s3 = client("s3")
-        if self._upload_id is None:
-            s3.put_object(
-                Bucket=self.bucket,
-                Key=self.key,
-                Body=bytes(self._buffer),
-                ContentType=self.content_type,
-                **_encryption(),
-            )
-            return
-        if self._buffer:
-            self._flush_part()
-        s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
-        )
-
-    def abort(self) -> None:
-        if self._upload_id is not None:
-            client("s3").abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
-
-
 def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]], *, part: str | None = None) -> int:
     """Stream one dataset's items (one JSON object a line) to its part file. Rewriting it on a
     redelivery gives the same file. Returns the number of items."""
@@ -129,20 +68,7 @@ def write_part(request_id: str, dataset: Dataset, items: Iterable[dict[str, Any]
 
 
 def _part_lines(request_id: str, part: str) -> Iterator[dict[str, Any]]:
-    try:
-        body = retry_transient(
-            client("s3").get_object,
-            Bucket=get_settings().export_bucket,
-            Key=part_key(request_id, part),
-            what="read export part",
-        )["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return
-        raise
-    for line in body.iter_lines():
-        if line:
-            yield json.loads(line)
+    return export_files.lines(part_key(request_id, part))
 
 
 def dataset_header(dataset: Dataset) -> dict[str, Any]:
@@ -332,13 +258,6 @@ def resolve_link(token: str, *, fmt: str = "html", now: float | None = None) -> 
     if remaining <= 0:
         raise ExportLinkExpired("this export link has expired")
     key = f"{prefix(request_id)}export.{'json' if fmt == 'json' else 'html'}"
-    bucket = get_settings().export_bucket
-    try:
-        client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        raise ExportLinkExpired("this export link has expired") from exc
-    return str(
-        client("s3").generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=min(remaining, 3600)
-        )
-    )
+    if not export_files.exists(key):
+        raise ExportLinkExpired("this export link has expired")
+    return export_files.download_url(key, expires_in=min(remaining, 3600))

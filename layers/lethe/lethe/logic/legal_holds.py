@@ -11,16 +11,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from pynamodb.exceptions import UpdateError
 
-from lethe.aws import error_code
-from lethe.data import audit
+from lethe.data import audit, holds, writes
 from lethe.data.models import ControlRecord
 from lethe.errors import LegalHoldNotFound, UnknownDataset
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring
 
-PARTITION = "HOLD"
+PARTITION = holds.PARTITION
 
 
 class Hold(BaseModel):
@@ -69,15 +67,13 @@ def place(*, reason: str, email: str | None = None, dataset: str | None = None, 
 
 def lift(hold_id: str, *, actor: str = "operator") -> Hold:
     record = ControlRecord(PARTITION, hold_id)
-    try:
-        record.update(
-            actions=[ControlRecord.active.set(False), ControlRecord.lifted_at.set(datetime.now(UTC))],
-            condition=ControlRecord.sk.exists() & (ControlRecord.active == True),  # noqa: E712 - pynamodb condition
-        )
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise LegalHoldNotFound(f"no active legal hold {hold_id}") from exc
-        raise
+    lifted = writes.update_if(
+        record,
+        [ControlRecord.active.set(False), ControlRecord.lifted_at.set(datetime.now(UTC))],
+        ControlRecord.sk.exists() & (ControlRecord.active == True),  # noqa: E712 - pynamodb condition
+    )
+    if not lifted:
+        raise LegalHoldNotFound(f"no active legal hold {hold_id}")
     hold = _to_hold(record)
     audit.append(
         "legal_hold.lifted",
@@ -90,8 +86,8 @@ def lift(hold_id: str, *, actor: str = "operator") -> Hold:
 
 
 def list_holds(*, active_only: bool = False) -> list[Hold]:
-    holds = [_to_hold(r) for r in ControlRecord.query(PARTITION, consistent_read=True)]
-    return [h for h in holds if h.active] if active_only else holds
+    found = [_to_hold(r) for r in holds.hold_records()]
+    return [h for h in found if h.active] if active_only else found
 
 
 def covering(holds: Iterable[Hold], subject_refs: Iterable[str | None], dataset: str) -> list[Hold]:

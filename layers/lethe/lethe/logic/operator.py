@@ -10,15 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pynamodb.exceptions import UpdateError
 
-from lethe.aws import error_code
-from lethe.data import audit
+from lethe.data import audit, request_tasks, writes
 from lethe.data.models import RequestSummaryRecord
 from lethe.data.requests import SUMMARY, iso, pk_of
 from lethe.domain import TERMINAL_STATUSES, RequestType, Status
 from lethe.errors import ExtensionNotAllowed, InvalidCursor, InvalidTransition
-from lethe.logic import certificates, deadlines, fulfilment
+from lethe.logic import certificates, deadlines, fulfilment, fulfilment_resume
 from lethe.logic.requests import (
     DataSubjectRequest,
     RequestEvent,
@@ -105,7 +103,7 @@ def show(request_id: str) -> RequestDetail:
         details=request.details,
         agent=request.agent,
         events=list_events(request_id),
-        tasks=fulfilment.task_results(request_id),
+        tasks=request_tasks.task_results(request_id),
     )
 
 
@@ -148,21 +146,19 @@ def extend(request_id: str, *, reason: str, actor: str, now: datetime | None = N
     if latest is not None and new_due > latest:
         new_due = latest
     record = RequestSummaryRecord(pk_of(request_id), SUMMARY)
-    try:
-        record.update(
-            actions=[
-                RequestSummaryRecord.extended.set(True),
-                RequestSummaryRecord.extension_reason.set(reason),
-                RequestSummaryRecord.due_at.set(iso(new_due)),
-                RequestSummaryRecord.updated_at.set(iso(now or datetime.now(UTC))),
-            ],
-            condition=(RequestSummaryRecord.extended == False)  # noqa: E712 - pynamodb condition
-            & RequestSummaryRecord.status.is_in(*[s.value for s in OPEN_STATUSES]),
-        )
-    except UpdateError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise ExtensionNotAllowed("this request was already extended, or is finished") from exc
-        raise
+    extended = writes.update_if(
+        record,
+        [
+            RequestSummaryRecord.extended.set(True),
+            RequestSummaryRecord.extension_reason.set(reason),
+            RequestSummaryRecord.due_at.set(iso(new_due)),
+            RequestSummaryRecord.updated_at.set(iso(now or datetime.now(UTC))),
+        ],
+        (RequestSummaryRecord.extended == False)  # noqa: E712 - pynamodb condition
+        & RequestSummaryRecord.status.is_in(*[s.value for s in OPEN_STATUSES]),
+    )
+    if not extended:
+        raise ExtensionNotAllowed("this request was already extended, or is finished")
     add_event(request_id, "extended", actor=actor, detail={"reason": reason, "due_at": iso(new_due)})
     audit.append(
         "request.extended",
@@ -178,5 +174,5 @@ def extend(request_id: str, *, reason: str, actor: str, now: datetime | None = N
 
 
 def retry(request_id: str, *, actor: str) -> RequestView:
-    fulfilment.retry(request_id, actor=actor)
+    fulfilment_resume.retry(request_id, actor=actor)
     return view(get_request(request_id))

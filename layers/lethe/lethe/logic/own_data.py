@@ -30,12 +30,12 @@ from lethe.data import audit, export_objects, vault
 from lethe.data import requests as repository
 from lethe.data.consents import contacts_for
 from lethe.data.datasets import table_key
+from lethe.data.masking import RequestKey
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if
 from lethe.inventory import Dataset, get_inventory
 from lethe.keys import key_ring
-from lethe.logic.masking import RequestKey
 from lethe.settings import get_settings
 
 LETHE_DATASET = "lethe"

@@ -25,11 +25,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lethe.aws import client, retry_transient
-from lethe.data import audit, datasets, ledger, vault
+from lethe.data import audit, datasets, ledger, restores, sweeps
+from lethe.data.expiry import ANONYMIZED_ATTRIBUTE, parse_instant
 from lethe.data.models import ControlRecord
 from lethe.errors import (
-    ConflictingWrite,
     ReplayJobNotFound,
     ReplayTableMismatch,
     RestoredTableNotFound,
@@ -38,9 +37,7 @@ from lethe.errors import (
 from lethe.inventory import Action, Dataset, get_inventory
 from lethe.keys import KeyRing, key_ring
 from lethe.logic import retention as sweep_logic
-from lethe.logic.expiry import ANONYMIZED_ATTRIBUTE, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE, parse_instant
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 JOB_PARTITION = "REPLAY"
@@ -107,12 +104,9 @@ def restored_dataset(dataset_name: str, table: str) -> Dataset:
     Raises UnknownDataset, RestoredTableNotFound or ReplayTableMismatch; nothing is written."""
     dataset = _dataset(dataset_name)
     expected = datasets.table_key(dataset)
-    try:
-        described = client("dynamodb").describe_table(TableName=table)["Table"]
-    except client("dynamodb").exceptions.ResourceNotFoundException as exc:
-        raise RestoredTableNotFound(f"table {table} does not exist (or Lethe may not read it)") from exc
-    parts = {entry["KeyType"]: entry["AttributeName"] for entry in described["KeySchema"]}
-    found = (parts.get("HASH"), parts.get("RANGE"))
+    found = restores.key_schema(table)
+    if found is None:
+        raise RestoredTableNotFound(f"table {table} does not exist (or Lethe may not read it)")
     if found != (expected.hash, expected.range):
         raise ReplayTableMismatch(
             f"table {table} is keyed by {'/'.join(k for k in found if k)}, but dataset {dataset.name} by "
@@ -120,10 +114,6 @@ def restored_dataset(dataset_name: str, table: str) -> Dataset:
         )
     # A physical name, as it is: never mapped through the dataset table map.
     return dataset.model_copy(update={"table": table, "key": expected})
-
-
-def table_status(table: str) -> str:
-    return str(client("dynamodb").describe_table(TableName=table)["Table"].get("TableStatus", "ACTIVE"))
 
 
 # ---------------------------------------------------------------- the pass
@@ -139,7 +129,7 @@ class _Replay:
 
     def holds(self, subject: Any) -> list[Hold]:
         if self._holds is None:
-            self._holds = retry_transient(list_holds, active_only=True, what="list holds")
+            self._holds = list_holds(active_only=True)
         if not self._holds:
             return []
         refs = self.ring.subject_refs(subject) if isinstance(subject, str) and subject else [None]
@@ -148,14 +138,14 @@ class _Replay:
     def page(self, items: list[dict[str, Any]]) -> None:
         attribute = self.dataset.subject.attribute
         key_refs = [ledger.key_ref(self.dataset.name, datasets.key_of(self.dataset, i), self.ring) for i in items]
-        by_key = retry_transient(ledger.items_erased, self.dataset.name, key_refs, what="read ledger")
+        by_key = ledger.items_erased(self.dataset.name, key_refs)
         subject_refs: dict[int, list[str]] = {}
         for n, item in enumerate(items):
             value = item.get(attribute)
             if isinstance(value, str) and value:
                 subject_refs[n] = self.ring.subject_refs(value)
         wanted = sorted({ref for refs in subject_refs.values() for ref in refs})
-        erased_subjects = retry_transient(ledger.subjects_erased, wanted, what="read ledger") if wanted else {}
+        erased_subjects = ledger.subjects_erased(wanted) if wanted else {}
         rest = []
         for n, item in enumerate(items):
             self.counts.items_read += 1
@@ -201,73 +191,36 @@ class _Replay:
         return end if end > self.now else None
 
     def _delete(self, item: dict[str, Any]) -> None:
-        hash_key = datasets.table_key(self.dataset).hash
-        done = retry_transient(
-            datasets.delete_item,
-            self.dataset,
-            item,
-            condition_attribute=hash_key,
-            condition_value=item[hash_key],
-            unchanged=[a for a in item if a not in datasets.table_key(self.dataset).attributes],
-            what="replay delete",
-        )
-        if done:
+        if sweeps.delete_restored_copy(self.dataset, item):
             self.counts.deleted += 1
         else:
             self.counts.conflicts += 1
 
     def _anonymize(self, item: dict[str, Any]) -> None:
         # Random tokens, as the sweep writes: the masked values link to no one.
-        to_set, to_remove = anonymize(self.dataset, item, UNLINKABLE, self.now)
         attribute = self.dataset.subject.attribute
-        done = retry_transient(
-            datasets.update_item,
-            self.dataset,
-            item,
-            to_set={**to_set, ANONYMIZED_ATTRIBUTE: self.now.isoformat()},
-            to_remove=[*to_remove, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE],
-            condition_attribute=attribute,
-            condition_value=item[attribute],
-            unchanged=[*to_set, *to_remove],
-            what="replay anonymize",
-        )
-        if done:
+        if sweeps.anonymize_for_good(self.dataset, item, condition_attribute=attribute, now=self.now):
             self.counts.anonymized += 1
         else:
             self.counts.conflicts += 1
 
     def _isolate(self, item: dict[str, Any], *, reason: str, holds: list[str], subject_ref: str | None) -> None:
-        purge_at = self._isolate_due(item) or self.now
-        try:
-            isolated = retry_transient(
-                vault.isolate_item,
-                self.dataset,
-                datasets.key_of(self.dataset, item),
-                item,
-                reason=reason,
-                purge_at=purge_at,
-                subject_ref=subject_ref,
-                request_id=None,
-                hold_ids=holds or None,
-                now=self.now,
-                erased=None,  # the ledger holds this item already
-                what="replay isolate",
-            )
-        except ConflictingWrite:
+        isolated = sweeps.isolate(
+            self.dataset,
+            item,
+            reason=reason,
+            purge_at=self._isolate_due(item) or self.now,
+            subject_ref=subject_ref,
+            hold_ids=holds or None,
+            now=self.now,
+            erased=None,  # the ledger holds this item already
+        )
+        if isolated is None:
             self.counts.conflicts += 1
-            return
-        if isolated:
+        elif isolated:
             self.counts.isolated += 1
         else:
             self._delete(item)  # the vault holds this very item already: only the copy is left
-
-
-def _scan_page(dataset: Dataset, start_key: dict[str, Any] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
-    request: dict[str, Any] = {"TableName": dataset.table, "ConsistentRead": True, "Limit": limit}
-    if start_key:
-        request["ExclusiveStartKey"] = start_key
-    page = client("dynamodb").scan(**request)
-    return [datasets.from_wire(raw) for raw in page.get("Items", [])], page.get("LastEvaluatedKey")
 
 
 def run(
@@ -285,7 +238,7 @@ def run(
     replay = _Replay(dataset, now.astimezone(UTC), key_ring())
     key = start_key
     while True:
-        items, key = retry_transient(_scan_page, dataset, key, page_size, what="replay scan page")
+        items, key = sweeps.restored_page(dataset, key, page_size)
         replay.page(items)
         if replay.sweep is not None:
             replay.sweep.flush()
@@ -315,7 +268,7 @@ def get_job(job_id: str) -> ReplayJob:
 def start_job(dataset_name: str, table: str, *, now: datetime, source: str = "operator") -> ReplayJob:
     """Check the table, record the job and queue its first task. Raises before writing anything if the
     table is not the dataset's shape. A table still being restored is waited for."""
-    status = table_status_or_none(table)
+    status = restores.table_status(table)
     if status is None:
         raise RestoredTableNotFound(f"table {table} does not exist (or Lethe may not read it)")
     if status == "ACTIVE":
@@ -342,17 +295,8 @@ def start_job(dataset_name: str, table: str, *, now: datetime, source: str = "op
     return job
 
 
-def table_status_or_none(table: str) -> str | None:
-    try:
-        return table_status(table)
-    except client("dynamodb").exceptions.ResourceNotFoundException:
-        return None
-
-
 def queue(task: ReplayTask, *, delay_seconds: int = 0) -> None:
-    client("sqs").send_message(
-        QueueUrl=get_settings().replay_queue_url, MessageBody=task.model_dump_json(), DelaySeconds=delay_seconds
-    )
+    restores.queue_replay_task(task.model_dump_json(), delay_seconds=delay_seconds)
 
 
 def run_task(task: ReplayTask, *, out_of_time: Callable[[], bool] = lambda: False) -> ReplayJob:
@@ -360,7 +304,7 @@ def run_task(task: ReplayTask, *, out_of_time: Callable[[], bool] = lambda: Fals
     job = get_job(task.job_id)
     if job.status == "done":
         return job
-    if task.wait_until_active and table_status_or_none(task.table) != "ACTIVE":
+    if task.wait_until_active and restores.table_status(task.table) != "ACTIVE":
         queue(task, delay_seconds=900)  # a restore takes minutes to hours; look again later
         return job
     started = time.monotonic()

@@ -41,21 +41,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lethe.aws import error_code, retry_transient
-from lethe.data import audit, ledger, stores, sweeps, vault
-from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of, update_item
-from lethe.errors import ConflictingWrite, DatasetUnavailable, RetentionTaskFailed
-from lethe.inventory import Action, Dataset, Retention, get_inventory
-from lethe.keys import KeyRing, key_ring
-from lethe.logic.expiry import (
+from lethe.data import audit, faults, ledger, stores, sweeps
+from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of
+from lethe.data.expiry import (
     ANONYMIZED_ATTRIBUTE,
     BUCKET_ATTRIBUTE,
     EXPIRES_ATTRIBUTE,
     expiry_attributes,
     parse_instant,
 )
+from lethe.data.masking import UNLINKABLE
+from lethe.errors import DatasetUnavailable, RetentionTaskFailed
+from lethe.inventory import Action, Dataset, Retention, get_inventory
+from lethe.keys import KeyRing, key_ring
 from lethe.logic.legal_holds import Hold, covering, list_holds
-from lethe.logic.masking import UNLINKABLE, anonymize
 from lethe.settings import get_settings
 
 TASK_KIND = "retention_task"
@@ -164,7 +163,7 @@ def _days(first: date, last: date) -> Iterator[date]:
 def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
     """The days of expiry buckets the sweep of `today` covers for an index dataset; None when the
     dataset was never swept (the first sweep is a backfill by Scan)."""
-    last = retry_transient(sweeps.watermark, dataset.name, what="read sweep watermark")
+    last = sweeps.watermark(dataset.name)
     if last is None:
         return None
     overlap_start = today - timedelta(days=get_settings().retention_overlap_days)
@@ -184,7 +183,7 @@ def suggestion_for(dataset: Dataset) -> str | None:
     return (
         f"{dataset.name} is swept by a full parallel Scan, whose cost grows with the table. Add a sparse "
         f"GSI on {BUCKET_ATTRIBUTE} (hash) and {EXPIRES_ATTRIBUTE} (range), write both with each item "
-        "(lethe.logic.expiry.expiry_attributes) and name it as retention.index in the inventory."
+        "(lethe.data.expiry.expiry_attributes) and name it as retention.index in the inventory."
     )
 
 
@@ -261,7 +260,7 @@ def start_run(now: datetime, send: Callable[[list[RetentionTask]], None]) -> Run
         paths[task.dataset] = task.path
     for name in paths:
         if path_of(get_inventory().dataset(name)) == "index":
-            retry_transient(sweeps.advance_watermark, name, today, now=now, what="advance sweep watermark")
+            sweeps.advance_watermark(name, today, now=now)
     summary = RunSummary(
         run_id=run_id,
         now=now,
@@ -303,7 +302,7 @@ class _Sweep:
         """Active holds over this item's subject in this dataset (or over the dataset). The holds are
         read once per task (one Query), then matched in memory, once per subject."""
         if self._active_holds is None:
-            self._active_holds = retry_transient(list_holds, active_only=True, what="list holds")
+            self._active_holds = list_holds(active_only=True)
         if not self._active_holds:
             return []
         key = subject if isinstance(subject, str) and subject else None
@@ -321,7 +320,7 @@ class _Sweep:
             if self.rule.action is not Action.delete:
                 self._reads_items = True
             else:
-                available = retry_transient(sweeps.index_attributes, self.dataset, index, what="describe index")
+                available = sweeps.index_attributes(self.dataset, index)
                 needed = {self.rule.since, self.dataset.subject.attribute, RESTRICTED_ATTRIBUTE}
                 self._reads_items = available is not None and not needed <= available
         return self._reads_items
@@ -376,23 +375,17 @@ class _Sweep:
         self, item: dict[str, Any], *, reason: str, purge_at: datetime, holds: list[str], counter: str
     ) -> None:
         if self.apply:
-            try:
-                # Retried after a timeout whose transaction did happen, it finds its vault record: not counted twice.
-                isolated = retry_transient(
-                    vault.isolate_item,
-                    self.dataset,
-                    key_of(self.dataset, item),
-                    item,
-                    reason=reason,
-                    purge_at=purge_at,
-                    subject_ref=self.subject_ref(item),
-                    request_id=None,
-                    hold_ids=holds or None,
-                    now=self.now,
-                    erased=ledger.Erasure("retention", self.subject_ref(item)),
-                    what="retention isolate",
-                )
-            except ConflictingWrite:
+            isolated = sweeps.isolate(
+                self.dataset,
+                item,
+                reason=reason,
+                purge_at=purge_at,
+                subject_ref=self.subject_ref(item),
+                hold_ids=holds or None,
+                now=self.now,
+                erased=ledger.Erasure("retention", self.subject_ref(item)),
+            )
+            if isolated is None:
                 self.counts.conflicts += 1
                 return
             if not isolated:
@@ -405,39 +398,18 @@ class _Sweep:
         true = expiry_attributes(self.dataset, item)
         if not true or item.get(BUCKET_ATTRIBUTE) == true[BUCKET_ATTRIBUTE]:
             return
-        if self.apply and not retry_transient(
-            update_item,
-            self.dataset,
-            item,
-            to_set=true,
-            condition_attribute=self.rule.since,
-            condition_value=item[self.rule.since],
-            what="retention refile",
-        ):
+        if self.apply and not sweeps.refile(self.dataset, item, true, since_attribute=self.rule.since):
             self.counts.conflicts += 1
             return
         self.counts.refiled += 1
 
     def _anonymize(self, item: dict[str, Any]) -> None:
-        if self.apply:
-            # Random tokens, not a keyed HMAC: what retention calls anonymized nobody can re-link.
-            to_set, to_remove = anonymize(self.dataset, item, UNLINKABLE, self.now)
-            masked = [*to_set, *to_remove]
-            written = retry_transient(
-                update_item,
-                self.dataset,
-                item,
-                to_set={**to_set, ANONYMIZED_ATTRIBUTE: self.now.astimezone(UTC).isoformat()},
-                to_remove=[*to_remove, BUCKET_ATTRIBUTE, EXPIRES_ATTRIBUTE],
-                condition_attribute=self.rule.since,
-                condition_value=item[self.rule.since],
-                unchanged=masked,
-                erased=ledger.Erasure("retention"),
-                what="retention anonymize",
-            )
-            if not written:
-                self.counts.conflicts += 1
-                return
+        # Random tokens, not a keyed HMAC: what retention calls anonymized nobody can re-link.
+        if self.apply and not sweeps.anonymize_for_good(
+            self.dataset, item, condition_attribute=self.rule.since, now=self.now, erased=ledger.Erasure("retention")
+        ):
+            self.counts.conflicts += 1
+            return
         self.counts.anonymized += 1
 
 
@@ -472,7 +444,8 @@ def execute(
         if not apply:
             raise
         raise RetentionTaskFailed(
-            f"retention task on {task.dataset} failed part-way ({error_code(exc)})", counts=sweep.counts.model_dump()
+            f"retention task on {task.dataset} failed part-way ({faults.code_of(exc)})",
+            counts=sweep.counts.model_dump(),
         ) from exc
     return TaskOutcome(
         task=task,
@@ -514,19 +487,10 @@ def _execute_index(
     for day in _days(task.first_day, task.last_day):
         bucket = f"{day.isoformat()}#{task.shard}"
         while True:
-            page = retry_transient(
-                sweeps.index_page,
-                dataset,
-                rule.index,
-                bucket,
-                until,
-                start_key,
-                limit=sweeps.INDEX_PAGE,
-                what="retention index page",
-            )
+            page = sweeps.index_page(dataset, rule.index, bucket, until, start_key, limit=sweeps.INDEX_PAGE)
             if page.items and sweep.reads_items(rule.index):
                 keys = [key_of(dataset, item) for item in page.items]
-                sweep.handle(retry_transient(sweeps.get_items, dataset, keys, what="retention read"))
+                sweep.handle(sweeps.get_items(dataset, keys))
             elif page.items:
                 sweep.handle(page.items)
             start_key = page.next_key
@@ -547,8 +511,7 @@ def _execute_scan(
     cutoff = rule.after.before(task.now.astimezone(UTC)) + _SCAN_SLACK
     start_key = task.start_key
     while True:
-        page = retry_transient(
-            sweeps.scan_page,
+        page = sweeps.scan_page(
             dataset,
             segment=task.segment,
             total_segments=task.total_segments,
@@ -557,7 +520,6 @@ def _execute_scan(
             cutoff_epoch=int(cutoff.timestamp()),
             skip_attribute=ANONYMIZED_ATTRIBUTE if rule.action is Action.anonymize else None,
             start_key=start_key,
-            what="retention scan page",
         )
         sweep.handle(page.items)
         start_key = page.next_key
@@ -658,7 +620,7 @@ def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionRe
         entry.skipped_restricted = counts.skipped_restricted
         entry.items_read = counts.items_read
         if path_of(dataset) == "index" and entry.error is None:
-            entry.stream_wired = retry_transient(sweeps.stream_state, dataset, what="describe stream").wired
+            entry.stream_wired = sweeps.stream_state(dataset).wired
         datasets[dataset.name] = entry
     return RetentionReport(at=now, datasets=datasets, complete=all(e.complete for e in datasets.values()))
 
@@ -667,4 +629,4 @@ def queue_tasks(tasks: list[RetentionTask]) -> None:
     """Hand tasks to the RetentionQueue."""
     bodies = [t.model_dump_json() for t in tasks]
     # A retry may send a batch that did go again: a task is idempotent, so a duplicate only costs reads.
-    retry_transient(sweeps.send_messages, get_settings().retention_queue_url, bodies, what="queue retention tasks")
+    sweeps.send_messages(get_settings().retention_queue_url, bodies)

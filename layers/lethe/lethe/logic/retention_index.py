@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 from lethe.data import sweeps
 from lethe.data.datasets import update_item
-from lethe.inventory import Dataset, get_inventory
-from lethe.logic.expiry import (
+from lethe.data.expiry import (
     ANONYMIZED_ATTRIBUTE,
     BUCKET_ATTRIBUTE,
     EXPIRES_ATTRIBUTE,
@@ -29,6 +28,7 @@ from lethe.logic.expiry import (
     expiry_attributes,
     shard_of,
 )
+from lethe.inventory import Dataset, get_inventory
 from lethe.settings import get_settings
 
 EventName = Literal["INSERT", "MODIFY", "REMOVE"]
