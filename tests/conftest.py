@@ -1,5 +1,6 @@
 """Shared fixtures. `aws` gives a moto account with every resource of template.yaml created from
-the template itself; `invoke` runs a function's real handler in process."""
+the template itself (built once per process and copied for each test: tests/support/moto_account.py);
+`invoke` runs a function's real handler in process."""
 
 from __future__ import annotations
 
@@ -52,10 +53,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     from lethe.data.models import bind_models
     from lethe.settings import get_settings
-    from lethe_local.resources import create_stack
+    from tests.support.moto_account import restore, stack_snapshot
 
+    snapshot = stack_snapshot()
     with mock_aws():
-        stack = create_stack()
+        stack = restore(snapshot)
         for name, value in stack.environment.items():
             monkeypatch.setenv(name, value)
         reset_process_caches()
