@@ -89,8 +89,32 @@ def sample_event() -> Callable[[str], dict[str, Any]]:
     return load
 
 
+# The order files run in (under xdist, the order they are handed to workers): the longest first, so
+# the run does not end waiting on one of them; and e2e last, so the local stacks a worker starts (they
+# poll their queues while they live, until the session ends) are not running beside the other tests.
+LONGEST_FIRST = (
+    "integration/test_fault_injection.py",
+    "integration/test_retention_faults.py",
+    "e2e/test_fuzz_openapi.py",
+    "e2e/test_cli.py",
+)
+FOLDER_ORDER = ("integration", "unit", "e2e", "benchmarks")
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    relative = Path(str(item.fspath)).relative_to(REPO / "tests")
+    folder = relative.parts[0] if len(relative.parts) > 1 else ""
+    first = relative.as_posix()
+    return (
+        FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER),
+        LONGEST_FIRST.index(first) if first in LONGEST_FIRST else len(LONGEST_FIRST),
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test is marked by the folder it lives in (unit, integration, e2e, benchmarks)."""
+    """Each test is marked by the folder it lives in (unit, integration, e2e, benchmarks); files run
+    in the order above, each file's tests in their own order."""
+    items.sort(key=_run_order)  # stable: a file's tests stay together and in order
     marks = {
         "unit": pytest.mark.unit,
         "integration": pytest.mark.integration,
