@@ -43,7 +43,25 @@ def reset_process_caches() -> None:
     cached_inventory.cache_clear()
     reset_clients()
     reset_key_ring()
+    _clear_handler_caches()
     forget_modules()
+
+
+def _clear_handler_caches() -> None:
+    """Empty the functools caches of the handler modules. `from lethe.handlers import x` finds a module
+    imported before as an attribute of the package, so a cache in it (retention_index remembers each
+    stream it has recorded as seen) would outlive the test's account: every copy of the account has the
+    same stream ARNs."""
+    import sys
+
+    import lethe.handlers
+
+    modules = {id(m): m for m in vars(lethe.handlers).values() if isinstance(m, type(sys))}
+    modules.update({id(m): m for n, m in list(sys.modules.items()) if n.startswith("lethe.handlers.")})
+    for module in modules.values():
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == module.__name__:
+                value.cache_clear()
 
 
 @pytest.fixture
