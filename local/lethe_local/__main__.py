@@ -243,7 +243,7 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     from lethe.settings import get_settings
     from lethe_local import recipient_receiver, stack_file
     from lethe_local.outbox import Outbox
-    from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
+    from lethe_local.poller import QueuePoller, Source, Wakeup, batch_sizes, wait_drained
     from lethe_local.resources import create_stack
     from lethe_local.seed import seed_demo_data, seed_feedback_logs
     from lethe_local.server import LocalGateway, Runtime
@@ -285,20 +285,21 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         objects_done = stack.object_poller is None or _wait(stack.object_poller.caught_up, timeout)
         return wait_drained(sqs, urls, timeout) and streams_done and objects_done
 
-    runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained)
+    wakeup = Wakeup()  # every function run wakes the pollers: it may have sent a message or written a record
+    runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained, ran=wakeup.set)
     gateway = LocalGateway(
         runtime,
         stage=stack.stage,
         recipient=lambda request, name: recipient_receiver.receive(request, name, stack.directory, REGION),
     )
     _serve(stack, _bind(gateway, stack.port, "PORT", "API", _QuietHandler), "gateway")
-    stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked")
+    stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked", wakeup=wakeup)
     stack.poller.start()
-    stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked")
+    stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked", wakeup)
     if stack.stream_poller is not None:
         stack.stream_poller.start()
     stack.smtp = _privacy_inbox(stack, template, created.physical, runtime)
-    stack.object_poller = _object_poller(template, specs, runtime)
+    stack.object_poller = _object_poller(template, specs, runtime, wakeup)
     if stack.object_poller is not None:
         stack.object_poller.start()
     stack_file.write(
@@ -338,7 +339,7 @@ def _privacy_inbox(stack: LocalStack, template: dict[str, Any], physical: dict[s
         ) from None
 
 
-def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, parked: Path) -> Any:
+def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, parked: Path, wakeup: Any) -> Any:
     """The stream event source mapping: the inventory's tables, as they come and go, to the function
     the template maps dataset streams to."""
     import boto3
@@ -359,10 +360,10 @@ def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
     # The account-based endpoint botocore would pick for a stream ARN is not moto's.
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    return StreamPoller(dynamodb, streams, tables, targets[0], runtime.invoke, parked=parked)
+    return StreamPoller(dynamodb, streams, tables, targets[0], runtime.invoke, parked=parked, wakeup=wakeup)
 
 
-def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any) -> Any:
+def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, wakeup: Any) -> Any:
     """S3 ObjectCreated events of the inventory's buckets, as EventBridge delivers them, to the
     function the template's rule names (buckets created after the start included)."""
     import boto3
@@ -381,7 +382,8 @@ def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
             {(settings.bucket_name(d.bucket), d.prefix) for d in get_inventory().datasets.values() if d.bucket}
         )
 
-    return ObjectEventPoller(boto3.client("s3", region_name=REGION), prefixes, targets[0], runtime.invoke)
+    s3 = boto3.client("s3", region_name=REGION)
+    return ObjectEventPoller(s3, prefixes, targets[0], runtime.invoke, wakeup=wakeup)
 
 
 def _wait(condition: Any, timeout: float) -> bool:

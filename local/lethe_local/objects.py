@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lethe_local.poller import PollingThread
+from lethe_local.poller import Backoff, PollingThread, Wakeup
 
 IDLE_SECONDS = 0.5
 MAX_RETRIES = 3
@@ -65,8 +65,11 @@ class ObjectEventPoller(PollingThread):
         prefixes: Callable[[], list[tuple[str, str]]],
         function: str,
         invoke: Callable[[str, dict[str, Any]], Any],
+        *,
+        wakeup: Wakeup | None = None,
     ) -> None:
-        super().__init__("lethe-object-events")
+        # Idle, it backs off from IDLE_SECONDS and is woken by a function run, as the queue poller is.
+        super().__init__("lethe-object-events", wakeup=wakeup, backoff=Backoff(first=IDLE_SECONDS))
         self.s3, self.prefixes, self.function, self.invoke = s3, prefixes, function, invoke
         self._delivered: set[tuple[str, str, str]] = set()
         self._failures: dict[tuple[str, str, str], int] = {}
@@ -83,8 +86,7 @@ class ObjectEventPoller(PollingThread):
                     print(f"  ! object event poller: {type(exc).__name__}: {exc}", flush=True)
                     self._stop_event.wait(1)
             self._caught_up = not busy
-            if not busy:
-                self._stop_event.wait(IDLE_SECONDS)
+            self.idle(busy)
 
     def caught_up(self) -> bool:
         return self._caught_up

@@ -9,6 +9,14 @@ A queue without a RedrivePolicy (a dead-letter queue's consumer) has nowhere to 
 keeps failing: AWS would retry it until its retention ends, which locally would keep every later
 "wait until drained" waiting. After PARK_AFTER_RECEIVES failures such a message is parked instead:
 saved under <local dir>/parked/ and deleted, with a line on the console.
+
+An idle stack polls slowly: after a round that found nothing the poller waits IDLE_SECONDS, doubling
+after each further empty round up to IDLE_MAX_SECONDS; a round that found work polls again at once.
+The stack sets a shared `Wakeup` whenever it has run a function (an API request, `make invoke`, a
+poller's own delivery, an email to the privacy inbox), which ends the wait and starts over from
+IDLE_SECONDS, so a message a function just sent is received at once; a wait is also cut short to
+poll when a message handed back for a retry becomes visible again. Work put on a queue from outside
+the process (a test or script sending to moto directly) may wait up to IDLE_MAX_SECONDS.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from typing import Any
 from lethe_local.events import sqs_event
 
 RETRY_VISIBILITY_SECONDS = 1
-IDLE_SECONDS = 0.2
+IDLE_SECONDS = 0.2  # the wait after the first empty round
+IDLE_MAX_SECONDS = 2.0  # the longest wait, once nothing has been found for a while
+RETRY_MARGIN_SECONDS = 0.05  # after RETRY_VISIBILITY_SECONDS, so the retried message is visible
 PARK_AFTER_RECEIVES = 5
 
 
@@ -54,16 +64,73 @@ def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
     return sizes
 
 
-class PollingThread(threading.Thread):
-    """A daemon thread that polls until `stop()`, counting the calls that failed."""
+class Wakeup:
+    """Set when a function has run (and may have sent work); it ends the wait of every poller sharing
+    it. A counter rather than a flag, so that each poller sees each `set()` and none clears it for
+    the others."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        with self._changed:
+            return self._generation
+
+    def set(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Until `set()` has been called since `generation` was `seen`, or `timeout`; True if it was."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._generation != seen, timeout)
+
+
+class Backoff:
+    """The waits between empty rounds: `first`, doubling up to `cap`; `reset()` starts over."""
+
+    def __init__(self, first: float = IDLE_SECONDS, cap: float = IDLE_MAX_SECONDS) -> None:
+        self.first, self.cap = first, cap
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self.first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self.cap, self._next * 2)
+        return delay
+
+
+class PollingThread(threading.Thread):
+    """A daemon thread that polls until `stop()`, counting the calls that failed. Between rounds it
+    calls `idle(busy)`: no wait after a busy round, a backed-off one (ended by `wakeup`) after an
+    empty one."""
+
+    def __init__(self, name: str, *, wakeup: Wakeup | None = None, backoff: Backoff | None = None) -> None:
         super().__init__(name=name, daemon=True)
         self._stop_event = threading.Event()
         self.errors = 0
+        self.wakeup = wakeup or Wakeup()
+        self.backoff = backoff or Backoff()
+        self._seen = self.wakeup.generation
+
+    def idle(self, busy: bool) -> None:
+        """After a round: go on at once if it found work, else wait until woken, stopped or the back-off ends."""
+        woken = busy or (not self._stop_event.is_set() and self.wakeup.wait(self._seen, self.next_wait()))
+        if woken:
+            self.backoff.reset()
+        self._seen = self.wakeup.generation  # a set() during the next round ends the wait after it
+
+    def next_wait(self) -> float:
+        """How long to wait after an empty round."""
+        return self.backoff.next()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop_event.set()
+        self.wakeup.set()  # ends a wait (the other pollers sharing it just poll once more)
         if self.is_alive():
             self.join(timeout)
 
@@ -78,12 +145,27 @@ class QueuePoller(PollingThread):
         invoke: Callable[[str, dict[str, Any]], Any],
         *,
         parked: Path | None = None,
+        wakeup: Wakeup | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__("lethe-sqs-poller")
+        super().__init__("lethe-sqs-poller", wakeup=wakeup, backoff=backoff)
         self.sqs = sqs
         self.sources = sources
         self.invoke = invoke
         self.parked = parked or Path(".local") / "parked"
+        self.clock: Callable[[], float] = time.monotonic
+        self._retry_due: float | None = None  # when the last message handed back becomes visible again
+
+    def next_wait(self) -> float:
+        """The back-off, cut short to poll when a message handed back for a retry is visible again."""
+        delay = self.backoff.next()
+        if self._retry_due is None:
+            return delay
+        remaining = self._retry_due - self.clock()
+        if remaining > delay:
+            return delay
+        self._retry_due = None
+        return max(0.0, remaining)
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -98,8 +180,7 @@ class QueuePoller(PollingThread):
                     if not self._stop_event.is_set():
                         print(f"  ! poller: {source.queue}: {type(exc).__name__}: {exc}", flush=True)
                         time.sleep(1)
-            if not busy:
-                self._stop_event.wait(IDLE_SECONDS)
+            self.idle(busy)
 
     def poll_once(self, source: Source) -> bool:
         """Receive one batch from the source's queue and hand it to its function; False if it was empty."""
@@ -128,6 +209,7 @@ class QueuePoller(PollingThread):
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=RETRY_VISIBILITY_SECONDS,
                 )
+                self._retry_due = self.clock() + RETRY_VISIBILITY_SECONDS + RETRY_MARGIN_SECONDS
             else:
                 self.sqs.delete_message(QueueUrl=source.url, ReceiptHandle=message["ReceiptHandle"])
         return True

@@ -6,6 +6,11 @@ started is read from its first record (TRIM_HORIZON), and one that is deleted is
 ReportBatchItemFailures, a batch whose function lists a failed record is read again from that
 record (the ones before it stay done); after MAX_RETRIES the records from it on are parked under
 <local dir>/parked/ and the shard moves on, as Lambda does once MaximumRetryAttempts is spent.
+
+Between empty rounds it backs off and is woken as the queue poller is (lethe_local.poller): a record
+a function has just written is read at once; one written from outside the process may wait up to
+IDLE_MAX_SECONDS. `caught_up()` counts only a round that started after the last function ran, so a
+wait for "drained" right after an invocation never trusts a read from before it.
 """
 
 from __future__ import annotations
@@ -20,10 +25,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lethe_local.poller import PollingThread
+from lethe_local.poller import Backoff, PollingThread, Wakeup
 
 REFRESH_SECONDS = 2.0
-IDLE_SECONDS = 0.2
 BATCH_SIZE = 100
 MAX_RETRIES = 3
 
@@ -79,14 +83,17 @@ class StreamPoller(PollingThread):
         *,
         parked: Path | None = None,
         batch_size: int = BATCH_SIZE,
+        wakeup: Wakeup | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__("lethe-stream-poller")
+        super().__init__("lethe-stream-poller", wakeup=wakeup, backoff=backoff)
         self.dynamodb, self.streams, self.tables = dynamodb, streams, tables
         self.function, self.invoke = function, invoke
         self.parked = parked or Path(".local") / "parked"
         self.batch_size = batch_size
         self._streams: dict[str, _Stream] = {}
         self._refreshed = 0.0
+        self._read_after: int | None = None  # the wakeup generation when the last whole round began
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -98,11 +105,13 @@ class StreamPoller(PollingThread):
                 if not self._stop_event.is_set():
                     print(f"  ! stream poller: {type(exc).__name__}: {exc}", flush=True)
                     self._stop_event.wait(1)
-            if not busy:
-                self._stop_event.wait(IDLE_SECONDS)
+            self.idle(busy)
 
     def caught_up(self) -> bool:
-        """Every known shard returned no records on its last read."""
+        """Every known shard returned no records on its last read, in a round begun after the last
+        function ran."""
+        if self._read_after != self.wakeup.generation:
+            return False
         return all(s.caught_up for stream in list(self._streams.values()) for s in list(stream.shards.values()))
 
     def refresh(self) -> None:
@@ -118,6 +127,9 @@ class StreamPoller(PollingThread):
         for arn in [a for a in self._streams if a not in current]:
             del self._streams[arn]
         for arn in current:
+            known = self._streams.get(arn)
+            if known is not None and known.shards and all(s.iterator is not None for s in known.shards.values()):
+                continue  # its shards are all open: a new one appears only when one of them ends
             stream = self._streams.setdefault(arn, _Stream(arn))
             shards = self.streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", [])
             for shard in shards:
@@ -130,12 +142,14 @@ class StreamPoller(PollingThread):
 
     def poll_once(self) -> bool:
         """Refresh the streams when due, then read one batch of each shard; False if all were empty."""
+        began = self.wakeup.generation
         if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
             self.refresh()
         busy = False
         for stream in list(self._streams.values()):
             for shard in list(stream.shards.values()):
                 busy = self._poll_shard(shard) or busy
+        self._read_after = began
         return busy
 
     def _poll_shard(self, shard: _Shard) -> bool:

@@ -1,12 +1,27 @@
-"""The local event source mapping: partial batch failures, whole-batch failures, parking."""
+"""The local event source mapping: partial batch failures, whole-batch failures, parking, and the
+idle back-off with its wake-up."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lethe_local.poller import PARK_AFTER_RECEIVES, RETRY_VISIBILITY_SECONDS, QueuePoller, Source
+import pytest
+
+from lethe_local.poller import (
+    IDLE_MAX_SECONDS,
+    IDLE_SECONDS,
+    PARK_AFTER_RECEIVES,
+    RETRY_MARGIN_SECONDS,
+    RETRY_VISIBILITY_SECONDS,
+    Backoff,
+    PollingThread,
+    QueuePoller,
+    Source,
+    Wakeup,
+)
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:UnitQueue"
 
@@ -18,8 +33,10 @@ class FakeSqs:
         self.messages = messages
         self.deleted: list[str] = []
         self.retried: list[tuple[str, int]] = []
+        self.receives = 0
 
     def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.receives += 1
         batch, self.messages = (
             self.messages[: kwargs["MaxNumberOfMessages"]],
             self.messages[kwargs["MaxNumberOfMessages"] :],
@@ -114,3 +131,129 @@ def test_a_queue_with_a_dlq_never_parks(tmp_path: Path) -> None:
 
     assert sqs.deleted == []
     assert not list(tmp_path.iterdir())
+
+
+class ScriptedWakeup(Wakeup):
+    """Records each wait's timeout instead of waiting; `script[n]` runs at the n-th wait (from 1) and
+    says whether it was woken. The poller is stopped at the `stop_at`-th wait."""
+
+    def __init__(self, stop_at: int, script: dict[int, Callable[[], bool]] | None = None) -> None:
+        super().__init__()
+        self.stop_at, self.script = stop_at, script or {}
+        self.waits: list[float] = []
+        self.poller: PollingThread | None = None
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.stop_at and self.poller is not None:
+            self.poller._stop_event.set()
+        return self.script.get(len(self.waits), lambda: False)()
+
+
+def run_scripted(sqs: FakeSqs, wakeup: ScriptedWakeup, tmp_path: Path) -> list[str]:
+    invoked: list[str] = []
+    poller = QueuePoller(sqs, [source()], lambda f, e: invoked.append(f), parked=tmp_path, wakeup=wakeup)
+    wakeup.poller = poller
+    poller.run()
+    return invoked
+
+
+def test_the_backoff_doubles_to_its_cap_and_starts_over_on_reset() -> None:
+    backoff = Backoff(first=0.2, cap=2.0)
+
+    waits = [backoff.next() for _ in range(6)]
+    backoff.reset()
+
+    assert waits == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert backoff.next() == 0.2
+
+
+def test_an_idle_poller_waits_longer_after_each_empty_round(tmp_path: Path) -> None:
+    # Given nothing on the queue
+    sqs, wakeup = FakeSqs([]), ScriptedWakeup(stop_at=6)
+
+    # When the poller runs six empty rounds
+    run_scripted(sqs, wakeup, tmp_path)
+
+    # Then it waited from IDLE_SECONDS, doubling, up to IDLE_MAX_SECONDS, one receive per round
+    assert wakeup.waits == [IDLE_SECONDS, 2 * IDLE_SECONDS, 4 * IDLE_SECONDS, 8 * IDLE_SECONDS] + 2 * [IDLE_MAX_SECONDS]
+    assert sqs.receives == 6
+
+
+def test_a_round_that_finds_work_polls_again_at_once_and_starts_the_backoff_over(tmp_path: Path) -> None:
+    # Given a message that arrives during the third wait
+    sqs = FakeSqs([])
+
+    def arrive() -> bool:
+        sqs.messages.append(message(1))
+        return False  # the wait ran its full time: nobody woke the poller
+
+    wakeup = ScriptedWakeup(stop_at=5, script={3: arrive})
+
+    # When the poller runs
+    invoked = run_scripted(sqs, wakeup, tmp_path)
+
+    # Then the busy round was followed by another without a wait, and the waits start over after it
+    assert invoked == ["UnitFunction"]
+    assert wakeup.waits == [IDLE_SECONDS, 2 * IDLE_SECONDS, 4 * IDLE_SECONDS, IDLE_SECONDS, 2 * IDLE_SECONDS]
+    assert sqs.receives == 3 + 1 + 2  # three empty rounds, the busy one, the two empty ones after it
+
+
+def test_a_wakeup_ends_the_wait_and_starts_the_backoff_over(tmp_path: Path) -> None:
+    # Given a function run (the wake-up) during the fourth wait
+    wakeup = ScriptedWakeup(stop_at=6, script={4: lambda: True})
+
+    # When the poller runs
+    run_scripted(FakeSqs([]), wakeup, tmp_path)
+
+    # Then the wait after it is the shortest again
+    assert wakeup.waits == [
+        IDLE_SECONDS,
+        2 * IDLE_SECONDS,
+        4 * IDLE_SECONDS,
+        8 * IDLE_SECONDS,
+        IDLE_SECONDS,
+        2 * IDLE_SECONDS,
+    ]
+
+
+def test_a_wakeup_set_during_a_round_is_seen_by_the_wait_after_it() -> None:
+    # Given a wake-up shared by two pollers, each remembering the generation its round began at
+    wakeup = Wakeup()
+    first, second = wakeup.generation, wakeup.generation
+
+    # When a function runs
+    wakeup.set()
+
+    # Then both would stop waiting at once (neither clears it for the other), and a new round would wait
+    assert wakeup.wait(first, 0) is True
+    assert wakeup.wait(second, 0) is True
+    assert wakeup.wait(wakeup.generation, 0) is False
+
+
+def test_stop_wakes_a_waiting_poller(tmp_path: Path) -> None:
+    poller = QueuePoller(FakeSqs([]), [source()], lambda f, e: None, parked=tmp_path)
+    seen = poller.wakeup.generation
+
+    poller.stop()
+
+    assert poller.wakeup.wait(seen, 0) is True
+
+
+def test_a_wait_ends_when_a_message_handed_back_is_visible_again(tmp_path: Path) -> None:
+    # Given a batch whose one message the function failed, at t=100 on the poller's clock
+    sqs = FakeSqs([message(1)])
+    poller = QueuePoller(sqs, [source()], lambda f, e: {"batchItemFailures": [{"itemIdentifier": "m-1"}]})
+    poller.parked, now = tmp_path, [100.0]
+    poller.clock = lambda: now[0]
+    poller.poll_once(source())
+
+    # When the empty rounds after it wait, each as long as it is told
+    waits = []
+    for _ in range(5):
+        waits.append(poller.next_wait())
+        now[0] += waits[-1]
+
+    # Then the back-off is cut short to end when the retry is due, and goes on after it
+    due = RETRY_VISIBILITY_SECONDS + RETRY_MARGIN_SECONDS - 3 * IDLE_SECONDS
+    assert waits == [IDLE_SECONDS, 2 * IDLE_SECONDS, pytest.approx(due), 8 * IDLE_SECONDS, IDLE_MAX_SECONDS]

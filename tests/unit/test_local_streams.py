@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lethe_local.poller import Wakeup
 from lethe_local.streams import MAX_RETRIES, StreamPoller, stream_functions
 
 
@@ -14,6 +15,7 @@ class FakeStreams:
 
     def __init__(self) -> None:
         self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.described: list[str] = []
 
     def add(self, table: str, n: int) -> None:
         records = self.tables.setdefault(table, [])
@@ -30,6 +32,7 @@ class FakeStreams:
         return {"Table": {"StreamSpecification": {"StreamEnabled": True}, "LatestStreamArn": arn}}
 
     def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        self.described.append(self._table(StreamArn))
         return {"StreamDescription": {"Shards": [{"ShardId": "shard-1"}]}}
 
     def _table(self, arn: str) -> str:
@@ -125,3 +128,36 @@ def test_the_stream_function_is_the_one_the_template_maps_streams_to() -> None:
     from lethe_local.template import load_template
 
     assert stream_functions(load_template()) == ["RetentionIndexFunction"]
+
+
+def test_caught_up_waits_for_a_read_begun_after_the_last_function_ran(tmp_path: Path) -> None:
+    # Given a poller that has read everything, sharing the stack's wake-up
+    fake, wakeup = FakeStreams(), Wakeup()
+    fake.add("T", 2)
+    p = StreamPoller(fake, fake, lambda: ["T"], "IndexFunction", lambda f, e: None, parked=tmp_path, wakeup=wakeup)
+    drain(p)
+    assert p.caught_up() is True
+
+    # When a function runs (it may have written a record the last read could not see)
+    wakeup.set()
+
+    # Then the poller is not caught up until it has read again
+    assert p.caught_up() is False
+    assert p.poll_once() is False
+    assert p.caught_up() is True
+
+
+def test_a_stream_is_described_once_while_its_shards_stay_open(tmp_path: Path) -> None:
+    # Given two tables whose streams the poller has found
+    fake = FakeStreams()
+    fake.add("T", 1)
+    fake.add("U", 1)
+    p = poller(fake, ["T", "U"], lambda f, e: None, tmp_path)
+    p.refresh()
+
+    # When the tables are looked up again, twice
+    p.refresh()
+    p.refresh()
+
+    # Then each stream's shards were listed only when it was new
+    assert sorted(fake.described) == ["T", "U"]
