@@ -6,7 +6,6 @@ nothing remains. The stack is this module's own, so its demo data is not shared.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import LocalStack, started_stack
-from tests.support.outbox import TIMEOUT, file_and_verify, wait_for_mail
+from tests.support.outbox import TIMEOUT, file_and_verify, wait_completed, wait_for_mail
 
 LINK = re.compile(r"(http://\S+/exports/\S+)")
 
@@ -23,17 +22,6 @@ LINK = re.compile(r"(http://\S+/exports/\S+)")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with started_stack(tmp_path_factory.mktemp("lethe-links")) as own:
         yield own
-
-
-def wait_completed(stack: LocalStack, request_id: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = requests.get(f"{stack.base_url}/requests/{request_id}", timeout=TIMEOUT).json()["status"]
-        if status == "completed":
-            return
-        assert status not in ("failed", "denied"), status
-        time.sleep(0.5)
-    raise AssertionError(f"{request_id} did not complete")
 
 
 def admin_get(stack: LocalStack, path: str) -> Any:

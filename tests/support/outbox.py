@@ -50,3 +50,15 @@ def file_and_verify(stack: Any, kind: str, address: str) -> str:
     )
     assert verified.status_code == 200, verified.text
     return request_id
+
+
+def wait_completed(stack: Any, request_id: str) -> None:
+    """Until the request's public status is completed; a failed or denied one fails at once."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = requests.get(f"{stack.base_url}/requests/{request_id}", timeout=TIMEOUT).json()["status"]
+        if status == "completed":
+            return
+        assert status not in ("failed", "denied"), status
+        time.sleep(0.5)
+    raise AssertionError(f"{request_id} did not complete")

@@ -25,38 +25,47 @@ NOW = datetime.now(UTC)
 RECENT = (NOW - timedelta(days=3)).isoformat(timespec="seconds")
 OLD = (NOW - timedelta(days=400)).isoformat(timespec="seconds")
 
-INVENTORY = """
-version: 1
-datasets:
-  chat_logs:
+
+def chat_dataset(name: str, *, bucket: str, prefix: str, fmt: str, described: str, action: str) -> str:
+    """One S3 dataset of console logs, as a block of an inventory template: `bucket` names the placeholder
+    its bucket is filled in by (versioned_buckets formats the template), `action` is what both its
+    retention and an erasure do."""
+    return f"""  {name}:
     store: s3
-    bucket: {jsonl_bucket}
-    prefix: logs/
-    format: jsonl
-    description: Console logs as JSON Lines
+    bucket: {{{bucket}}}
+    prefix: {prefix}
+    format: {fmt}
+    description: {described}
     controller: self
-    subject: {{attribute: reporter_email}}
+    subject: {{{{attribute: reporter_email}}}}
     fields:
-      reporter_email: {{category: user.contact.email, erase: pseudonymize}}
-      console_log: {{category: user.content.chat, erase: remove}}
+      reporter_email: {{{{category: user.contact.email, erase: pseudonymize}}}}
+      console_log: {{{{category: user.content.chat, erase: remove}}}}
     purposes: [support]
-    retention: {{since: submitted_at, after: P180D, action: delete}}
-    on_erasure: delete
-  chat_sheets:
-    store: s3
-    bucket: {csv_bucket}
-    prefix: sheets/
-    format: csv
-    description: Console logs as CSV
-    controller: self
-    subject: {{attribute: reporter_email}}
-    fields:
-      reporter_email: {{category: user.contact.email, erase: pseudonymize}}
-      console_log: {{category: user.content.chat, erase: remove}}
-    purposes: [support]
-    retention: {{since: submitted_at, after: P180D, action: anonymize}}
-    on_erasure: anonymize
+    retention: {{{{since: submitted_at, after: P180D, action: {action}}}}}
+    on_erasure: {action}
 """
+
+
+INVENTORY = (
+    "\nversion: 1\ndatasets:\n"
+    + chat_dataset(
+        "chat_logs",
+        bucket="jsonl_bucket",
+        prefix="logs/",
+        fmt="jsonl",
+        described="Console logs as JSON Lines",
+        action="delete",
+    )
+    + chat_dataset(
+        "chat_sheets",
+        bucket="csv_bucket",
+        prefix="sheets/",
+        fmt="csv",
+        described="Console logs as CSV",
+        action="anonymize",
+    )
+)
 
 
 def versioned_buckets(

@@ -13,40 +13,27 @@ from typing import Any
 
 import pytest
 
-from tests.support.s3_datasets import RECENT, versioned_buckets
+from tests.support.s3_datasets import RECENT, chat_dataset, versioned_buckets
 
-INVENTORY = """
-version: 1
-datasets:
-  chat_tables:
-    store: s3
-    bucket: {deleted_bucket}
-    prefix: tables/
-    format: parquet
-    description: Console logs as Parquet
-    controller: self
-    subject: {{attribute: reporter_email}}
-    fields:
-      reporter_email: {{category: user.contact.email, erase: pseudonymize}}
-      console_log: {{category: user.content.chat, erase: remove}}
-    purposes: [support]
-    retention: {{since: submitted_at, after: P180D, action: delete}}
-    on_erasure: delete
-  chat_masked:
-    store: s3
-    bucket: {masked_bucket}
-    prefix: masked/
-    format: parquet
-    description: Console logs as Parquet, masked on erasure
-    controller: self
-    subject: {{attribute: reporter_email}}
-    fields:
-      reporter_email: {{category: user.contact.email, erase: pseudonymize}}
-      console_log: {{category: user.content.chat, erase: remove}}
-    purposes: [support]
-    retention: {{since: submitted_at, after: P180D, action: anonymize}}
-    on_erasure: anonymize
-"""
+INVENTORY = (
+    "\nversion: 1\ndatasets:\n"
+    + chat_dataset(
+        "chat_tables",
+        bucket="deleted_bucket",
+        prefix="tables/",
+        fmt="parquet",
+        described="Console logs as Parquet",
+        action="delete",
+    )
+    + chat_dataset(
+        "chat_masked",
+        bucket="masked_bucket",
+        prefix="masked/",
+        fmt="parquet",
+        described="Console logs as Parquet, masked on erasure",
+        action="anonymize",
+    )
+)
 
 
 @pytest.fixture
