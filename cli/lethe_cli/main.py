@@ -330,6 +330,12 @@ def _report_due(api: ApiClient, at: str) -> int | None:
         return None
 
 
+# Each report is a dry run that reads the datasets, and locally it takes the stack's one runtime from the
+# sweep it follows: the next read waits this many times as long as the last one took (at most
+# MAX_POLL_SECONDS), so following a sweep costs it a fifth of its time at most, however large the tables.
+REPORT_PACE = 4.0
+MAX_POLL_SECONDS = 10.0
+
 # Locally the sweep's invoke returns once the queues are drained, or after the stack's drain timeout
 # (120 s) on a slow machine while its tasks still run: the bar then follows the count while it falls,
 # and stops once it has not changed for this long (a busy machine can take tens of seconds per task).
@@ -355,9 +361,12 @@ def _follow(
         # the report could not be read, and then the bar pulses instead of counting.
         task = progress.add_task("retention sweep", total=before)
         changed = time.monotonic()
+        wait = poll
         while time.monotonic() < deadline:
-            sweep.join(poll)
+            sweep.join(wait)
+            asked = time.monotonic()
             previous, remaining = remaining, _report_due(api, at)
+            wait = min(MAX_POLL_SECONDS, max(poll, REPORT_PACE * (time.monotonic() - asked)))
             if remaining != previous:
                 changed = time.monotonic()
             if before is not None and remaining is not None:
