@@ -74,29 +74,51 @@ def transaction_connection() -> Connection:
     return Connection(region=get_settings().region)
 
 
-def _session_sharing_data() -> Any:
-    """A botocore session of its own (pynamodb keeps one per connection and thread), reading botocore's
-    service data through the loader of Lethe's one session, so each JSON file is parsed once per process."""
-    import botocore.session
+class _PynamodbSession:
+    """What pynamodb's connections build their botocore client from. pynamodb makes one connection per
+    model, dataset table and transaction, and each would build a botocore session and a DynamoDB client
+    of its own: at a cold start, a session and a client per table touched. Here they all come from
+    Lethe's one session, and connections asking for the same client (same region, endpoint and config)
+    share one, as botocore clients may be shared between callers."""
 
-    session = botocore.session.Session()
-    session.register_component("data_loader", _session()._session.get_component("data_loader"))
-    return session
+    def __init__(self) -> None:
+        self._clients: dict[tuple[Any, ...], Any] = {}
+
+    def create_client(self, service: str, region_name: str | None = None, **kwargs: Any) -> Any:
+        config = kwargs.get("config")
+        key = (
+            service,
+            region_name,
+            kwargs.get("endpoint_url"),
+            repr(sorted(vars(config).items())) if config is not None else None,
+        )
+        with _creating:
+            if key not in self._clients:
+                self._clients[key] = _session()._session.create_client(service, region_name, **kwargs)
+            return self._clients[key]
+
+    def set_credentials(self, *args: Any) -> None:
+        raise TypeError("Lethe's pynamodb connections take their credentials from the default chain")
+
+
+@cache
+def _pynamodb_session() -> _PynamodbSession:
+    return _PynamodbSession()
 
 
 def share_service_data_with_pynamodb() -> None:
-    """Make pynamodb's connections (one per model, dataset table and transaction) read botocore's
-    endpoint and service data through Lethe's loader. Left alone, each builds a botocore session that
-    parses the same endpoints and DynamoDB model files again: at a cold start, once per table touched."""
+    """Make pynamodb's connections (one per model, dataset table and transaction) share Lethe's one
+    botocore session and one DynamoDB client (_PynamodbSession), instead of a session and a client each."""
     import pynamodb.connection.base
 
-    pynamodb.connection.base.get_session = _session_sharing_data  # type: ignore[assignment]
+    pynamodb.connection.base.get_session = _pynamodb_session  # type: ignore[assignment]
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
     _session.cache_clear()
+    _pynamodb_session.cache_clear()
     transaction_connection.cache_clear()
 
 
