@@ -92,3 +92,16 @@ def test_contact_retention_period_comes_from_the_environment_and_is_bounded(monk
     assert get_settings().request_contact_retention_days == 30
     with pytest.raises(ValidationError, match="request_contact_retention_days"):
         Settings(request_contact_retention_days=-1)
+
+
+def test_a_variable_lethe_does_not_know_is_ignored_and_a_bad_map_names_its_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a variable with the prefix that names no setting, and a map that is not JSON
+    monkeypatch.setenv("LETHE_NOT_A_SETTING", "x")
+    monkeypatch.setenv("LETHE_DATASET_BUCKETS", "{not json")
+
+    # Then the bad map is refused by name, and the unknown variable is not what is refused
+    with pytest.raises(ValidationError, match="dataset_buckets") as refused:
+        get_settings()
+    assert "not_a_setting" not in str(refused.value)

@@ -1,24 +1,28 @@
-"""Deployment settings, read from the environment once per cold start."""
+"""Deployment settings, read from the environment once per cold start: every LETHE_* variable (its
+name without the prefix, in any case, is the field) and AWS_REGION, validated by one pydantic model.
+(pydantic-settings would read them the same way; importing it and python-dotenv cost every cold
+start some 50 ms for this.)"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _REPO_INVENTORY = Path(__file__).resolve().parents[3] / "config" / "inventory.yaml"
+ENV_PREFIX = "LETHE_"
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything a function needs to find its resources. Defaults suit the local stack and tests,
     where every resource is named by its logical id in template.yaml."""
 
-    model_config = SettingsConfigDict(env_prefix="LETHE_", frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     inventory: Annotated[
         Path, Field(description="Path of the data map (inventory.yaml, or the layer's parsed inventory.json)")
@@ -50,7 +54,6 @@ class Settings(BaseSettings):
     region: Annotated[str, Field(validation_alias="AWS_REGION")] = "us-east-1"
     dataset_tables: Annotated[
         dict[str, str],
-        NoDecode,  # parsed by _parse_json_map, so an empty value means no mapping
         Field(description="Logical table id -> physical name, for inventory entries that name a logical id"),
     ] = Field(default_factory=dict)
 
@@ -106,7 +109,6 @@ class Settings(BaseSettings):
     recipient_notice_queue_url: str = ""
     recipient_secrets: Annotated[
         dict[str, str],
-        NoDecode,
         Field(description="Logical secret id -> Secrets Manager ARN, for recipients' webhook secrets"),
     ] = Field(default_factory=dict)
     recipient_webhook_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 5.0
@@ -129,7 +131,6 @@ class Settings(BaseSettings):
     ] = 5
     opendsr_controller_tokens: Annotated[
         dict[str, str],
-        NoDecode,
         Field(description="Local stack only: controller id -> bearer token (JSON); AWS uses IAM"),
     ] = Field(default_factory=dict)
 
@@ -137,7 +138,6 @@ class Settings(BaseSettings):
     # objects hold which subject, kept from the buckets' ObjectCreated events.
     dataset_buckets: Annotated[
         dict[str, str],
-        NoDecode,
         Field(description="Logical bucket id -> physical name, for S3 datasets that name a logical id"),
     ] = Field(default_factory=dict)
     object_index_table: str = "ObjectSubjectIndexTable"
@@ -145,6 +145,19 @@ class Settings(BaseSettings):
         int, Field(ge=5 * 1024 * 1024, le=512 * 1024 * 1024, description="Multipart part size of a rewrite")
     ] = 8 * 1024 * 1024
     s3_rewrite_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """The settings the environment gives; a field it does not name keeps its default. A bad value is
+        a ValidationError naming the field."""
+        values: dict[str, Any] = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in environ.items()
+            if name.upper().startswith(ENV_PREFIX)
+        }
+        if "AWS_REGION" in environ:
+            values["AWS_REGION"] = environ["AWS_REGION"]
+        return cls.model_validate(values)
 
     def secret_id(self, secret: str) -> str:
         """The Secrets Manager id of a secret named in the inventory (a logical id, or a name or ARN)."""
@@ -159,7 +172,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _parse_json_map(cls, value: object) -> object:
-        # Maps come from the environment as JSON objects; an empty value is no mapping.
+        # Maps come from the environment as JSON objects (parsed here, so an empty value is no mapping).
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
@@ -171,7 +184,7 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings.from_environment()
 
 
 PUBLIC_BASE_URL_VARIABLE = "LETHE_PUBLIC_BASE_URL"
