@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -44,6 +45,26 @@ class LocalStack:
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the stack's AWS (moto), as a test reaches past Lethe into it."""
+        import boto3
+
+        return boto3.client(service, **self._aws())
+
+    def table(self, name: str) -> Any:
+        """A boto3 DynamoDB Table of the stack's AWS."""
+        import boto3
+
+        return boto3.resource("dynamodb", **self._aws()).Table(name)
+
+    def _aws(self) -> dict[str, str]:
+        return {
+            "endpoint_url": self.aws_endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
 
 
 def stack_environment(port: int, aws_port: int, local_dir: Path, **extra: str) -> dict[str, str]:

@@ -295,15 +295,7 @@ def test_retention_run_wait_follows_the_sweep_to_its_end(local_stack: LocalStack
 
 def put_due_diagnostics(stack: LocalStack, count: int) -> None:
     """Diagnostics rows recorded long ago: the dataset is swept by Scan, so they are due at any later moment."""
-    import boto3
-
-    table = boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table("DiagnosticsTable")
+    table = stack.table("DiagnosticsTable")
     for n in range(count):
         table.put_item(
             Item={

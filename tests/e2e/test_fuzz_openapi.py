@@ -32,7 +32,7 @@ Run = tuple[subprocess.CompletedProcess[str], dict[str, Any]]
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]  # the `st` of the running venv
 SEED = 20261122
-MAX_EXAMPLES = 30  # per operation and phase; enough for >= 1,000 cases across both specs
+MAX_EXAMPLES = 10  # per operation and phase; with the coverage phase ~1,600 cases in all (>= 1,000 asserted)
 MIN_CASES = 1000
 RUN_TIMEOUT_SECONDS = 600
 OUTBOX_WAIT_SECONDS = 15

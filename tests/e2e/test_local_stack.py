@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 import yaml
 
@@ -171,13 +170,7 @@ def queue_counts(sqs: Any, url: str) -> dict[str, int]:
 
 def test_work_queue_messages_are_consumed_by_the_poller(local_stack: LocalStack) -> None:
     # Given a task sent straight to the work queue, for a request that does not exist
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=local_stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    sqs = local_stack.client("sqs")
     work, dlq = (sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("WorkQueue", "WorkDLQ"))
     request_id = f"req_e2e_{uuid.uuid4().hex}"
     body = {"kind": "dataset_task", "request_id": request_id, "dataset": "accounts", "attempt": 1}

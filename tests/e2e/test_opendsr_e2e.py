@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from cryptography import x509
@@ -208,10 +207,4 @@ def test_a_request_cancelled_while_pending_is_never_worked(
 
 
 def accounts_table(stack: LocalStack) -> Any:
-    return boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table("AccountsTable")
+    return stack.table("AccountsTable")

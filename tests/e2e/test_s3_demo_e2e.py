@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -30,13 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def rows_by_subject_in_every_version(stack: LocalStack) -> tuple[Counter[str], str]:
     """Rows per subject over every version of every object in the demo bucket, and all their text."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = stack.client("s3")
     counts: Counter[str] = Counter()
     text = []
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
