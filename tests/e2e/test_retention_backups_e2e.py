@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -30,16 +29,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield stack
 
 
-def _ddb(stack: LocalStack) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
 def _until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -51,7 +40,7 @@ def _until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 def _session(stack: LocalStack, subject: str, started: datetime) -> str:
     session_id = f"gs-e2e-{uuid.uuid4().hex[:10]}"
-    _ddb(stack).put_item(
+    stack.client("dynamodb").put_item(
         TableName="GuestSessionsTable",
         Item={
             "session_id": {"S": session_id},
@@ -64,7 +53,7 @@ def _session(stack: LocalStack, subject: str, started: datetime) -> str:
 
 
 def _get(stack: LocalStack, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    return _ddb(stack).get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
+    return stack.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
 
 
 def _erase(stack: LocalStack, subject: str) -> str:
@@ -107,7 +96,7 @@ def test_an_item_written_without_expiry_attributes_is_swept_by_the_next_run(loca
 def test_a_restored_copy_loses_the_erased_subject_again_and_a_re_creation_is_flagged(
     local_stack: LocalStack,
 ) -> None:
-    ddb = _ddb(local_stack)
+    ddb = local_stack.client("dynamodb")
     now = datetime.now(UTC)
     subject, bystander = f"gone-{uuid.uuid4().hex[:8]}@example.org", f"stays-{uuid.uuid4().hex[:8]}@example.org"
     erased_id = _session(local_stack, subject, now - timedelta(days=1))

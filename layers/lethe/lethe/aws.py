@@ -106,7 +106,7 @@ def _pynamodb_session() -> _PynamodbSession:
     return _PynamodbSession()
 
 
-def share_service_data_with_pynamodb() -> None:
+def share_session_with_pynamodb() -> None:
     """Make pynamodb's connections (one per model, dataset table and transaction) share Lethe's one
     botocore session and one DynamoDB client (_PynamodbSession), instead of a session and a client each."""
     import pynamodb.connection.base

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lethe.aws import share_service_data_with_pynamodb
+from lethe.aws import share_session_with_pynamodb
 from lethe.data.models import bind_models
 from lethe.inventory import get_inventory
 from lethe.settings import Settings, get_settings
@@ -78,11 +78,11 @@ def make_tracer() -> Tracer:
 
 def start_function() -> Settings:
     """The INIT every function shares: the settings read once, every model bound to its table,
-    pynamodb reading botocore's service data through Lethe's one session, and the inventory loaded
+    pynamodb's connections sharing Lethe's one botocore session and client, and the inventory loaded
     (the layer's parsed inventory.json: no YAML parser) and validated."""
     settings = get_settings()
     bind_models(settings)
-    share_service_data_with_pynamodb()
+    share_session_with_pynamodb()
     get_inventory()
     return settings
 
