@@ -11,10 +11,12 @@ from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
+import botocore.session
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
+from botocore.loaders import Loader, create_loader
 
 if TYPE_CHECKING:
     from pynamodb.connection import Connection
@@ -49,9 +51,21 @@ _creating = threading.Lock()  # a botocore session may not create clients from t
 
 
 @cache
+def _service_data() -> Loader:
+    """botocore's loader of the service models and endpoint rules. Parsing those files is most of what a new
+    session costs, and they never change while the process runs, so a reset of the clients keeps it."""
+    return create_loader()
+
+
+@cache
 def _session() -> Any:
-    # One session for every client: each session loads botocore's endpoint and service data anew.
-    return boto3.session.Session()
+    # One session for every client: each session would load botocore's endpoint and service data anew.
+    core = botocore.session.Session()
+    core.register_component("data_loader", _service_data())
+    session = boto3.session.Session(botocore_session=core)
+    paths = _service_data().search_paths
+    paths[:] = dict.fromkeys(paths)  # each boto3 session adds its data folder to the loader once more
+    return session
 
 
 @cache
@@ -115,7 +129,8 @@ def share_session_with_pynamodb() -> None:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints and credentials between cases)."""
+    """Forget cached clients and sessions (tests switch endpoints and credentials between cases); the
+    service data they were built from stays loaded."""
     client.cache_clear()
     _session.cache_clear()
     _pynamodb_session.cache_clear()

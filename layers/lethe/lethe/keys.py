@@ -11,9 +11,13 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 from lethe.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 
 def normalize_email(email: str) -> str:
@@ -59,19 +63,25 @@ def _ring_from(secret: str) -> KeyRing:
     return KeyRing.from_secret(secret)
 
 
+@cache
+def _secrets() -> SecretsProvider:
+    # Through Lethe's one botocore session: Powertools' default provider would build a session of its own.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from lethe.aws import client
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
 def key_ring() -> KeyRing:
     """The key ring, fetched through Powertools Parameters (cached for five minutes, so a rotation
     reaches warm functions without a redeploy)."""
-    from aws_lambda_powertools.utilities.parameters import get_secret
-
     from lethe.settings import get_settings
 
-    secret = get_secret(get_settings().subject_key_secret, max_age=300)
+    secret = _secrets().get(get_settings().subject_key_secret, max_age=300)
     return _ring_from(str(secret))
 
 
 def reset_key_ring() -> None:
-    from aws_lambda_powertools.utilities.parameters import clear_caches
-
-    clear_caches()
+    _secrets.cache_clear()
     _ring_from.cache_clear()

@@ -9,15 +9,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 
+from lethe.data import idempotency as idempotency_store
 from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import fulfilment, manual_tasks
 from lethe.logic.fulfilment import FINALIZE_KIND, MANUAL_DONE_KIND, DatasetTask
-from lethe.settings import get_settings
 
 OPENDSR_START = "opendsr_start"  # lethe.logic.opendsr.START_KIND, without importing it for every task
 
@@ -25,7 +24,7 @@ logger = Logger()
 tracer = make_tracer()
 start_function()
 processor = BatchProcessor(event_type=EventType.SQS)
-persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+persistence = idempotency_store.persistence_layer()  # through Lethe's one DynamoDB client
 # Keyed on the request, the dataset and the identity round only: a redelivery, or a duplicate queued
 # with another attempt number, returns the stored result instead of running again.
 config = IdempotencyConfig(event_key_jmespath="[request_id, dataset, round]", expires_after_seconds=7 * 24 * 3600)

@@ -9,11 +9,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 
+from lethe.data import idempotency as idempotency_store
 from lethe.data.mail import send_email
 from lethe.handlers.shell import start_function
 from lethe.logic.policy_versions import deliver_notices, notice_email, parse_notice
@@ -21,7 +21,7 @@ from lethe.logic.policy_versions import deliver_notices, notice_email, parse_not
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = start_function()
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+persistence = idempotency_store.persistence_layer()  # through Lethe's one DynamoDB client
 # One email per (version, recipient): the key holds only the version and the recipient's HMAC reference.
 idempotency = IdempotencyConfig(event_key_jmespath="[version, recipient_ref]", expires_after_seconds=90 * 24 * 3600)
 

@@ -11,11 +11,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 
+from lethe.data import idempotency as idempotency_store
 from lethe.data import queues
 from lethe.handlers.shell import make_tracer, start_function
 from lethe.logic import recipients
@@ -27,7 +27,7 @@ tracer = make_tracer()
 start_function()
 # A batch whose every notice failed is answered with its failures, like any other (no exception).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+persistence = idempotency_store.persistence_layer()  # through Lethe's one DynamoDB client
 # A notice delivered once is never sent again on redelivery; a failed attempt leaves no record.
 config = IdempotencyConfig(
     event_key_jmespath="[request_id, notice_id]",
