@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 run: venv
 	PORT=$(PORT) LETHE_AWS_PORT=$(LETHE_AWS_PORT) $(BIN)/python -m lethe_local
 
+# Python writes its bytecode caches (gitignored) even where the environment says not to: the suite starts
+# dozens of processes (local stacks, the CLI, the fuzzer), and each would compile Lethe's modules anew.
+unexport PYTHONDONTWRITEBYTECODE
+
 # One worker per core; a file's tests stay on one worker, so its module fixtures are built once.
 test: venv
 	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -n auto --dist loadfile

@@ -33,12 +33,15 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 def reset_process_caches() -> None:
     """Forget everything a cold start would not have: settings, clients, keys, inventory, modules."""
+    import gc
+
     from lethe.aws import reset_clients
     from lethe.inventory import cached_inventory
     from lethe.keys import reset_key_ring
     from lethe.settings import get_settings
     from lethe_local.functions import forget_modules
 
+    gc.unfreeze()  # what a function's INIT froze (lethe.handlers.shell.finish_init) may be collected again
     get_settings.cache_clear()
     cached_inventory.cache_clear()
     reset_clients()

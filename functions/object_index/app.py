@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until INIT ends: lethe.handlers.shell.finish_init
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from lethe.handlers import object_index
+from lethe.handlers.shell import finish_init
 
 logger = Logger()
+finish_init()
 
 
 @logger.inject_lambda_context

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # until INIT ends: lethe.handlers.shell.finish_init
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from lethe.handlers import public_api
+from lethe.handlers.shell import finish_init
 from lethe.settings import adopt_invoke_url
 
 logger = Logger()
+finish_init()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
