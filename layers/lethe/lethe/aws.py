@@ -60,11 +60,11 @@ def _service_data() -> Loader:
 @cache
 def _session() -> Any:
     # One session for every client: each session would load botocore's endpoint and service data anew.
+    loader = _service_data()
     core = botocore.session.Session()
-    core.register_component("data_loader", _service_data())
+    core.register_component("data_loader", loader)
     session = boto3.session.Session(botocore_session=core)
-    paths = _service_data().search_paths
-    paths[:] = dict.fromkeys(paths)  # each boto3 session adds its data folder to the loader once more
+    loader.search_paths[:] = dict.fromkeys(loader.search_paths)  # each boto3 session adds its data folder again
     return session
 
 

@@ -20,7 +20,7 @@ from lethe.logic.policy_versions import deliver_notices, notice_email, parse_not
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-settings = start_function()
+start_function()
 persistence = idempotency_store.persistence_layer()  # through Lethe's one DynamoDB client
 # One email per (version, recipient): the key holds only the version and the recipient's HMAC reference.
 idempotency = IdempotencyConfig(event_key_jmespath="[version, recipient_ref]", expires_after_seconds=90 * 24 * 3600)
