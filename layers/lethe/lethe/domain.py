@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """The base of Lethe's pydantic models. Each builds its validator on first use, so a function's
+    INIT pays only for the models it uses, not for every route and task of the layer it imports."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class RequestType(StrEnum):

@@ -11,9 +11,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import Model
 from lethe.logic import replay
 
 router = Router()
@@ -21,7 +22,7 @@ router = Router()
 _TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
 
 
-class ReplayBody(BaseModel):
+class ReplayBody(Model):
     dataset: Annotated[str, Field(min_length=1, max_length=63, description="The inventory dataset restored")]
     table: Annotated[
         str, Field(pattern=_TABLE_NAME, description="The physical name of the restored table to replay onto")

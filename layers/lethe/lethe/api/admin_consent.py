@@ -9,11 +9,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
-from lethe.domain import EMAIL_PATTERN, EmailAddress
+from lethe.domain import EMAIL_PATTERN, EmailAddress, Model
 from lethe.logic import consent, policy_versions, unsubscribe
 from lethe.logic.consent import ConsentView, RecordedConsent
 from lethe.logic.policy_versions import VERSION_PATTERN, PublishResult
@@ -21,7 +21,7 @@ from lethe.logic.suppression import is_suppressed
 from lethe.logic.unsubscribe import UnsubscribeLink
 
 
-class UnsubscribeLinkBody(BaseModel):
+class UnsubscribeLinkBody(Model):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailAddress
@@ -34,17 +34,17 @@ class AccountConsentBody(Choices):
     subject_id: Annotated[SubjectId, Field(description="The account id, as the account service knows it")]
 
 
-class LinkBody(BaseModel):
+class LinkBody(Model):
     model_config = ConfigDict(extra="forbid")
 
     account_id: Annotated[SubjectId, Field(description="The account the guest device signed up for")]
 
 
-class Suppression(BaseModel):
+class Suppression(Model):
     suppressed: bool
 
 
-class PolicyVersionBody(BaseModel):
+class PolicyVersionBody(Model):
     model_config = ConfigDict(extra="forbid")
 
     version: Annotated[str, Field(pattern=VERSION_PATTERN, description="A new version id, e.g. 2026-11")]

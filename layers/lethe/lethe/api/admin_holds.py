@@ -7,18 +7,18 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
-from lethe.domain import EmailAddress
+from lethe.domain import EmailAddress, Model
 from lethe.logic import legal_holds
 from lethe.logic.legal_holds import Hold
 
 TAGS = ["legal holds"]
 
 
-class HoldBody(BaseModel):
+class HoldBody(Model):
     """At least one of email and dataset. The email is stored only as an HMAC reference."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -34,7 +34,7 @@ class HoldBody(BaseModel):
         return self
 
 
-class HoldList(BaseModel):
+class HoldList(Model):
     holds: list[Hold]
 
 

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel
 
 from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.data import inbox
 from lethe.data.inbox import InboxItem
+from lethe.domain import Model
 from lethe.logic import inbound_email
 from lethe.logic.inbound_email import FilingBody
 
@@ -23,7 +23,7 @@ TAGS = ["privacy inbox"]
 _ITEM_ID = r"^inb_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}$"
 
 
-class InboxPage(BaseModel):
+class InboxPage(Model):
     items: list[InboxItem]
     next_cursor: str | None
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import Model
 from lethe.logic import opendsr_callbacks
 
 router = Router()
 
 
-class DeadCallbacks(BaseModel):
+class DeadCallbacks(Model):
     callbacks: list[opendsr_callbacks.DeadCallback]
 
 
-class Redriven(BaseModel):
+class Redriven(Model):
     redriven: int
 
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe.api.admin_requests import actor_of
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
+from lethe.domain import Model
 from lethe.logic import manual_tasks, recipients
 from lethe.logic.manual_tasks import ManualTaskView
 from lethe.logic.recipients import NoticeView
@@ -23,7 +24,7 @@ _NOTICE_ID = r"^[a-z0-9_]{1,63}\.[a-z0-9-]{1,40}\.[0-9a-f]{8}$"
 Value = Annotated[str, Field(max_length=manual_tasks.MAX_VALUE_CHARS)] | int | float | bool | None
 
 
-class CompleteBody(BaseModel):
+class CompleteBody(Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     note: Annotated[str, Field(min_length=1, max_length=2000, description="What was done, shown to the subject")]
@@ -36,11 +37,11 @@ class CompleteBody(BaseModel):
     ] = None
 
 
-class TaskList(BaseModel):
+class TaskList(Model):
     tasks: list[ManualTaskView]
 
 
-class NoticeList(BaseModel):
+class NoticeList(Model):
     notices: list[NoticeView]
 
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.data import audit
-from lethe.domain import Status
+from lethe.domain import Model, Status
 from lethe.logic import operator
 from lethe.logic.operator import RequestDetail, RequestPage, RequestView
 
@@ -19,13 +19,13 @@ TAGS = ["requests"]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Told to the subject")]
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: Reason
 
 
-class AuditReport(BaseModel):
+class AuditReport(Model):
     ok: bool
     records: int
     first_bad_seq: int | None = None

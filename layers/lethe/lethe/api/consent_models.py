@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
+from lethe.domain import Model
 from lethe.logic.consent import EMAIL_PATTERN, SOURCE_PATTERN, SUBJECT_ID_PATTERN, HistoryEntry
 from lethe.logic.policy_versions import VERSION_PATTERN
 
@@ -31,7 +32,7 @@ EmailField = Annotated[
 ]
 
 
-class Choices(BaseModel):
+class Choices(Model):
     model_config = ConfigDict(extra="forbid")
 
     purposes: Purposes
@@ -40,6 +41,6 @@ class Choices(BaseModel):
     email: EmailField = None
 
 
-class History(BaseModel):
+class History(Model):
     subject_id: str
     changes: list[HistoryEntry]

@@ -16,19 +16,20 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe import errors
+from lethe.domain import Model
 
 logger = Logger(child=True)
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Model):
     code: Annotated[str, Field(description="Stable, machine-readable error code")]
     message: Annotated[str, Field(description="What went wrong, for a person")]
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     error: ErrorDetail
 
 
@@ -218,19 +219,19 @@ def _is_multipart(app: ApiGatewayResolver) -> bool:
 # error as above. Messages name fields, never their values (no identity is ever echoed back).
 
 
-class OpenDsrErrorItem(BaseModel):
+class OpenDsrErrorItem(Model):
     domain: str
     reason: str
     message: str
 
 
-class OpenDsrErrorDetail(BaseModel):
+class OpenDsrErrorDetail(Model):
     code: Annotated[int, Field(description="The HTTP status of the answer")]
     message: str
     errors: list[OpenDsrErrorItem] = Field(default_factory=list)
 
 
-class OpenDsrErrorBody(BaseModel):
+class OpenDsrErrorBody(Model):
     error: OpenDsrErrorDetail
 
 

@@ -6,17 +6,17 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.api import form, public_consent, public_exports, public_requests
 from lethe.api.errors import responses
 from lethe.api.pages import unframeable
 from lethe.api.resolver import API_TITLE, API_VERSION, serve_swagger
-from lethe.domain import Regulation, RequestType
+from lethe.domain import Model, Regulation, RequestType
 from lethe.logic import intake
 
 
-class Discovery(BaseModel):
+class Discovery(Model):
     """OpenDSR-style discovery: what this controller accepts."""
 
     api_version: str = API_VERSION

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe.api.errors import MAX_BODY_BYTES, responses
+from lethe.domain import Model
 from lethe.errors import PayloadTooLarge
 from lethe.logic import intake
 from lethe.logic.intake import Receipt, RequestStatus, Submission
@@ -17,7 +18,7 @@ from lethe.logic.intake import Receipt, RequestStatus, Submission
 TAGS = ["requests"]
 
 
-class CodeBody(BaseModel):
+class CodeBody(Model):
     """The one-time code emailed to the subject."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

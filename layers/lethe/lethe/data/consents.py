@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from lethe.aws import error_code, transaction_connection
 from lethe.data.models import ConsentDeviceRecord, ConsentLinkRecord, ConsentRecord, ControlRecord
+from lethe.domain import Model
 from lethe.errors import ConflictingWrite
 
 CURRENT_PREFIX = "PURPOSE#"
@@ -34,7 +34,7 @@ def _pk(subject_id: str) -> str:
     return f"SUBJ#{subject_id}"
 
 
-class ConsentState(BaseModel):
+class ConsentState(Model):
     """The current choice of one subject for one purpose."""
 
     subject_id: str
@@ -50,7 +50,7 @@ class ConsentState(BaseModel):
     pending_contact_ref: str | None = None
 
 
-class ConsentChange(BaseModel):
+class ConsentChange(Model):
     """One append-only history row."""
 
     subject_id: str
@@ -64,14 +64,14 @@ class ConsentChange(BaseModel):
     note: str | None = None
 
 
-class ConsentLink(BaseModel):
+class ConsentLink(Model):
     subject_id: str
     linked_id: str
     role: str  # "device" (this side is the guest device) or "account"
     at: datetime
 
 
-class Confirmation(BaseModel):
+class Confirmation(Model):
     """An emailed confirmation link: which subject's pending address it confirms, and until when."""
 
     subject_id: str

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 from pynamodb.exceptions import PutError, UpdateError
 
 from lethe.aws import client, error_code
 from lethe.data.models import ControlRecord, bind_models
+from lethe.domain import Model
 from lethe.errors import InboxItemNotFound, InvalidCursor, InvalidTransition
 from lethe.settings import get_settings
 
@@ -29,7 +29,7 @@ PARTITION = "INBOX"
 ITEM_PREFIX = "inb_"
 
 
-class InboxItem(BaseModel):
+class InboxItem(Model):
     item_id: str
     received_at: datetime
     sender: str | None

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -29,7 +29,7 @@ from lethe.data.models import (
     RequestSummaryRecord,
     bind_models,
 )
-from lethe.domain import TERMINAL_STATUSES, Regulation, RequestType, Status
+from lethe.domain import TERMINAL_STATUSES, Model, Regulation, RequestType, Status
 from lethe.errors import ConflictingWrite, RequestNotFound
 from lethe.settings import get_settings
 
@@ -39,7 +39,7 @@ EVENT_PREFIX = "EVENT#"
 _PROTECTED = frozenset({"pk", "sk", "request_id", "status", "version", "created_at", "subject_ref", "type"})
 
 
-class DataSubjectRequest(BaseModel):
+class DataSubjectRequest(Model):
     """A data-subject request as the rest of Lethe sees it. Contact details are excluded from repr,
     so logging a request by mistake does not log the subject."""
 
@@ -77,7 +77,7 @@ class DataSubjectRequest(BaseModel):
     controller: str | None = None
 
 
-class RequestEvent(BaseModel):
+class RequestEvent(Model):
     """One row of a request's history."""
 
     model_config = ConfigDict(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any, cast
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, Field
 
 from lethe.aws import client
 from lethe.data import ledger, writes
 from lethe.data.models import VaultRecord, bind_models
+from lethe.domain import Model
 from lethe.errors import ConflictingWrite, DatasetUnavailable
 from lethe.inventory import Dataset
 from lethe.settings import get_settings
@@ -33,7 +34,7 @@ _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
 
-class VaultEntry(BaseModel):
+class VaultEntry(Model):
     """One isolated item, as the purger and the exporter see it."""
 
     model_config = ConfigDict(frozen=True)
@@ -49,10 +50,10 @@ class VaultEntry(BaseModel):
     purge_at: str
     purge_day: str
     request_id: str | None = None
-    hold_ids: list[str] = []
+    hold_ids: list[str] = Field(default_factory=list)
 
 
-class DueRecord(BaseModel):
+class DueRecord(Model):
     """A key of the by_purge_day index: enough to fetch and purge one record."""
 
     model_config = ConfigDict(frozen=True)

@@ -19,12 +19,12 @@ from email.message import EmailMessage
 from typing import Annotated
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from lethe.data import mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import EmailAddress, Status
+from lethe.domain import EmailAddress, Model, Status
 
 logger = Logger(child=True)
 
@@ -43,7 +43,7 @@ OPEN = frozenset({Status.pending, Status.awaiting_approval, Status.in_progress, 
 DUPLICATE_REASON = "duplicate of an open request"
 
 
-class Agent(BaseModel):
+class Agent(Model):
     """An authorized agent: who acts for the subject, and where the agent is told the status."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

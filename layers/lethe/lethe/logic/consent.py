@@ -32,14 +32,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe import domain
 from lethe.data import audit
 from lethe.data import consents as ledger
 from lethe.data.consents import Confirmation, ConsentChange, ConsentState
 from lethe.data.mail import send_email
-from lethe.domain import utc_now
+from lethe.domain import Model, utc_now
 from lethe.errors import (
     ConfirmationExpired,
     ConsentNotFound,
@@ -63,7 +63,7 @@ CONFIRMATION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 EMAIL_PATTERN = domain.EMAIL_PATTERN  # one address rule for all of Lethe
 
 
-class Purpose(BaseModel):
+class Purpose(Model):
     model_config = ConfigDict(frozen=True)
 
     name: str
@@ -103,7 +103,7 @@ POLICY_UPDATES: Final = "policy_updates"
 CONTACT_PURPOSES = frozenset(p.name for p in PURPOSES.values() if p.contact)
 
 
-class PurposeView(BaseModel):
+class PurposeView(Model):
     granted: bool
     policy_version: str
     at: datetime
@@ -115,12 +115,14 @@ class PurposeView(BaseModel):
     ] = None
 
 
-class ConsentView(BaseModel):
+class ConsentView(Model):
     subject_id: str
     purposes: dict[str, PurposeView]
     latest_policy_version: str | None
     needs_reconsent: Annotated[bool, Field(description="True if any purpose needs re-consent")]
-    linked: Annotated[list[str], Field(description="Device or account ids linked to this subject")] = []
+    linked: Annotated[
+        list[str], Field(default_factory=list, description="Device or account ids linked to this subject")
+    ]
 
 
 class RecordedConsent(ConsentView):

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel
+from pydantic import Field
 
 from lethe.data import requests as repository
 from lethe.data.mail import send_email
-from lethe.domain import TERMINAL_STATUSES, RequestType, Status
+from lethe.domain import TERMINAL_STATUSES, Model, RequestType, Status
 from lethe.logic import fulfilment_resume, intake, manual_tasks, recreation
 from lethe.logic.requests import list_by_status
 from lethe.settings import get_settings
@@ -32,7 +32,7 @@ OPEN = tuple(status for status in Status if status not in TERMINAL_STATUSES)
 HORIZON = timedelta(days=7)
 
 
-class DueRequest(BaseModel):
+class DueRequest(Model):
     request_id: str
     type: RequestType
     status: Status
@@ -43,15 +43,15 @@ class DueRequest(BaseModel):
         return (self.due_at - now).days
 
 
-class DeadlineSummary(BaseModel):
+class DeadlineSummary(Model):
     now: datetime
     overdue: list[DueRequest]
     due_soon: list[DueRequest]
     expired_unverified: int
     digest_sent: bool
     resumed: int = 0  # stalled requests moved on (lethe.logic.fulfilment_resume.resume_stalled)
-    failed: list[str] = []  # jobs of this run that failed; the next run does them again
-    open_by_status: dict[str, int] = {}  # after this run's expiries and resumptions
+    failed: list[str] = Field(default_factory=list)  # jobs of this run that failed; the next run does them again
+    open_by_status: dict[str, int] = Field(default_factory=dict)  # after this run's expiries and resumptions
     recreated: int = 0  # erased subjects' data written again in the last day (lethe.logic.recreation)
     manual_reminders: int = 0  # owners of manual tasks still open, reminded (lethe.logic.manual_tasks)
 

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import request_tasks
 from lethe.data.models import RequestSummaryRecord
 from lethe.data.request_tasks import TASK_KIND
-from lethe.domain import Status
+from lethe.domain import Model, Status
 from lethe.errors import RequestNotFound
 from lethe.inventory import Inventory, get_inventory
 from lethe.keys import key_ring
@@ -45,7 +45,7 @@ FINALIZE_KIND = "finalize"
 MANUAL_DONE_KIND = "manual_done"
 
 
-class DatasetTask(BaseModel):
+class DatasetTask(Model):
     """The body of one work-queue message."""
 
     kind: str = TASK_KIND

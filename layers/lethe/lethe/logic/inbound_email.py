@@ -29,13 +29,13 @@ from email.utils import getaddresses
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lethe.data import audit, inbox, mail
 from lethe.data.inbox import InboxItem
 from lethe.data.models import ControlRecord, bind_models
 from lethe.data.writes import get_or_none, save_if
-from lethe.domain import RequestType, is_plain_address, utc_now
+from lethe.domain import Model, RequestType, is_plain_address, utc_now
 from lethe.errors import InvalidTransition, RateLimited
 from lethe.keys import key_ring, normalize_email
 from lethe.logic import intake, ratelimit
@@ -84,7 +84,7 @@ _MACHINE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?re
 _REPORT_TYPES = frozenset({"multipart/report", "message/delivery-status", "message/disposition-notification"})
 
 
-class SesMail(BaseModel):
+class SesMail(Model):
     model_config = ConfigDict(extra="ignore")
 
     message_id: str = Field(alias="messageId")
@@ -92,20 +92,20 @@ class SesMail(BaseModel):
     timestamp: datetime | None = None
 
 
-class SesVerdict(BaseModel):
+class SesVerdict(Model):
     model_config = ConfigDict(extra="ignore")
 
     status: str = "PASS"
 
 
-class SesReceipt(BaseModel):
+class SesReceipt(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     spam: SesVerdict = Field(default_factory=SesVerdict, alias="spamVerdict")
     virus: SesVerdict = Field(default_factory=SesVerdict, alias="virusVerdict")
 
 
-class SesNotice(BaseModel):
+class SesNotice(Model):
     """One record of the event SES's Lambda action sends (the message itself is in the bucket)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -344,7 +344,7 @@ def _acknowledgement(sender: str, item_id: str) -> EmailMessage:
 # ------------------------------------------------------------------ the operator files an item
 
 
-class FilingBody(BaseModel):
+class FilingBody(Model):
     """What the operator decided an inbox message asks for."""
 
     model_config = ConfigDict(extra="forbid")

@@ -38,12 +38,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lethe.data import audit, idempotency, mail
 from lethe.data import requests as repository
 from lethe.data.requests import DataSubjectRequest
-from lethe.domain import NEEDS_APPROVAL, EmailAddress, Regulation, RequestType, Status, is_plain_address, utc_now
+from lethe.domain import NEEDS_APPROVAL, EmailAddress, Model, Regulation, RequestType, Status, is_plain_address, utc_now
 from lethe.errors import (
     ConflictingWrite,
     InvalidCorrection,
@@ -82,7 +82,7 @@ _MAX_RESUBMISSIONS = 5
 NEVER_VERIFIED = "identity not verified in time"
 
 
-class Submission(BaseModel):
+class Submission(Model):
     """A new request as the subject sends it (also the body of POST /requests)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -117,7 +117,7 @@ class Submission(BaseModel):
         return self
 
 
-class Receipt(BaseModel):
+class Receipt(Model):
     """What a submission answers: never anything that depends on whether the email is known."""
 
     request_id: str
@@ -125,7 +125,7 @@ class Receipt(BaseModel):
     due_at: datetime
 
 
-class RequestStatus(BaseModel):
+class RequestStatus(Model):
     """The public status of a request: no email, no name, no result link."""
 
     model_config = ConfigDict(from_attributes=True)

@@ -10,10 +10,9 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
 from lethe.data import audit, holds, writes
 from lethe.data.models import ControlRecord
+from lethe.domain import Model
 from lethe.errors import LegalHoldNotFound, UnknownDataset
 from lethe.inventory import get_inventory
 from lethe.keys import key_ring
@@ -21,7 +20,7 @@ from lethe.keys import key_ring
 PARTITION = holds.PARTITION
 
 
-class Hold(BaseModel):
+class Hold(Model):
     hold_id: str
     subject_ref: str | None = None
     dataset: str | None = None

@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BeforeValidator, ConfigDict
 
 from lethe.data import mail, queues
 from lethe.data.models import ManualTaskRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if, update_if
-from lethe.domain import RequestType, Status, Tally, utc_stamp
+from lethe.domain import Model, RequestType, Status, Tally, utc_stamp
 from lethe.errors import InvalidManualTask, InvalidTransition, UnknownDataset
 from lethe.inventory import Dataset, get_inventory, identity_label
 from lethe.logic import exports
@@ -56,7 +56,7 @@ _ASK = {
 Item = dict[str, str | int | float | bool | None]
 
 
-class ManualTaskView(BaseModel):
+class ManualTaskView(Model):
     """A task as the operator sees it, read from its row (`items` is how many the owner returned)."""
 
     model_config = ConfigDict(from_attributes=True)

@@ -26,13 +26,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from lethe.data import audit, datasets, queues
 from lethe.data import requests as repository
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import pk_of
-from lethe.domain import Regulation, RequestType, Status, is_plain_address, utc_now
+from lethe.domain import Model, Regulation, RequestType, Status, is_plain_address, utc_now
 from lethe.errors import ConflictingWrite, InvalidTransition, LetheError, RequestNotFound
 from lethe.inventory import EMAIL, get_inventory
 from lethe.keys import key_ring, normalize_email
@@ -73,7 +73,7 @@ class OpenDsrNotFound(LetheError):
 # ------------------------------------------------------------------ the wire models
 
 
-class Identity(BaseModel):
+class Identity(Model):
     """One identity of the subject. Its value is never echoed in an error or a log."""
 
     model_config = ConfigDict(extra="ignore")
@@ -132,7 +132,7 @@ EXAMPLE_REQUEST: dict[str, Any] = {
 }
 
 
-class OpenDsrRequest(BaseModel):
+class OpenDsrRequest(Model):
     """POST /opendsr/v2/requests: a data-subject request a controller has verified."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
@@ -182,7 +182,7 @@ class OpenDsrRequest(BaseModel):
         return self
 
 
-class Receipt(BaseModel):
+class Receipt(Model):
     controller_id: str
     expected_completion_time: str
     received_time: str
@@ -201,7 +201,7 @@ class Receipt(BaseModel):
     extensions: dict[str, dict[str, Any]] | None = None
 
 
-class StatusAnswer(BaseModel):
+class StatusAnswer(Model):
     controller_id: str
     expected_completion_time: str
     subject_request_id: str
@@ -211,7 +211,7 @@ class StatusAnswer(BaseModel):
     results_count: int | None = None
 
 
-class Cancellation(BaseModel):
+class Cancellation(Model):
     controller_id: str
     received_time: str
     subject_request_id: str
@@ -219,12 +219,12 @@ class Cancellation(BaseModel):
     api_version: str = API_VERSION
 
 
-class SupportedIdentity(BaseModel):
+class SupportedIdentity(Model):
     identity_type: str
     identity_format: str
 
 
-class Discovery(BaseModel):
+class Discovery(Model):
     api_version: str = API_VERSION
     supported_identities: list[SupportedIdentity]
     supported_subject_request_types: list[str]

@@ -21,12 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import queues
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of, put_event
-from lethe.domain import RequestType, Status
+from lethe.domain import Model, RequestType, Status
 from lethe.errors import LetheError
 from lethe.settings import get_settings
 
@@ -57,7 +57,7 @@ class CallbackFailed(LetheError):
     code = "callback_failed"
 
 
-class CallbackMessage(BaseModel):
+class CallbackMessage(Model):
     """One queued callback: the exact body to sign and POST to one URL."""
 
     request_id: str = Field(min_length=1, max_length=64)
@@ -173,7 +173,7 @@ def deliver(message: CallbackMessage, *, attempt: int = 1) -> dict[str, Any]:
 # ------------------------------------------------------------------ the operator's view of dead letters
 
 
-class DeadCallback(BaseModel):
+class DeadCallback(Model):
     """A callback that kept failing and reached the dead-letter queue (no body: ids, host and status)."""
 
     request_id: str

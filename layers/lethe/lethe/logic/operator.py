@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import audit, request_tasks, writes
 from lethe.data.models import RequestSummaryRecord
 from lethe.data.requests import SUMMARY, iso, pk_of
-from lethe.domain import TERMINAL_STATUSES, RequestType, Status
+from lethe.domain import TERMINAL_STATUSES, Model, RequestType, Status
 from lethe.errors import ExtensionNotAllowed, InvalidCursor, InvalidTransition
 from lethe.logic import certificates, deadlines, fulfilment, fulfilment_resume
 from lethe.logic.requests import (
@@ -30,7 +30,7 @@ from lethe.logic.requests import (
 OPEN_STATUSES = frozenset({Status.pending, Status.awaiting_approval, Status.in_progress, Status.failed})
 
 
-class RequestView(BaseModel):
+class RequestView(Model):
     """A request as an operator sees it: no contact details beyond what the work needs."""
 
     request_id: str
@@ -44,9 +44,9 @@ class RequestView(BaseModel):
     extension_reason: str | None = None
     denial_reason: str | None = None
     corrections: dict[str, str] | None = None
-    datasets_pending: list[str] = []
-    datasets_done: list[str] = []
-    datasets_failed: list[str] = []
+    datasets_pending: list[str] = Field(default_factory=list)
+    datasets_done: list[str] = Field(default_factory=list)
+    datasets_failed: list[str] = Field(default_factory=list)
     outcome: dict[str, Any] | None = None
 
 
@@ -58,11 +58,11 @@ class RequestDetail(RequestView):
     details: str | None = Field(default=None, repr=False)
     # The authorized agent who filed it ({name, email}): whose authorization the operator checks.
     agent: dict[str, str] | None = Field(default=None, repr=False)
-    events: list[RequestEvent] = []
-    tasks: dict[str, dict[str, Any]] = {}
+    events: list[RequestEvent] = Field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class RequestPage(BaseModel):
+class RequestPage(Model):
     requests: list[RequestView]
     next_cursor: str | None = None
 

@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from lethe.data import audit, export_objects, vault
 from lethe.data import requests as repository
 from lethe.data.consents import contacts_for
@@ -34,6 +32,7 @@ from lethe.data.masking import RequestKey
 from lethe.data.models import RequestEventRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if
+from lethe.domain import Model
 from lethe.inventory import Dataset, get_inventory
 from lethe.keys import key_ring
 from lethe.settings import get_settings
@@ -99,7 +98,7 @@ def scrub_ended_requests(now: datetime) -> int:
 # ---------------------------------------------------------------- exports
 
 
-class OwnSections(BaseModel):
+class OwnSections(Model):
     """What an access export adds to the inventory's datasets: Lethe's own dataset and the vault."""
 
     header: dict[str, Any]

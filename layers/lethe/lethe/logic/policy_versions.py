@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from lethe.data import audit, queues
 from lethe.data import consents as ledger
 from lethe.data.models import ControlRecord
 from lethe.data.writes import get_or_none, save_if
+from lethe.domain import Model
 from lethe.errors import ConfigurationError, PolicyVersionExists
 from lethe.logic.suppression import is_suppressed
 from lethe.settings import get_settings
@@ -29,20 +30,20 @@ NOTICE_BATCH_SIZE = 50
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
 
-class PolicyVersion(BaseModel):
+class PolicyVersion(Model):
     version: str
     summary: str
     published_at: datetime
 
 
-class PublishResult(BaseModel):
+class PublishResult(Model):
     version: Annotated[str, Field(description="The version now in force")]
     published_at: datetime
     subscribers: Annotated[int, Field(description="Reachable, unsuppressed subscribers of policy_updates")]
     batches: Annotated[int, Field(description="Notification messages queued")]
 
 
-class PolicyNotice(BaseModel):
+class PolicyNotice(Model):
     """The body of one NotificationQueue message: a batch of subscriber ids, never addresses."""
 
     kind: Literal["policy_notice"] = "policy_notice"
@@ -59,7 +60,7 @@ class PolicyNotice(BaseModel):
         return data
 
 
-class NoticeBatchResult(BaseModel):
+class NoticeBatchResult(Model):
     version: str
     notified: int = 0
     unreachable: int = 0

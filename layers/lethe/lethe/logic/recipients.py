@@ -26,14 +26,14 @@ import urllib.request
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lethe.data import audit, mail, notices, queues
 from lethe.data.faults import code_of
 from lethe.data.models import RecipientNoticeRecord
 from lethe.data.requests import DataSubjectRequest, pk_of
 from lethe.data.writes import get_or_none, save_if, update_if
-from lethe.domain import RequestType, Tally, utc_stamp
+from lethe.domain import Model, RequestType, Tally, utc_stamp
 from lethe.errors import ConfigurationError, InvalidTransition, RequestNotFound
 from lethe.inventory import EmailNotice, Inventory, Recipient, WebhookNotice, get_inventory
 from lethe.settings import get_settings
@@ -66,14 +66,14 @@ class NoticeNotDelivered(Exception):
     """One attempt failed; the reason names no person (an HTTP status, a timeout)."""
 
 
-class NoticeMessage(BaseModel):
+class NoticeMessage(Model):
     """The body of one RecipientNoticeQueue message."""
 
     request_id: str = Field(min_length=1, max_length=64)
     notice_id: str = Field(min_length=1, max_length=120)
 
 
-class NoticeView(BaseModel):
+class NoticeView(Model):
     """A notice as the operator and the certificate see it, read from its row."""
 
     model_config = ConfigDict(from_attributes=True)

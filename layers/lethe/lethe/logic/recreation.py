@@ -13,18 +13,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from lethe.data import audit, ledger
 from lethe.data.datasets import key_of
 from lethe.data.models import ControlRecord
+from lethe.domain import Model
 from lethe.inventory import Dataset
 from lethe.keys import KeyRing
 
 PARTITION = "RECREATED#"
 
 
-class Recreation(BaseModel):
+class Recreation(Model):
     dataset: str
     subject_ref: str
     key_ref: str

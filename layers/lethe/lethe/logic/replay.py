@@ -23,11 +23,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import audit, datasets, ledger, restores, sweeps
 from lethe.data.expiry import ANONYMIZED_ATTRIBUTE, parse_instant
 from lethe.data.models import ControlRecord
+from lethe.domain import Model
 from lethe.errors import (
     ReplayJobNotFound,
     ReplayTableMismatch,
@@ -45,7 +46,7 @@ PAGE = 500
 TASK_KIND = "replay_task"
 
 
-class ReplayCounts(BaseModel):
+class ReplayCounts(Model):
     items_read: Annotated[int, Field(description="Items of the restored table read (each once)")] = 0
     matched_by_key: Annotated[int, Field(description="Items whose key is in the erasure ledger")] = 0
     matched_by_subject: Annotated[int, Field(description="Items of a subject erased on request")] = 0
@@ -66,7 +67,7 @@ class ReplayCounts(BaseModel):
                 setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class ReplayTask(BaseModel):
+class ReplayTask(Model):
     """One unit of a replay job on the ReplayQueue: where the Scan carries on."""
 
     kind: Literal["replay_task"] = "replay_task"
@@ -78,7 +79,7 @@ class ReplayTask(BaseModel):
     wait_until_active: bool = False
 
 
-class ReplayJob(BaseModel):
+class ReplayJob(Model):
     job_id: str
     dataset: str
     table: str

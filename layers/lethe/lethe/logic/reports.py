@@ -22,10 +22,8 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from lethe.data import audit
-from lethe.domain import RequestType
+from lethe.domain import Model, RequestType
 from lethe.errors import InvalidReportPeriod
 from lethe.inventory import Dataset, get_inventory
 from lethe.logic.own_data import lethe_header
@@ -45,7 +43,7 @@ def completed_in_part(outcome: dict[str, Any] | None) -> bool:
     )
 
 
-class TypeMetrics(BaseModel):
+class TypeMetrics(Model):
     type: RequestType
     received: int = 0
     completed_in_whole: int = 0
@@ -56,7 +54,7 @@ class TypeMetrics(BaseModel):
     mean_days_to_respond: float | None = None
 
 
-class MetricsReport(BaseModel):
+class MetricsReport(Model):
     period_from: date
     period_to: date
     computed_from: str = "audit"
@@ -152,7 +150,7 @@ def metrics_csv(report: MetricsReport) -> str:
 # ------------------------------------------------------------------ record of processing (Art. 30)
 
 
-class ProcessingEntry(BaseModel):
+class ProcessingEntry(Model):
     dataset: str
     description: str
     controller: str
@@ -164,7 +162,7 @@ class ProcessingEntry(BaseModel):
     on_erasure: str
 
 
-class ProcessingRecord(BaseModel):
+class ProcessingRecord(Model):
     generated_at: datetime
     activities: list[ProcessingEntry]
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import audit, faults, ledger, stores, sweeps
 from lethe.data.datasets import RESTRICTED_ATTRIBUTE, key_of
@@ -51,6 +51,7 @@ from lethe.data.expiry import (
     parse_instant,
 )
 from lethe.data.masking import UNLINKABLE
+from lethe.domain import Model
 from lethe.errors import DatasetUnavailable, RetentionTaskFailed
 from lethe.inventory import Action, Dataset, Retention, get_inventory
 from lethe.keys import KeyRing, key_ring
@@ -65,7 +66,7 @@ _SCAN_SLACK = timedelta(days=3)
 Path = Literal["index", "scan", "objects"]
 
 
-class RetentionTask(BaseModel):
+class RetentionTask(Model):
     """One unit of work on the RetentionQueue."""
 
     kind: Literal["retention_task"] = "retention_task"
@@ -82,7 +83,7 @@ class RetentionTask(BaseModel):
     start_key: dict[str, Any] | None = None
 
 
-class Counts(BaseModel):
+class Counts(Model):
     items_read: int = 0
     deleted: int = 0
     anonymized: int = 0
@@ -98,14 +99,14 @@ class Counts(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class TaskOutcome(BaseModel):
+class TaskOutcome(Model):
     task: RetentionTask
     counts: Counts
     duration_ms: int
     continuation: RetentionTask | None = None
 
 
-class RunSummary(BaseModel):
+class RunSummary(Model):
     run_id: str
     now: datetime
     tasks: int
@@ -115,7 +116,7 @@ class RunSummary(BaseModel):
     duration_ms: int
 
 
-class DatasetReport(BaseModel):
+class DatasetReport(Model):
     path: Path
     backfill: bool = False
     would_delete: int = 0
@@ -136,7 +137,7 @@ class DatasetReport(BaseModel):
     ] = None
 
 
-class RetentionReport(BaseModel):
+class RetentionReport(Model):
     at: datetime
     datasets: dict[str, DatasetReport]
     complete: Annotated[

@@ -15,9 +15,10 @@ import re
 from typing import Annotated, Final, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lethe.data import audit
+from lethe.domain import Model
 from lethe.errors import InvalidToken
 from lethe.keys import key_ring, normalize_email
 from lethe.logic.consent import MARKETING, POLICY_UPDATES, withdraw_by_ref
@@ -33,14 +34,14 @@ TOKEN = re.compile(r"(?P<list>[mpa])\.(?P<kid>[A-Za-z0-9_-]{1,32})\.(?P<ref>[0-9
 Unsubscribable = Literal["marketing_email", "policy_updates", "all"]
 
 
-class UnsubscribeLink(BaseModel):
+class UnsubscribeLink(Model):
     url: Annotated[str, Field(description="The signed unsubscribe URL (GET shows a page, POST unsubscribes)")]
     headers: Annotated[
         dict[str, str], Field(description="List-Unsubscribe and List-Unsubscribe-Post, to put on the email")
     ]
 
 
-class Unsubscribed(BaseModel):
+class Unsubscribed(Model):
     purpose: str
     subject_ref: str
 

@@ -14,9 +14,10 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import Field
 
 from lethe.data import audit, sweeps, vault
+from lethe.domain import Model
 from lethe.logic.legal_holds import holds_for
 from lethe.settings import get_settings
 
@@ -24,14 +25,14 @@ WATERMARK = "#vault"
 BATCH = 100
 
 
-class PurgeSummary(BaseModel):
+class PurgeSummary(Model):
     now: datetime
     days: list[str]
     purged: int = 0
     kept_under_hold: int = 0
     changed: int = 0
     batches: int = 0
-    purged_per_dataset: dict[str, int] = {}
+    purged_per_dataset: dict[str, int] = Field(default_factory=dict)
     duration_ms: int = 0
 
 
