@@ -528,3 +528,28 @@ def test_a_delete_index_that_projects_what_it_decides_on_spares_the_item_reads(
         1,
         1,
     )
+
+
+def test_a_run_reads_every_watermark_in_one_query(
+    fixture_stack: Seeded, invoke: Callable[..., Any], aws: Any, sample_event: Callable[[str], dict[str, Any]]
+) -> None:
+    from lethe.logic import retention
+    from lethe.settings import get_settings
+    from tests.support.aws_calls import hooked_clients
+
+    # Given both index datasets were swept once, so each has a watermark
+    sweep(invoke, aws, event_at(sample_event, NOW))
+    control = get_settings().control_table
+    watermark_reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == control:
+            watermark_reads.append(params)
+
+    # When the next day's run is planned
+    with hooked_clients("provide-client-params.dynamodb.Query", record):
+        tasks = retention.plan(NOW + timedelta(days=1), "run_next_day")
+
+    # Then both are planned from their watermarks, which the plan read in one Query, not one per dataset
+    assert {t.dataset for t in tasks if t.path == "index"} == {"sessions", "profiles"}
+    assert len(watermark_reads) == 1, watermark_reads

@@ -30,7 +30,7 @@ def inventory(monkeypatch: pytest.MonkeyPatch) -> Inventory:
 @pytest.fixture
 def watermarks(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     marks: dict[str, str] = {}
-    monkeypatch.setattr(retention.sweeps, "watermark", lambda name: marks.get(name))
+    monkeypatch.setattr(retention.sweeps, "watermarks", lambda: marks)
     return marks
 
 
@@ -71,7 +71,10 @@ def test_a_recent_watermark_still_rereads_the_overlap_window(inventory: Inventor
     watermarks["sessions"] = "2026-11-21"
 
     # When the window is computed, Then it reaches back the default 7 days of overlap
-    assert retention.sweep_window(inventory.dataset("sessions"), NOW.date()) == (date(2026, 11, 15), NOW.date())
+    assert retention.sweep_window(inventory.dataset("sessions"), NOW.date(), watermarks) == (
+        date(2026, 11, 15),
+        NOW.date(),
+    )
 
 
 def test_a_dataset_without_index_is_scanned_and_named_with_a_suggestion(

@@ -52,6 +52,12 @@ def watermark(name: str) -> str | None:
     return record.at if record is not None else None
 
 
+@retried("read sweep watermarks")
+def watermarks() -> dict[str, str]:
+    """Every watermark by name, in one Query of their partition: a run's plan reads them all at once."""
+    return {r.sk: r.at for r in ControlRecord.query(WATERMARK_PARTITION, consistent_read=True) if r.at is not None}
+
+
 @retried("advance sweep watermark")
 def advance_watermark(name: str, day: str, *, now: datetime) -> bool:
     """Move the watermark forward to `day`; never backwards (a re-run of an older day leaves it)."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -161,10 +161,10 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def sweep_window(dataset: Dataset, today: date) -> tuple[date, date] | None:
-    """The days of expiry buckets the sweep of `today` covers for an index dataset; None when the
-    dataset was never swept (the first sweep is a backfill by Scan)."""
-    last = sweeps.watermark(dataset.name)
+def sweep_window(dataset: Dataset, today: date, marks: Mapping[str, str]) -> tuple[date, date] | None:
+    """The days of expiry buckets the sweep of `today` covers for an index dataset, from the sweeps'
+    watermarks; None when the dataset was never swept (the first sweep is a backfill by Scan)."""
+    last = marks.get(dataset.name)
     if last is None:
         return None
     overlap_start = today - timedelta(days=get_settings().retention_overlap_days)
@@ -188,7 +188,10 @@ def suggestion_for(dataset: Dataset) -> str | None:
     )
 
 
-def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[RetentionTask]:
+def plan_dataset(
+    dataset: Dataset, now: datetime, run_id: str, marks: Mapping[str, str] | None = None
+) -> list[RetentionTask]:
+    """The tasks of one dataset; `marks` are the watermarks a run read for all (read here if not given)."""
     settings = get_settings()
     rule = dataset.retention
     if rule is None:
@@ -196,7 +199,9 @@ def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[Retention
     if dataset.in_s3:
         # Rows inside objects: one task reads every object of the prefix and rewrites those with due rows.
         return [RetentionTask(run_id=run_id, dataset=dataset.name, now=now, path="objects")]
-    window = sweep_window(dataset, now.astimezone(UTC).date()) if path_of(dataset) == "index" else None
+    window = None
+    if path_of(dataset) == "index":
+        window = sweep_window(dataset, now.astimezone(UTC).date(), sweeps.watermarks() if marks is None else marks)
     if window is None:
         total = settings.retention_scan_segments
         return [
@@ -234,10 +239,11 @@ def plan_dataset(dataset: Dataset, now: datetime, run_id: str) -> list[Retention
 
 
 def plan(now: datetime, run_id: str) -> list[RetentionTask]:
-    """Every task of a run at `now`. Reads the watermarks, writes nothing."""
+    """Every task of a run at `now`. Reads the watermarks (one Query), writes nothing."""
+    marks = sweeps.watermarks()
     tasks: list[RetentionTask] = []
     for dataset in get_inventory().datasets.values():
-        tasks.extend(plan_dataset(dataset, now, run_id))
+        tasks.extend(plan_dataset(dataset, now, run_id, marks))
     return tasks
 
 
@@ -586,6 +592,7 @@ def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionRe
     run_id = new_run_id()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     swept = [d for d in get_inventory().datasets.values() if d.retention is not None]
+    marks = sweeps.watermarks()
     datasets: dict[str, DatasetReport] = {}
     for position, dataset in enumerate(swept):
         share_ends = None
@@ -597,7 +604,7 @@ def report(now: datetime, *, budget_seconds: float | None = None) -> RetentionRe
             return until is not None and time.monotonic() >= until
 
         counts = Counts()
-        tasks = plan_dataset(dataset, now, run_id)
+        tasks = plan_dataset(dataset, now, run_id, marks)
         backfill = any(t.backfill for t in tasks)
         entry = DatasetReport(
             path="scan" if backfill else path_of(dataset), backfill=backfill, suggestion=suggestion_for(dataset)
