@@ -5,7 +5,7 @@ Then, with faults off, every item, request, email and audit record is counted: n
 applied twice, nothing stuck.
 
 The seed comes from LETHE_FAULT_SEED (default 8), the number of requests from LETHE_FAULT_REQUESTS
-(default 20, two of each type, so `make test` stays short; `make faults` runs 200) and the rate from
+(default 10, one of each type, so `make test` stays short; `make faults` runs 200) and the rate from
 LETHE_FAULT_RATE (default 0.2). Run with other seeds to explore:
     LETHE_FAULT_SEED=3 pytest tests/integration/test_fault_injection.py -s"""
 
@@ -27,7 +27,7 @@ from tests.support.fulfilment import sent_mail
 
 Invoke = Callable[..., Any]
 SEED = int(os.environ.get("LETHE_FAULT_SEED", "8"))
-REQUESTS = int(os.environ.get("LETHE_FAULT_REQUESTS", "20"))
+REQUESTS = int(os.environ.get("LETHE_FAULT_REQUESTS", "10"))
 RATE = float(os.environ.get("LETHE_FAULT_RATE", "0.2"))
 TOKEN = "fault-injection-token"
 PUBLIC, ADMIN = "PublicApiFunction", "AdminApiFunction"

@@ -5,7 +5,7 @@ planning failed. Then, with faults off, every item and audit record is counted: 
 deleted, anonymized or isolated exactly once, held items isolated and never deleted, restricted and
 fresh items untouched, and the audit's counts adding up to exactly what changed.
 
-The number of expired items comes from LETHE_FAULT_SWEEP_ITEMS (default 2,000; `make faults` runs
+The number of expired items comes from LETHE_FAULT_SWEEP_ITEMS (default 1,000; `make faults` runs
 10,000), the seed from
 LETHE_FAULT_SEED (default 8) and the rate from LETHE_FAULT_RATE (default 0.2)."""
 
@@ -29,7 +29,7 @@ from tests.support.aws_calls import injecting_faults
 from tests.support.faults_driver import Tally, poll
 
 Invoke = Callable[..., Any]
-ITEMS = int(os.environ.get("LETHE_FAULT_SWEEP_ITEMS", "2000"))
+ITEMS = int(os.environ.get("LETHE_FAULT_SWEEP_ITEMS", "1000"))
 SEED = int(os.environ.get("LETHE_FAULT_SEED", "8"))
 RATE = float(os.environ.get("LETHE_FAULT_RATE", "0.2"))
 # Share of the expired items per dataset: index + delete, index + anonymize, scan + delete, scan + isolate.
