@@ -283,3 +283,27 @@ def test_data_written_again_for_an_erased_subject_is_flagged_in_audit_and_digest
     digest = sent_mail()[-1]
     text = json.dumps(digest.__dict__, default=str)
     assert "written again" in text and "guest_sessions" in text and email not in text
+
+
+def test_a_write_in_the_second_its_subject_was_erased_is_flagged(
+    aws: Any, invoke: Callable[..., Any], drain_streams: Any
+) -> None:
+    from lethe.data import ledger
+    from lethe.keys import key_ring
+    from tests.support.fulfilment import audit_dump
+
+    # Given a service writes a session for a subject
+    email = f"soon-{uuid.uuid4().hex[:8]}@example.org"
+    _table("GuestSessionsTable").put_item(Item=_session(datetime.now(UTC), guest_email=email))
+    written = _stream_records("GuestSessionsTable")[-1]["dynamodb"]["ApproximateCreationDateTime"].astimezone(UTC)
+    # And the subject's erasure was recorded earlier in that same second (a Lambda stream record carries
+    # whole seconds, so the write's time reaches the function as the start of that second)
+    erased_at = written - (written - written.replace(microsecond=0)) / 2
+    assert erased_at.replace(microsecond=0) == written.replace(microsecond=0) and erased_at < written
+    ledger.record_subject(key_ring().subject_ref(email), reference="req_0123456789abcdef", now=erased_at)
+
+    # When the stream is read
+    drain_streams()
+
+    # Then the write is flagged as written again after the erasure
+    assert audit_dump().count("recreation.detected") == 1

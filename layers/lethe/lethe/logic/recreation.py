@@ -1,5 +1,6 @@
 """Re-creation of an erased subject's data: a write to a dataset table, seen on its stream, of an
-item whose subject the erasure ledger says was erased on request before that write.
+item whose subject the erasure ledger says was erased on request before that write (or in its second:
+a stream record's time is whole seconds).
 
 It is flagged, never erased on its own: the person may have signed up again. The flag is an audit
 record (`recreation.detected`, the subject as an HMAC), a metric (ErasedSubjectRecreated, with an
@@ -60,10 +61,9 @@ def check(
     if subject is None or new is None:
         return None
     erased = ledger.subjects_erased(ring.subject_refs(subject))
-    matched = next(
-        ((ref, at) for ref, at in erased.items() if datetime.fromisoformat(at) <= seen_at),
-        None,
-    )
+    # A stream record's time is whole seconds, rounded down: a write in the erasure's own second counts.
+    before = seen_at.replace(microsecond=0) + timedelta(seconds=1)
+    matched = next(((ref, at) for ref, at in erased.items() if datetime.fromisoformat(at) < before), None)
     if matched is None:
         return None
     ref, erased_at = matched
