@@ -14,7 +14,9 @@ An idle stack polls slowly: after a round that found nothing the poller waits ID
 after each further empty round up to IDLE_MAX_SECONDS; a round that found work polls again at once.
 The stack sets a shared `Wakeup` whenever it has run a function (an API request, `make invoke`, a
 poller's own delivery, an email to the privacy inbox), which ends the wait and starts over from
-IDLE_SECONDS, so a message a function just sent is received at once; a wait is also cut short to
+IDLE_SECONDS, so a message a function just sent is received at once (a round woken so starts no
+sooner than WAKE_MIN_SECONDS after the one before began, so a burst of runs, a fuzzer's dozens a
+second, shares one round of every queue and stream instead of one each); a wait is also cut short to
 poll when a message handed back for a retry becomes visible again. Work put on a queue from outside
 the process (a test or script sending to moto directly) may wait up to IDLE_MAX_SECONDS.
 """
@@ -36,6 +38,7 @@ IDLE_SECONDS = 0.2  # the wait after the first empty round
 IDLE_MAX_SECONDS = 2.0  # the longest wait, once nothing has been found for a while
 RETRY_MARGIN_SECONDS = 0.05  # after RETRY_VISIBILITY_SECONDS, so the retried message is visible
 PARK_AFTER_RECEIVES = 5
+WAKE_MIN_SECONDS = 0.1  # the least time from one round's start to the next one a wakeup starts
 
 
 @dataclass(frozen=True)
@@ -116,13 +119,17 @@ class PollingThread(threading.Thread):
         self.wakeup = wakeup or Wakeup()
         self.backoff = backoff or Backoff()
         self._seen = self.wakeup.generation
+        self._round_began = time.monotonic()
 
     def idle(self, busy: bool) -> None:
         """After a round: go on at once if it found work, else wait until woken, stopped or the back-off ends."""
         woken = busy or (not self._stop_event.is_set() and self.wakeup.wait(self._seen, self.next_wait()))
         if woken:
             self.backoff.reset()
+        if woken and not busy:  # runs that come in a burst share the next round
+            self._stop_event.wait(max(0.0, self._round_began + WAKE_MIN_SECONDS - time.monotonic()))
         self._seen = self.wakeup.generation  # a set() during the next round ends the wait after it
+        self._round_began = time.monotonic()
 
     def next_wait(self) -> float:
         """How long to wait after an empty round."""
