@@ -1,10 +1,12 @@
 """`python -m lethe_local` (`make run`): the whole of Lethe on one machine, with no AWS account.
 
-moto's server is the AWS endpoint (LETHE_AWS_PORT, default 4566); every resource of template.yaml
-is created there from the template's own properties; demo data is seeded; the API is served on
-PORT (default 3000), under a stage prefix with `--stage prod` or LETHE_STAGE=prod (as on an execute-api
-URL); the SQS queues are polled; every email lands in the outbox. The API URL and ports are written to
-<local dir>/stack.json, where `make invoke` and `lethe` find them.
+moto's server is the AWS endpoint (LETHE_AWS_PORT, default 4566); inside the process, the functions
+reach the same backends through moto's in-process mock (S3 through the server, whose address presigned
+links carry). Every resource of template.yaml is created from the template's own properties; demo data
+is seeded; the API is served on PORT (default 3000), under a stage prefix with `--stage prod` or
+LETHE_STAGE=prod (as on an execute-api URL); the SQS queues are polled; every email lands in the
+outbox. The API URL and ports are written to <local dir>/stack.json, where `make invoke` and `lethe`
+find them.
 
 Everything lives in moto's memory: a restart starts from the seeded demo data again.
 """
@@ -57,6 +59,7 @@ class LocalStack:
     smtp_port: int = 0
     smtp: Any = None  # the privacy inbox's SMTP server (lethe_local.smtp)
     object_poller: Any = None
+    mock: Any = None  # moto's in-process mock, for the calls made in this process
 
     @property
     def api_url(self) -> str:
@@ -79,6 +82,8 @@ class LocalStack:
             server.server_close()
         for thread in self.threads:
             thread.join(timeout=10)
+        if self.mock is not None:
+            self.mock.stop()
 
 
 def _port(name: str, default: int) -> int:
@@ -130,8 +135,12 @@ def _stage(given: str | None) -> str | None:
 
 
 def _environment(stack: LocalStack) -> None:
+    # In this process the functions and the stack reach moto's backends directly (moto's mock, no HTTP),
+    # except S3: its presigned links must carry the server's address. Outside the process (tests, the
+    # CLI, boto3 on LETHE_AWS_PORT) the server reaches the same backends.
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{HOST}:{stack.aws_port}",
+        AWS_ENDPOINT_URL_S3=f"http://{HOST}:{stack.aws_port}",
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
         AWS_REGION=REGION,
@@ -204,11 +213,14 @@ def _validate_inventory() -> None:
 
 
 def _start_aws(stack: LocalStack) -> None:
+    from moto import mock_aws
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
     from lethe_local import moto_speed
 
     moto_speed.install()
+    stack.mock = mock_aws()
+    stack.mock.start()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = DomainDispatcherApplication(create_backend_app)
     server = _bind(app, stack.aws_port, "LETHE_AWS_PORT", "AWS endpoint", MotoRequestHandler)
