@@ -4,18 +4,21 @@ idle back-off with its wake-up."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lethe_local import poller as poller_module
 from lethe_local.poller import (
     IDLE_MAX_SECONDS,
     IDLE_SECONDS,
     PARK_AFTER_RECEIVES,
     RETRY_MARGIN_SECONDS,
     RETRY_VISIBILITY_SECONDS,
+    WAKE_MIN_SECONDS,
     Backoff,
     PollingThread,
     QueuePoller,
@@ -215,6 +218,32 @@ def test_a_wakeup_ends_the_wait_and_starts_the_backoff_over(tmp_path: Path) -> N
         IDLE_SECONDS,
         2 * IDLE_SECONDS,
     ]
+
+
+def test_a_burst_of_wakeups_shares_rounds_begun_at_least_wake_min_seconds_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a clock that stands still, and a function run before each of four waits (a burst)
+    monkeypatch.setattr(poller_module.time, "monotonic", lambda: 100.0)
+    wakeup = ScriptedWakeup(stop_at=4, script=dict.fromkeys(range(1, 5), lambda: True))
+    sqs = FakeSqs([])
+    poller = QueuePoller(sqs, [source()], lambda f, e: None, parked=tmp_path, wakeup=wakeup)
+    wakeup.poller = poller
+    held: list[float | None] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            held.append(timeout)
+            return self.is_set()
+
+    poller._stop_event = Recording()
+
+    # When the poller runs
+    poller.run()
+
+    # Then each woken round first waited out WAKE_MIN_SECONDS from the start of the round before
+    assert held == pytest.approx([WAKE_MIN_SECONDS] * 4)
+    assert sqs.receives == 4
 
 
 def test_a_wakeup_set_during_a_round_is_seen_by_the_wait_after_it() -> None:
