@@ -210,17 +210,12 @@ def _sample(args: list[str], env: dict[str, str]) -> dict[str, float]:
     }
 
 
-def _drain_queues(env: dict[str, str]) -> None:
+def _drain_queues(sqs: Any, urls: list[str]) -> None:
     """Empty the stack's queues, as their consumers would between two events. Outside every timed span:
     moto's SendMessageBatch slows with the depth of the queue (the planner's 29 tasks cost 12 ms a batch
     on an empty RetentionQueue, 130 ms after 20 runs), which no real queue does. (PurgeQueue is allowed
     once a minute.)"""
-    import boto3
-
-    sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
-    for name, url in env.items():
-        if not name.endswith("_QUEUE_URL"):
-            continue
+    for url in urls:
         while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
             sqs.delete_message_batch(QueueUrl=url, Entries=entries)
@@ -246,12 +241,17 @@ def test_cold_start(bench_report: Any, stack_env: dict[str, str], tmp_path: Path
     # The layer ships compiled bytecode (layers/lethe/Makefile); so does every row here.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "layers" / "lethe" / "lethe")], check=True)
 
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=stack_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    queues = [url for name, url in stack_env.items() if name.endswith("_QUEUE_URL")]
+
     # When each row runs RUNS times, interleaved, so load on the machine falls on every row alike
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
     for _ in range(RUNS):
         for name, args in rows.items():
             samples[name].append(_sample(args, stack_env))
-            _drain_queues(stack_env)
+            _drain_queues(sqs, queues)
 
     # Then every function answered its event, and the table reports INIT, first invocation and total
     def p(name: str, key: str, q: float = 0.5) -> float:
