@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lethe.api import admin
+from lethe.api import admin, callers
 from lethe.api.resolver import build_resolver
 from lethe.errors import Forbidden, Unauthorized
 from lethe.settings import get_settings
@@ -54,31 +54,31 @@ def _iam_event(identity: dict[str, Any], headers: dict[str, str] | None = None) 
 def test_bearer_token_is_read_case_insensitively() -> None:
     # Given headers in the shapes clients send
     # Then the token is extracted, other schemes give "", and absence gives None
-    assert admin.bearer_token({"authorization": "Bearer abc"}) == "abc"
-    assert admin.bearer_token({"Authorization": "bearer  abc "}) == "abc"
-    assert admin.bearer_token({"Authorization": "Basic abc"}) == ""
-    assert admin.bearer_token({"X-Other": "1"}) is None
-    assert admin.bearer_token(None) is None
+    assert callers.bearer_token({"authorization": "Bearer abc"}) == "abc"
+    assert callers.bearer_token({"Authorization": "bearer  abc "}) == "abc"
+    assert callers.bearer_token({"Authorization": "Basic abc"}) == ""
+    assert callers.bearer_token({"X-Other": "1"}) is None
+    assert callers.bearer_token(None) is None
 
 
 def test_token_compare_is_exact() -> None:
-    assert admin.token_matches("s3cret", "s3cret")
-    assert not admin.token_matches("s3cre", "s3cret")
-    assert not admin.token_matches("s3cret ", "s3cret")
+    assert callers.token_matches("s3cret", "s3cret")
+    assert not callers.token_matches("s3cre", "s3cret")
+    assert not callers.token_matches("s3cret ", "s3cret")
 
 
 def test_compare_goes_through_hmac_compare_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a spy on the constant-time comparison
     calls: list[tuple[bytes, bytes]] = []
-    real = admin.hmac.compare_digest
+    real = callers.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(admin.hmac, "compare_digest", spy)
+    monkeypatch.setattr(callers.hmac, "compare_digest", spy)
     # When a token is checked
-    admin.token_matches("x", "y")
+    callers.token_matches("x", "y")
     # Then the comparison was the constant-time one
     assert calls == [(b"x", b"y")]
 
@@ -86,15 +86,15 @@ def test_compare_goes_through_hmac_compare_digest(monkeypatch: pytest.MonkeyPatc
 def test_missing_token_is_unauthorized(admin_token: Callable[[str | None], None]) -> None:
     admin_token(f"tok-{uuid.uuid4()}")
     with pytest.raises(Unauthorized):
-        admin.authorize_operator({}, {"identity": {"sourceIp": "127.0.0.1"}})
+        callers.authorize_operator({}, {"identity": {"sourceIp": "127.0.0.1"}})
 
 
 def test_wrong_token_is_forbidden(admin_token: Callable[[str | None], None]) -> None:
     admin_token(f"tok-{uuid.uuid4()}")
     with pytest.raises(Forbidden):
-        admin.authorize_operator({"Authorization": "Bearer nope"}, {})
+        callers.authorize_operator({"Authorization": "Bearer nope"}, {})
     with pytest.raises(Forbidden):
-        admin.authorize_operator({"Authorization": "Basic nope"}, {})
+        callers.authorize_operator({"Authorization": "Basic nope"}, {})
 
 
 def test_a_token_does_not_fall_back_to_iam_identity(admin_token: Callable[[str | None], None]) -> None:
@@ -102,13 +102,13 @@ def test_a_token_does_not_fall_back_to_iam_identity(admin_token: Callable[[str |
     admin_token(f"tok-{uuid.uuid4()}")
     # Then the claimed identity does not replace the token
     with pytest.raises(Unauthorized):
-        admin.authorize_operator({}, {"identity": {"userArn": "arn:aws:iam::123456789012:user/ops"}})
+        callers.authorize_operator({}, {"identity": {"userArn": "arn:aws:iam::123456789012:user/ops"}})
 
 
 def test_right_token_passes(admin_token: Callable[[str | None], None]) -> None:
     token = f"tok-{uuid.uuid4()}"
     admin_token(token)
-    admin.authorize_operator({"authorization": f"Bearer {token}"}, {})
+    callers.authorize_operator({"authorization": f"Bearer {token}"}, {})
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_without_a_token_an_iam_caller_passes(
     admin_token: Callable[[str | None], None], identity: dict[str, str]
 ) -> None:
     admin_token(None)
-    admin.authorize_operator({}, {"identity": {"sourceIp": "198.51.100.1", **identity}})
+    callers.authorize_operator({}, {"identity": {"sourceIp": "198.51.100.1", **identity}})
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_without_a_token_and_without_an_iam_caller_is_forbidden(
 ) -> None:
     admin_token(None)
     with pytest.raises(Forbidden):
-        admin.authorize_operator({"Authorization": "Bearer anything"}, context)
+        callers.authorize_operator({"Authorization": "Bearer anything"}, context)
 
 
 def test_route_answers_401_json_without_token(admin_token: TokenSetter, resolve: Resolve) -> None:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel
 
-from lethe.api.admin import bearer_token, iam_caller, token_matches
+from lethe.api.callers import bearer_token, iam_caller, token_matches
 from lethe.api.errors import OPENDSR_ERROR_RESPONSES
 from lethe.errors import Forbidden, Unauthorized
 from lethe.logic import opendsr, signing

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import Field
 
+from lethe.api.callers import authorize_operator
 from lethe.api.consent_models import Choices, History, SubjectId, SubjectPath
 from lethe.api.errors import ADMIN_ERROR_RESPONSES, responses
 from lethe.api.pages import button_page, html_responses, message_page
@@ -53,9 +54,6 @@ def _authorize_reader(subject_id: str) -> None:
     """The device's secret, or an operator's bearer token (an IAM caller never reaches this API)."""
     event = router.current_event
     if any(name.lower() == "authorization" for name in event.headers):
-        # Imported here: the admin routes it registers would otherwise load with every public cold start.
-        from lethe.api.admin import authorize_operator
-
         authorize_operator(event.headers, event.raw_event.get("requestContext"))
         return
     consent.authenticate_device(subject_id, _device_secret())
