@@ -9,7 +9,8 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lethe.errors import RunIncomplete
-from lethe.handlers.shell import scheduled, start_function
+from lethe.handlers.schedule import scheduled
+from lethe.handlers.shell import start_function
 from lethe.logic import deadline_watch
 
 logger = Logger()

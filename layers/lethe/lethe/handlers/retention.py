@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lethe.handlers.shell import scheduled, start_function
+from lethe.handlers.schedule import scheduled
+from lethe.handlers.shell import start_function
 from lethe.logic import own_data, retention
 
 logger = Logger()

@@ -1,18 +1,15 @@
-"""What the handler modules share: the INIT every function does, their tracer, and the shell of a
-scheduled (EventBridge) run."""
+"""What the handler modules share: the INIT every function does and their tracer (the shell of a
+scheduled run is lethe.handlers.schedule)."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lethe.aws import share_session_with_pynamodb
@@ -95,19 +92,6 @@ def start_function() -> Settings:
     share_session_with_pynamodb()
     get_inventory()
     return settings
-
-
-def scheduled(run: Callable[[datetime], dict[str, Any]]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The handler of a scheduled run: the EventBridge event parsed, `run` called with the event's time
-    ("now" is the event's time, so a sample event dated ahead shows what would happen then), and the
-    metrics `run` added flushed when it returns or raises."""
-
-    @Metrics().log_metrics
-    @event_parser(model=EventBridgeModel)
-    def handle(event: EventBridgeModel, context: Any) -> dict[str, Any]:
-        return run(event.time)
-
-    return handle
 
 
 def out_of_time(lambda_context: LambdaContext | None, reserve_ms: int) -> Callable[[], bool]:
