@@ -11,7 +11,7 @@ in the same loop, so the ratios compare like with like on a loaded machine:
   response model and the same GetItem.
 
 Every row runs with tracing off (the baselines have no tracer) and from compiled bytecode, and the
-functions load the parsed inventory.json as the layer ships it (LETHE_INVENTORY in template.yaml).
+functions load the compiled inventory.pickle as the layer ships it (LETHE_INVENTORY in template.yaml).
 The table prints, per function, INIT, first invocation and total (p50, and p95 of the total), the
 ratio of its total to each baseline's, and whether each meets its target: at most 1.2x the
 Powertools baseline for every function, and at most 1.5x the floor for the API functions.
@@ -154,7 +154,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
         stack = create_stack()
-        inventory = tmp_path_factory.mktemp("layer") / "inventory.json"
+        inventory = tmp_path_factory.mktemp("layer") / "inventory.pickle"
         compiled = subprocess.run(
             [sys.executable, "-m", "lethe.inventory", str(REPO / "config" / "inventory.yaml"), str(inventory)],
             capture_output=True,
@@ -167,7 +167,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
             **stack.environment,
             "AWS_ENDPOINT_URL": endpoint,
             "LETHE_ADMIN_TOKEN": "local-admin-token",  # the token the admin sample event carries
-            "LETHE_INVENTORY": str(inventory),  # the layer's parsed form, as template.yaml points at it
+            "LETHE_INVENTORY": str(inventory),  # the layer's compiled form, as template.yaml points at it
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "PYTHONDONTWRITEBYTECODE": "1",

@@ -104,10 +104,13 @@ def test_the_layers_compiled_files_are_for_lambdas_arm64() -> None:
         assert compiled, layer
         wrong = [str(p) for p in compiled if int.from_bytes(p.read_bytes()[18:20], "little") != ELF_AARCH64]
         assert wrong == [], wrong
-    # The inventory ships at /opt/config/inventory.yaml, as LETHE_INVENTORY says in Globals.
+    # The inventory ships at /opt/config/inventory.yaml as written, and compiled where LETHE_INVENTORY says.
     assert (BUILD / "LetheLayer" / "config" / "inventory.yaml").read_bytes() == (
         REPO / "config" / "inventory.yaml"
     ).read_bytes()
+    compiled = _template()["Globals"]["Function"]["Environment"]["Variables"]["LETHE_INVENTORY"]
+    assert compiled == "/opt/config/inventory.pickle"
+    assert (BUILD / "LetheLayer" / "config" / "inventory.pickle").is_file()
 
 
 def test_every_function_imports_from_its_artifact_and_layers_alone(tmp_path: Path) -> None:
@@ -116,7 +119,8 @@ def test_every_function_imports_from_its_artifact_and_layers_alone(tmp_path: Pat
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
-        "LETHE_INVENTORY": str(BUILD / "LetheLayer" / "config" / "inventory.yaml"),
+        # The compiled form, loaded by the layer's own pydantic: the release that compiled it must match.
+        "LETHE_INVENTORY": str(BUILD / "LetheLayer" / "config" / "inventory.pickle"),
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     # One interpreter per set of layers: within it each function gets its own artifact on the path.

@@ -1,15 +1,17 @@
 """The data map: which datasets hold personal data and how to find, export, erase and retain them.
 
-The file is validated at load. The layer ships it twice: as written (inventory.yaml) and parsed
-(inventory.json, the same mapping as JSON, written by `python -m lethe.inventory` when the layer is
-built); a function loads the JSON, which validates the same way without a YAML parser at cold start.
-A bad file raises InventoryError naming the dataset and field at fault, and nothing runs. Tables
+The file is validated at load. The layer ships it twice: as written (inventory.yaml) and compiled
+(inventory.pickle, the validated inventory, written by `python -m lethe.inventory` when the layer is
+built); a function loads the compiled form, which needs neither a YAML parser nor the validators, so
+no cold start builds them. A bad file raises InventoryError naming the dataset and field at fault, at
+load or when the layer is built, and nothing runs. Tables
 named here need not exist yet: a missing table is reported when a task first touches it.
 """
 
 from __future__ import annotations
 
-import json
+import io
+import pickle  # nosec B403 - only the layer's own compiled inventory, through _CompiledInventory's allowlist
 import re
 import sys
 from enum import StrEnum
@@ -67,7 +69,8 @@ class ObjectFormat(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built on first validation: a function loads the compiled inventory, which needs none.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class FieldSpec(_Strict):
@@ -536,11 +539,15 @@ def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
 def load_inventory(path: Path | str) -> Inventory:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InventoryError(f"cannot read inventory file {path}: {exc.strerror}") from exc
-    if path.suffix == ".json":
-        return parse_compiled_inventory(text, source=str(path))
+    if path.suffix == ".pickle":
+        return parse_compiled_inventory(data, source=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{path} is not UTF-8 text: {exc.reason}") from exc
     return parse_inventory(text, source=str(path))
 
 
@@ -556,30 +563,63 @@ def get_inventory() -> Inventory:
     return cached_inventory(str(get_settings().inventory))
 
 
-# ---- The parsed form the layer ships (inventory.json), and the build step that writes it.
+# ---- The compiled form the layer ships (inventory.pickle), and the build step that writes it.
+
+# What a compiled inventory may name: the inventory's own models and enums, and Duration. Anything else
+# in the file (a callable a tampered pickle would run) is refused before it is looked up.
+_COMPILED_FORMAT = 1
+_COMPILED_NAMES = {
+    ("lethe.durations", "Duration"),
+    *(
+        (__name__, name)
+        for name, value in list(globals().items())
+        if isinstance(value, type) and issubclass(value, BaseModel | StrEnum) and value.__module__ == __name__
+    ),
+}
 
 
-def parse_compiled_inventory(text: str, *, source: str = "inventory") -> Inventory:
-    """The inventory from its parsed form: the YAML's mapping as JSON, validated exactly as the YAML is."""
+class _CompiledInventory(pickle.Unpickler):  # nosec B301 - find_class admits only _COMPILED_NAMES
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _COMPILED_NAMES:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of an inventory")
+        return super().find_class(module, name)
+
+
+def parse_compiled_inventory(data: bytes, *, source: str = "inventory") -> Inventory:
+    """The inventory from its compiled form, as validated when the layer was built. The form is tied to
+    the pydantic release that wrote it: another release is refused, naming both, rather than misread."""
+    import pydantic
+
     try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InventoryError(f"{source} is not valid JSON: {exc}") from exc
-    return _validated(raw, source=source)
+        loaded = _CompiledInventory(io.BytesIO(data)).load()
+    except Exception as exc:  # a truncated, foreign or tampered file: any unpickling error
+        raise InventoryError(f"{source} is not a compiled inventory: {exc}") from exc
+    if not (isinstance(loaded, tuple) and len(loaded) == 3 and loaded[0] == _COMPILED_FORMAT):
+        raise InventoryError(f"{source} is not a compiled inventory (format {_COMPILED_FORMAT})")
+    _, built_with, inventory = loaded
+    if built_with != pydantic.VERSION:
+        raise InventoryError(
+            f"{source} was compiled with pydantic {built_with} and this runtime has {pydantic.VERSION}: "
+            "build the layer again"
+        )
+    if not isinstance(inventory, Inventory):
+        raise InventoryError(f"{source} does not hold an inventory")
+    return inventory
 
 
-def compile_inventory(text: str, *, source: str = "inventory") -> str:
-    """The parsed form of an inventory file: refused as parse_inventory refuses it, so a bad data map
-    fails the build; the mapping as written otherwise, as JSON (YAML dates and times as ISO text)."""
-    raw = _read_yaml(text, source=source)
-    _validated(raw, source=source)
-    return json.dumps(raw, default=str, sort_keys=True)
+def compile_inventory(text: str, *, source: str = "inventory") -> bytes:
+    """The compiled form of an inventory file: refused as parse_inventory refuses it, so a bad data map
+    fails the build; the validated inventory otherwise, pickled with the pydantic release that built it."""
+    import pydantic
+
+    inventory = parse_inventory(text, source=source)
+    return pickle.dumps((_COMPILED_FORMAT, pydantic.VERSION, inventory), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def main(argv: list[str]) -> int:
-    """`python -m lethe.inventory SOURCE.yaml TARGET.json` (layers/lethe/Makefile runs it)."""
+    """`python -m lethe.inventory SOURCE.yaml TARGET.pickle` (layers/lethe/Makefile runs it)."""
     if len(argv) != 2:
-        print("usage: python -m lethe.inventory SOURCE.yaml TARGET.json", file=sys.stderr)
+        print("usage: python -m lethe.inventory SOURCE.yaml TARGET.pickle", file=sys.stderr)
         return 2
     source, target = Path(argv[0]), Path(argv[1])
     try:
@@ -587,9 +627,12 @@ def main(argv: list[str]) -> int:
     except InventoryError as exc:
         print(f"{source}: {exc}", file=sys.stderr)
         return 1
-    target.write_text(compiled, encoding="utf-8")
+    target.write_bytes(compiled)
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - the layer build's entry point
-    sys.exit(main(sys.argv[1:]))
+    # Run as lethe.inventory, not __main__: the compiled inventory names its classes by their module.
+    from lethe.inventory import main as compile_main
+
+    sys.exit(compile_main(sys.argv[1:]))

@@ -25,7 +25,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     inventory: Annotated[
-        Path, Field(description="Path of the data map (inventory.yaml, or the layer's parsed inventory.json)")
+        Path, Field(description="Path of the data map (inventory.yaml, or the layer's compiled inventory.pickle)")
     ] = _REPO_INVENTORY
     requests_table: str = "RequestsTable"
     consents_table: str = "ConsentsTable"

@@ -86,7 +86,7 @@ def finish_init() -> None:
 def start_function() -> Settings:
     """The INIT every function shares: the settings read once, every model bound to its table,
     pynamodb's connections sharing Lethe's one botocore session and client, and the inventory loaded
-    (the layer's parsed inventory.json: no YAML parser) and validated."""
+    (the layer's compiled inventory.pickle: no YAML parser, no validators to build)."""
     settings = get_settings()
     bind_models(settings)
     share_session_with_pynamodb()
