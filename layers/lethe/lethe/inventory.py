@@ -4,8 +4,8 @@ The file is validated at load. The layer ships it twice: as written (inventory.y
 (inventory.pickle, the validated inventory, written by `python -m lethe.inventory` when the layer is
 built); a function loads the compiled form, which needs neither a YAML parser nor the validators, so
 no cold start builds them. A bad file raises InventoryError naming the dataset and field at fault, at
-load or when the layer is built, and nothing runs. Tables
-named here need not exist yet: a missing table is reported when a task first touches it.
+load or when the layer is built, and nothing runs. Tables named here need not exist yet: a missing
+table is reported when a task first touches it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -588,8 +589,6 @@ class _CompiledInventory(pickle.Unpickler):  # nosec B301 - find_class admits on
 def parse_compiled_inventory(data: bytes, *, source: str = "inventory") -> Inventory:
     """The inventory from its compiled form, as validated when the layer was built. The form is tied to
     the pydantic release that wrote it: another release is refused, naming both, rather than misread."""
-    import pydantic
-
     try:
         loaded = _CompiledInventory(io.BytesIO(data)).load()
     except Exception as exc:  # a truncated, foreign or tampered file: any unpickling error
@@ -597,9 +596,9 @@ def parse_compiled_inventory(data: bytes, *, source: str = "inventory") -> Inven
     if not (isinstance(loaded, tuple) and len(loaded) == 3 and loaded[0] == _COMPILED_FORMAT):
         raise InventoryError(f"{source} is not a compiled inventory (format {_COMPILED_FORMAT})")
     _, built_with, inventory = loaded
-    if built_with != pydantic.VERSION:
+    if built_with != PYDANTIC_VERSION:
         raise InventoryError(
-            f"{source} was compiled with pydantic {built_with} and this runtime has {pydantic.VERSION}: "
+            f"{source} was compiled with pydantic {built_with} and this runtime has {PYDANTIC_VERSION}: "
             "build the layer again"
         )
     if not isinstance(inventory, Inventory):
@@ -610,10 +609,8 @@ def parse_compiled_inventory(data: bytes, *, source: str = "inventory") -> Inven
 def compile_inventory(text: str, *, source: str = "inventory") -> bytes:
     """The compiled form of an inventory file: refused as parse_inventory refuses it, so a bad data map
     fails the build; the validated inventory otherwise, pickled with the pydantic release that built it."""
-    import pydantic
-
     inventory = parse_inventory(text, source=source)
-    return pickle.dumps((_COMPILED_FORMAT, pydantic.VERSION, inventory), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((_COMPILED_FORMAT, PYDANTIC_VERSION, inventory), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def main(argv: list[str]) -> int:
