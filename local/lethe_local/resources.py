@@ -79,7 +79,9 @@ def create_stack(
         session.client("ses").verify_email_identity(EmailAddress=resolver.parameters.get("SenderEmail", ""))
     env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     stack.environment = {name: str(resolver.value(value)) for name, value in env.items()}
-    stack.environment.pop("LETHE_INVENTORY", None)  # locally the repository's config/ is used
+    # Locally the repository's config/ and botocore's own data are used, not the layer's /opt/config.
+    stack.environment.pop("LETHE_INVENTORY", None)
+    stack.environment.pop("LETHE_SERVICE_DATA", None)
     stack.environment["AWS_REGION"] = region
     # OpenDSR: without an operator's certificate, one for the signing key's public key (development only).
     if stack.signing_keys and not stack.environment.get("LETHE_PROCESSOR_CERTIFICATE"):

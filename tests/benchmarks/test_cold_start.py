@@ -11,7 +11,8 @@ in the same loop, so the ratios compare like with like on a loaded machine:
   response model and the same GetItem.
 
 Every row runs with tracing off (the baselines have no tracer) and from compiled bytecode, and the
-functions load the compiled inventory.pickle as the layer ships it (LETHE_INVENTORY in template.yaml).
+functions load the compiled inventory.pickle and the cut endpoint table as the layer ships them
+(LETHE_INVENTORY and LETHE_SERVICE_DATA in template.yaml).
 The table prints, per function, INIT, first invocation and total (p50, and p95 of the total), the
 ratio of its total to each baseline's, and whether each meets its target: at most 1.2x the
 Powertools baseline for every function, and at most 1.5x the floor for the API functions.
@@ -162,12 +163,21 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
             check=False,
         )
         assert compiled.returncode == 0, compiled.stderr
+        # The layer's endpoint table, cut to Lethe's services from this botocore's (layers/lethe/Makefile).
+        import botocore
+
+        from lethe.service_data import write_endpoints
+
+        service_data = write_endpoints(
+            Path(botocore.__file__).parent / "data" / "endpoints.json", inventory.parent / "botocore"
+        ).parent
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("LETHE_")},
             **stack.environment,
             "AWS_ENDPOINT_URL": endpoint,
             "LETHE_ADMIN_TOKEN": "local-admin-token",  # the token the admin sample event carries
             "LETHE_INVENTORY": str(inventory),  # the layer's compiled form, as template.yaml points at it
+            "LETHE_SERVICE_DATA": str(service_data),  # read by Lethe's loader alone, not by the baselines' boto3
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "PYTHONDONTWRITEBYTECODE": "1",

@@ -6,7 +6,8 @@ counts, wherever it stands (module scope, inside a function, under `if TYPE_CHEC
 - logic imports nothing from lethe.api or lethe.handlers, and none of pynamodb, boto3, botocore or
   lethe.aws (clients, retries and conditional writes belong to the data floor);
 - api imports nothing from lethe.handlers;
-- the top-level modules (settings, errors, domain, inventory, keys, aws, durations) import no floor;
+- the top-level modules (settings, errors, domain, inventory, keys, aws, service_data, durations) import no
+  floor;
 - a function's app.py enters through lethe.handlers (or a top-level module), never a lower floor.
 """
 
@@ -22,7 +23,7 @@ PACKAGE = ROOT / "layers" / "lethe" / "lethe"
 FUNCTIONS = ROOT / "functions"
 
 FLOORS = ("handlers", "api", "logic", "data")
-TOP_LEVEL = ("settings", "errors", "domain", "inventory", "keys", "aws", "durations")
+TOP_LEVEL = ("settings", "errors", "domain", "inventory", "keys", "aws", "service_data", "durations")
 STORAGE_LIBRARIES = ("pynamodb", "boto3", "botocore", "lethe.aws")
 
 

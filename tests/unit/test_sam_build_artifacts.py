@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lethe.service_data import write_endpoints
 from lethe_local.template import load_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +99,7 @@ def test_no_virtual_environment_or_repository_folder_is_copied() -> None:
         assert shipped == sorted(str(p.relative_to(source)) for p in source.rglob("*") if "__pycache__" not in p.parts)
 
 
-def test_the_layers_compiled_files_are_for_lambdas_arm64() -> None:
+def test_the_layers_compiled_files_are_for_lambdas_arm64(tmp_path: Path) -> None:
     for layer in ("LetheLayer", "ParquetLayer"):
         compiled = list((BUILD / layer / "python").rglob("*.so*"))
         assert compiled, layer
@@ -111,6 +112,12 @@ def test_the_layers_compiled_files_are_for_lambdas_arm64() -> None:
     compiled = _template()["Globals"]["Function"]["Environment"]["Variables"]["LETHE_INVENTORY"]
     assert compiled == "/opt/config/inventory.pickle"
     assert (BUILD / "LetheLayer" / "config" / "inventory.pickle").is_file()
+    # botocore's endpoint table, cut from the layer's own botocore's, where LETHE_SERVICE_DATA says.
+    service_data = _template()["Globals"]["Function"]["Environment"]["Variables"]["LETHE_SERVICE_DATA"]
+    assert service_data == "/opt/config/botocore"
+    layer_botocore = BUILD / "LetheLayer" / "python" / "botocore" / "data" / "endpoints.json"
+    expected = write_endpoints(layer_botocore, tmp_path / "botocore").read_bytes()
+    assert (BUILD / "LetheLayer" / "config" / "botocore" / "endpoints.json").read_bytes() == expected
 
 
 def test_every_function_imports_from_its_artifact_and_layers_alone(tmp_path: Path) -> None:
@@ -121,6 +128,7 @@ def test_every_function_imports_from_its_artifact_and_layers_alone(tmp_path: Pat
         "AWS_REGION": "us-east-1",
         # The compiled form, loaded by the layer's own pydantic: the release that compiled it must match.
         "LETHE_INVENTORY": str(BUILD / "LetheLayer" / "config" / "inventory.pickle"),
+        "LETHE_SERVICE_DATA": str(BUILD / "LetheLayer" / "config" / "botocore"),
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     # One interpreter per set of layers: within it each function gets its own artifact on the path.

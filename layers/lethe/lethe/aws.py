@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -14,9 +14,11 @@ import boto3
 import botocore.session
 from aws_lambda_powertools import Logger
 from botocore.config import Config
-from botocore.exceptions import ClientError, DataNotFoundError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
-from botocore.loaders import Loader, create_loader
+from botocore.loaders import Loader
+
+from lethe import service_data
 
 if TYPE_CHECKING:
     from pynamodb.connection import Connection
@@ -50,48 +52,14 @@ _TRANSIENT_CANCELLATIONS = frozenset({"ThrottlingError", "TransactionConflict", 
 _creating = threading.Lock()  # a botocore session may not create clients from two threads at once
 
 
-class _KnownServices(Sequence[str]):
-    """The services botocore has data of, as Loader.list_available_services answers; asked whether one
-    service is among them, it looks for that service's folder alone, and lists them all only when read."""
-
-    def __init__(self, loader: Loader, type_name: str) -> None:
-        self._loader, self._type_name = loader, type_name
-
-    def __contains__(self, service: object) -> bool:
-        try:
-            return isinstance(service, str) and bool(self._loader.list_api_versions(service, self._type_name))
-        except DataNotFoundError:
-            return False
-
-    def _all(self) -> list[str]:
-        return list(Loader.list_available_services(self._loader, self._type_name))
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._all()[index]
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-
-class _ServiceData(Loader):
-    """botocore's loader of service models and endpoint rules. Before it loads a service's model, botocore
-    checks the name against the list of every service it knows, made by walking its ~450 data folders:
-    twice a cold start (service models, endpoint rules), about 15 ms. Here the check looks at the named
-    service's folder only (_KnownServices); the models loaded are the same."""
-
-    def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]  # botocore only reads it
-        return _KnownServices(self, type_name)
-
-
 @cache
 def _service_data() -> Loader:
-    """botocore's loader of the service models and endpoint rules. Parsing those files is most of what a new
-    session costs, and they never change while the process runs, so a reset of the clients keeps it."""
-    default = create_loader()
-    return _ServiceData(extra_search_paths=default.search_paths, include_default_search_paths=False)
+    """botocore's loader of the service models and endpoint rules, reading the layer's cut endpoint table
+    first (LETHE_SERVICE_DATA). Parsing those files is most of what a new session costs, and they never
+    change while the process runs, so a reset of the clients keeps it."""
+    from lethe.settings import get_settings
+
+    return service_data.loader(get_settings().service_data)
 
 
 @cache
@@ -108,6 +76,9 @@ def _session() -> Any:
 @cache
 def client(service: str) -> Any:
     from lethe.settings import get_settings
+
+    if service not in service_data.SERVICES:  # the layer's endpoint table holds those alone
+        raise ValueError(f"Lethe builds no client of {service!r}; add it to lethe.service_data.SERVICES")
 
     config = _S3_CONFIG if service == "s3" else _CONFIG
     with _creating:

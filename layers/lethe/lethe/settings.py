@@ -52,6 +52,10 @@ class Settings(BaseModel):
         str, Field(description="Bearer token for /admin routes on the local stack; empty means IAM only")
     ] = ""
     region: Annotated[str, Field(validation_alias="AWS_REGION")] = "us-east-1"
+    service_data: Annotated[
+        Path | None,
+        Field(description="Folder of botocore data read first: the layer's endpoint table cut to Lethe's services"),
+    ] = None
     dataset_tables: Annotated[
         dict[str, str],
         Field(description="Logical table id -> physical name, for inventory entries that name a logical id"),
