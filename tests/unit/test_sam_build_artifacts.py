@@ -109,12 +109,11 @@ def test_the_layers_compiled_files_are_for_lambdas_arm64(tmp_path: Path) -> None
     assert (BUILD / "LetheLayer" / "config" / "inventory.yaml").read_bytes() == (
         REPO / "config" / "inventory.yaml"
     ).read_bytes()
-    compiled = _template()["Globals"]["Function"]["Environment"]["Variables"]["LETHE_INVENTORY"]
-    assert compiled == "/opt/config/inventory.pickle"
+    variables = _template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["LETHE_INVENTORY"] == "/opt/config/inventory.pickle"
     assert (BUILD / "LetheLayer" / "config" / "inventory.pickle").is_file()
     # botocore's endpoint table, cut from the layer's own botocore's, where LETHE_SERVICE_DATA says.
-    service_data = _template()["Globals"]["Function"]["Environment"]["Variables"]["LETHE_SERVICE_DATA"]
-    assert service_data == "/opt/config/botocore"
+    assert variables["LETHE_SERVICE_DATA"] == "/opt/config/botocore"
     layer_botocore = BUILD / "LetheLayer" / "python" / "botocore" / "data" / "endpoints.json"
     expected = write_endpoints(layer_botocore, tmp_path / "botocore").read_bytes()
     assert (BUILD / "LetheLayer" / "config" / "botocore" / "endpoints.json").read_bytes() == expected

@@ -2,8 +2,8 @@
 Lethe calls, found without walking every service's folder, and an endpoint table cut to those services.
 
 botocore's endpoint table (endpoints.json, 1.2 MB) names every endpoint of ~400 services in every
-partition. Every process's first client parses it and builds a resolver from it, about half of what
-building that client costs. The layer build writes the same table holding only SERVICES
+partition. Every process's first client parses it and builds a resolver from it, about a third of
+what building that client costs. The layer build writes the same table holding only SERVICES
 (`python -m lethe.service_data ENDPOINTS_JSON FOLDER`, about 50 kB), and a function's loader reads it first
 (LETHE_SERVICE_DATA). Every entry kept is botocore's own, so every endpoint of those services resolves
 as it does from the whole table."""
