@@ -255,11 +255,15 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
     from lethe.settings import get_settings
     from lethe_local import recipient_receiver, stack_file
     from lethe_local.outbox import Outbox
-    from lethe_local.poller import QueuePoller, Source, Wakeup, batch_sizes, wait_drained
+    from lethe_local.poller import QueuePoller, Source, batch_sizes, wait_drained
     from lethe_local.resources import create_stack
     from lethe_local.seed import seed_demo_data, seed_feedback_logs
     from lethe_local.server import LocalGateway, Runtime
+    from lethe_local.writes import WriteWatch
 
+    # Before any client exists: each session built after this carries the watch's handlers.
+    watch = WriteWatch(stream_tables=_stream_tables, object_buckets=lambda: {b for b, _ in _object_prefixes()})
+    watch.install()
     created = create_stack(template, region=REGION)
     os.environ.update(created.environment)
     token, token_file = _admin_token(stack.directory)
@@ -297,21 +301,20 @@ def _start_services(stack: LocalStack, template: dict[str, Any], specs: dict[str
         objects_done = stack.object_poller is None or _wait(stack.object_poller.caught_up, timeout)
         return wait_drained(sqs, urls, timeout) and streams_done and objects_done
 
-    wakeup = Wakeup()  # every function run wakes the pollers: it may have sent a message or written a record
-    runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained, ran=wakeup.set)
+    runtime = Runtime(specs, outbox=Outbox(stack.directory / "outbox", region=REGION), drained=drained)
     gateway = LocalGateway(
         runtime,
         stage=stack.stage,
         recipient=lambda request, name: recipient_receiver.receive(request, name, stack.directory, REGION),
     )
     _serve(stack, _bind(gateway, stack.port, "PORT", "API", _QuietHandler), "gateway")
-    stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked", wakeup=wakeup)
+    stack.poller = QueuePoller(sqs, sources, runtime.invoke, parked=stack.directory / "parked", wakeup=watch.queues)
     stack.poller.start()
-    stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked", wakeup)
+    stack.stream_poller = _stream_poller(template, specs, runtime, stack.directory / "parked", watch.streams)
     if stack.stream_poller is not None:
         stack.stream_poller.start()
     stack.smtp = _privacy_inbox(stack, template, created.physical, runtime)
-    stack.object_poller = _object_poller(template, specs, runtime, wakeup)
+    stack.object_poller = _object_poller(template, specs, runtime, watch.objects)
     if stack.object_poller is not None:
         stack.object_poller.start()
     stack_file.write(
@@ -357,22 +360,15 @@ def _stream_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
     import boto3
     from botocore.config import Config
 
-    from lethe.inventory import get_inventory
-    from lethe.settings import get_settings
     from lethe_local.streams import StreamPoller, stream_functions
 
     targets = [name for name in stream_functions(template) if name in specs]
     if not targets:
         return None
-
-    def tables() -> list[str]:
-        settings = get_settings()
-        return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values() if d.table})
-
     # The account-based endpoint botocore would pick for a stream ARN is not moto's.
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    return StreamPoller(dynamodb, streams, tables, targets[0], runtime.invoke, parked=parked, wakeup=wakeup)
+    return StreamPoller(dynamodb, streams, _stream_tables, targets[0], runtime.invoke, parked=parked, wakeup=wakeup)
 
 
 def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any, wakeup: Any) -> Any:
@@ -380,22 +376,31 @@ def _object_poller(template: dict[str, Any], specs: dict[str, Any], runtime: Any
     function the template's rule names (buckets created after the start included)."""
     import boto3
 
-    from lethe.inventory import get_inventory
-    from lethe.settings import get_settings
     from lethe_local.objects import ObjectEventPoller, object_functions
 
     targets = [name for name in object_functions(template) if name in specs]
     if not targets:
         return None
-
-    def prefixes() -> list[tuple[str, str]]:
-        settings = get_settings()
-        return sorted(
-            {(settings.bucket_name(d.bucket), d.prefix) for d in get_inventory().datasets.values() if d.bucket}
-        )
-
     s3 = boto3.client("s3", region_name=REGION)
-    return ObjectEventPoller(s3, prefixes, targets[0], runtime.invoke, wakeup=wakeup)
+    return ObjectEventPoller(s3, _object_prefixes, targets[0], runtime.invoke, wakeup=wakeup)
+
+
+def _stream_tables() -> list[str]:
+    """The inventory's tables, as they are now (a test or a fork may change the inventory)."""
+    from lethe.inventory import get_inventory
+    from lethe.settings import get_settings
+
+    settings = get_settings()
+    return sorted({settings.table_name(d.table) for d in get_inventory().datasets.values() if d.table})
+
+
+def _object_prefixes() -> list[tuple[str, str]]:
+    """The (bucket, prefix) of every S3 dataset of the inventory."""
+    from lethe.inventory import get_inventory
+    from lethe.settings import get_settings
+
+    settings = get_settings()
+    return sorted({(settings.bucket_name(d.bucket), d.prefix) for d in get_inventory().datasets.values() if d.bucket})
 
 
 def _wait(condition: Any, timeout: float) -> bool:

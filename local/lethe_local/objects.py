@@ -68,15 +68,17 @@ class ObjectEventPoller(PollingThread):
         *,
         wakeup: Wakeup | None = None,
     ) -> None:
-        # Idle, it backs off from IDLE_SECONDS and is woken by a function run, as the queue poller is.
+        # Idle, it backs off from IDLE_SECONDS and is woken by a write to a watched bucket (lethe_local.writes).
         super().__init__("lethe-object-events", wakeup=wakeup, backoff=Backoff(first=IDLE_SECONDS))
         self.s3, self.prefixes, self.function, self.invoke = s3, prefixes, function, invoke
         self._delivered: set[tuple[str, str, str]] = set()
         self._failures: dict[tuple[str, str, str], int] = {}
         self._caught_up = False
+        self._read_after: int | None = None  # the wakeup generation when the last whole pass began
 
     def run(self) -> None:
         while not self._stop_event.is_set():
+            began = self.wakeup.generation
             try:
                 busy = self.poll_once()
             except Exception as exc:  # the endpoint went away or a call failed: report and keep polling
@@ -85,11 +87,12 @@ class ObjectEventPoller(PollingThread):
                 if not self._stop_event.is_set():
                     print(f"  ! object event poller: {type(exc).__name__}: {exc}", flush=True)
                     self._stop_event.wait(1)
-            self._caught_up = not busy
+            self._caught_up, self._read_after = not busy, began
             self.idle(busy)
 
     def caught_up(self) -> bool:
-        return self._caught_up
+        """The last pass delivered nothing, and began after the last write to a watched bucket."""
+        return self._caught_up and self._read_after == self.wakeup.generation
 
     def poll_once(self) -> bool:
         """One pass over every prefix; True if any event was delivered."""

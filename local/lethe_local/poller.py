@@ -12,13 +12,12 @@ saved under <local dir>/parked/ and deleted, with a line on the console.
 
 An idle stack polls slowly: after a round that found nothing the poller waits IDLE_SECONDS, doubling
 after each further empty round up to IDLE_MAX_SECONDS; a round that found work polls again at once.
-The stack sets a shared `Wakeup` whenever it has run a function (an API request, `make invoke`, a
-poller's own delivery, an email to the privacy inbox), which ends the wait and starts over from
-IDLE_SECONDS, so a message a function just sent is received at once (a round woken so starts no
-sooner than WAKE_MIN_SECONDS after the one before began, so a burst of runs, a fuzzer's dozens a
-second, shares one round of every queue and stream instead of one each); a wait is also cut short to
-poll when a message handed back for a retry becomes visible again. Work put on a queue from outside
-the process (a test or script sending to moto directly) may wait up to IDLE_MAX_SECONDS.
+A function's send to SQS sets the poller's `Wakeup` (lethe_local.writes), which ends the wait and
+starts over from IDLE_SECONDS, so a message a function just sent is received at once (a round woken
+so starts no sooner than WAKE_MIN_SECONDS after the one before began, so a burst of sends shares one
+round instead of one each); a wait is also cut short to poll when a message handed back for a retry
+becomes visible again. Work put on a queue from outside the process (a test or script sending to moto
+directly) may wait up to IDLE_MAX_SECONDS.
 """
 
 from __future__ import annotations
@@ -68,9 +67,8 @@ def batch_sizes(template: dict[str, Any]) -> dict[tuple[str, str], int]:
 
 
 class Wakeup:
-    """Set when a function has run (and may have sent work); it ends the wait of every poller sharing
-    it. A counter rather than a flag, so that each poller sees each `set()` and none clears it for
-    the others."""
+    """Set when a function has given a poller work; it ends the wait of every poller sharing it.
+    A counter rather than a flag, so that each poller sees each `set()` and none clears it for the others."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -126,7 +124,7 @@ class PollingThread(threading.Thread):
         woken = busy or (not self._stop_event.is_set() and self.wakeup.wait(self._seen, self.next_wait()))
         if woken:
             self.backoff.reset()
-        if woken and not busy:  # runs that come in a burst share the next round
+        if woken and not busy:  # writes that come in a burst share the next round
             self._stop_event.wait(max(0.0, self._round_began + WAKE_MIN_SECONDS - time.monotonic()))
         self._seen = self.wakeup.generation  # a set() during the next round ends the wait after it
         self._round_began = time.monotonic()

@@ -42,12 +42,10 @@ class Runtime:
         *,
         outbox: Outbox | None = None,
         drained: Callable[[float], bool] | None = None,
-        ran: Callable[[], None] | None = None,
     ) -> None:
         self.specs = specs
         self.outbox = outbox
         self.drained = drained or (lambda timeout: True)
-        self.ran = ran  # called after every invocation (the pollers' wake-up: it may have sent work)
         self._lock = threading.RLock()
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
@@ -58,8 +56,6 @@ class Runtime:
             finally:
                 if self.outbox is not None:
                     self.outbox.flush()
-                if self.ran is not None:
-                    self.ran()
 
 
 def template_rule(path: str) -> str:

@@ -7,10 +7,11 @@ ReportBatchItemFailures, a batch whose function lists a failed record is read ag
 record (the ones before it stay done); after MAX_RETRIES the records from it on are parked under
 <local dir>/parked/ and the shard moves on, as Lambda does once MaximumRetryAttempts is spent.
 
-Between empty rounds it backs off and is woken as the queue poller is (lethe_local.poller): a record
-a function has just written is read at once; one written from outside the process may wait up to
-IDLE_MAX_SECONDS. `caught_up()` counts only a round that started after the last function ran, so a
-wait for "drained" right after an invocation never trusts a read from before it.
+Between empty rounds it backs off as the queue poller does (lethe_local.poller), and is woken by a
+function's write to one of the tables (lethe_local.writes): such a record is read at once; one written
+from outside the process may wait up to IDLE_MAX_SECONDS. `caught_up()` counts only a round that started
+after the last such write, so a wait for "drained" right after an invocation never trusts a read from
+before it.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class StreamPoller(PollingThread):
 
     def caught_up(self) -> bool:
         """Every known shard returned no records on its last read, in a round begun after the last
-        function ran."""
+        write to one of the tables."""
         if self._read_after != self.wakeup.generation:
             return False
         return all(s.caught_up for stream in list(self._streams.values()) for s in list(stream.shards.values()))
