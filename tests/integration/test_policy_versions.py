@@ -162,8 +162,11 @@ def test_bad_policy_bodies_are_4xx_json(operator: Callable[..., Any], body: dict
     assert 400 <= status < 500 and "error" in answer
 
 
-def test_many_subscribers_are_fanned_out_in_batches(invoke: Invoke, operator: Callable[..., Any]) -> None:
-    # Given more subscribers than one batch holds
+def test_many_subscribers_are_fanned_out_in_batches(
+    invoke: Invoke, operator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given more subscribers than one batch holds (batches of 4 here: each subscriber costs a sign-up)
+    monkeypatch.setattr(policy_versions, "NOTICE_BATCH_SIZE", 4)
     count = policy_versions.NOTICE_BATCH_SIZE + 3
     emails = [subscriber(invoke)[1] for _ in range(count)]
     status, published = operator("POST", "/admin/policy-versions", body={"version": "2028-01", "summary": "Many"})
