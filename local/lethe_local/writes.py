@@ -65,7 +65,11 @@ class WriteWatch:
         service, operation = model.service_model.service_name, model.name
         if service == "sqs" and operation in SQS_SENDS:
             self.queues.set()
-        elif service == "dynamodb" and context.get(_WRITTEN, set()) & set(self.stream_tables()):
+            return
+        written: set[str] = context.get(_WRITTEN, set())
+        if not written:  # a read: the inventory is not looked at
+            return
+        if service == "dynamodb" and not written.isdisjoint(self.stream_tables()):
             self.streams.set()
-        elif service == "s3" and context.get(_WRITTEN, set()) & set(self.object_buckets()):
+        elif service == "s3" and not written.isdisjoint(self.object_buckets()):
             self.objects.set()
